@@ -1,0 +1,11 @@
+//! Shared plumbing for the book *Event loops versus threads, in Rust*.
+//!
+//! The examples in `examples/` are the lessons; what they all need lives here,
+//! once: the route table ([`routes`]), the server command line ([`server`]),
+//! the load client ([`load`]), and the machinery of the reproduce run that
+//! writes the book's numbers ([`model`], [`harness`], [`experiments`]).
+
+pub mod load;
+pub mod routes;
+pub mod server;
+pub mod sys;

@@ -1,0 +1,298 @@
+//! The `load` command line: flags, checks with one-line errors, a progress bar,
+//! Ctrl-C that still prints the report.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::engine::{LoadConfig, LoadRun, Stop, default_threads};
+use super::record::{ErrorKind, Results};
+use super::report::{self, Summary};
+use super::target::Target;
+
+/// A closed-model HTTP load client: C connections, each sending its next
+/// request as soon as the previous response has arrived.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "load",
+    about = "A closed-model HTTP/1.1 load client (like hey or oha) for the book's servers.",
+    after_help = "Examples:\n  \
+        cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8001/sleep?ms=2000\n  \
+        cargo run --release --example load -- -z 10s -c 100 --json http://127.0.0.1:8003/\n\n\
+        Latencies are of completed requests (a whole response of any status), from the moment \
+        a request starts (connecting included, when it needs a new connection) to its last byte."
+)]
+pub struct LoadArgs {
+    /// Requests to send in all (ignored with -z).
+    #[arg(short = 'n', long = "requests", default_value_t = 200)]
+    pub requests: u64,
+    /// Connections open at once: how many requests are in flight at most.
+    #[arg(short = 'c', long = "connections", default_value_t = 50)]
+    pub connections: usize,
+    /// Run for this long instead of -n requests (10s, 500ms, 2m). Requests in
+    /// flight at the end still finish and count.
+    #[arg(short = 'z', long = "duration", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Give up on a request after this long (connecting included) and count it as a timeout.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// Open a new connection for every request (sends `Connection: close`).
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// OS threads driving the connections [default: one per core, at most -c].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// The URL to load, http:// only.
+    pub url: String,
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h 30m`; the error says what a duration looks like.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|error| format!("{error}; write a duration like 10s, 500ms or 2m"))?;
+    if duration.is_zero() {
+        return Err("must be longer than zero; write a duration like 10s, 500ms or 2m".into());
+    }
+    Ok(duration)
+}
+
+/// Spare file descriptors beyond one per connection (stdio, the runtime, the
+/// epoll instances, a connection being replaced).
+const SPARE_FILES: u64 = 64;
+
+impl LoadArgs {
+    /// Checks the flags and the URL; the error is one line naming the problem and the fix.
+    pub fn to_config(&self) -> Result<LoadConfig, String> {
+        if self.connections == 0 {
+            return Err("-c must be at least 1: it is how many connections send requests".into());
+        }
+        let stop = match self.duration {
+            Some(duration) => Stop::AfterDuration(duration),
+            None if self.requests == 0 => {
+                return Err("-n must be at least 1 (or give a duration with -z)".into());
+            }
+            None if self.requests < self.connections as u64 => {
+                return Err(format!(
+                    "-n {} is smaller than -c {}: every connection needs at least one request; \
+                     lower -c or raise -n",
+                    self.requests, self.connections
+                ));
+            }
+            None => Stop::AfterRequests(self.requests),
+        };
+        if self.threads == Some(0) {
+            return Err("--threads must be at least 1".into());
+        }
+        let target = Target::parse(&self.url)?;
+        let limit = crate::sys::raise_open_file_limit();
+        let needed = self.connections as u64 + SPARE_FILES;
+        if needed > limit {
+            return Err(format!(
+                "-c {} needs about {needed} open files but this process may open only {limit}; \
+                 raise the limit with `ulimit -n {needed}` (the hard limit caps it) or lower -c",
+                self.connections
+            ));
+        }
+        Ok(LoadConfig {
+            target,
+            connections: self.connections,
+            stop,
+            timeout: self.timeout,
+            keepalive: !self.no_keepalive,
+            threads: self
+                .threads
+                .unwrap_or_else(|| default_threads(self.connections)),
+        })
+    }
+}
+
+/// The whole `load` command; returns the process exit code.
+pub fn main() -> i32 {
+    let args = LoadArgs::parse();
+    let config = match args.to_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 2;
+        }
+    };
+    let results = match run_with_progress(config) {
+        Ok(results) => results,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 1;
+        }
+    };
+    if args.json {
+        println!("{}", Summary::of(&results).to_json());
+    } else {
+        print!("{}", report::text(&results));
+    }
+    match nothing_completed(&results) {
+        Some(message) => {
+            eprintln!("error: {message}");
+            1
+        }
+        None => 0,
+    }
+}
+
+/// When not one request completed, a line that says why and what to try.
+pub fn nothing_completed(results: &Results) -> Option<String> {
+    if results.completed() > 0 || results.interrupted {
+        return None;
+    }
+    let (kind, seen) = results
+        .record
+        .failures
+        .iter()
+        .max_by_key(|(_, seen)| seen.count)?;
+    let hint = match kind {
+        ErrorKind::Refused => "is a server listening there? start one, e.g. \
+             `cargo run --release --example chapter3_async`"
+            .to_string(),
+        ErrorKind::Timeout => "the server never answered in time; raise --timeout".to_string(),
+        ErrorKind::TooManyOpenFiles => "raise `ulimit -n` or lower -c".to_string(),
+        _ => format!("first error: {}", seen.first_message),
+    };
+    Some(format!(
+        "no request to {} completed ({} {}); {hint}",
+        results.url,
+        seen.count,
+        kind.name()
+    ))
+}
+
+/// How long a run goes before the progress bar appears.
+const QUIET_START: Duration = Duration::from_secs(1);
+
+/// Runs the load, drawing a progress bar on stderr (when it is a terminal and
+/// the run lasts over a second) and stopping cleanly on Ctrl-C.
+pub fn run_with_progress(config: LoadConfig) -> Result<Results, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start a tokio runtime: {error}"))?;
+    let run = LoadRun::start(config)?;
+    let show_progress = std::io::stderr().is_terminal();
+    runtime.block_on(async {
+        let mut bar: Option<ProgressBar> = None;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        while !run.is_finished() {
+            tokio::select! {
+                _ = &mut ctrl_c => {
+                    run.cancel();
+                    if let Some(bar) = bar.take() {
+                        bar.finish_and_clear();
+                    }
+                    eprintln!("stopping: Ctrl-C (requests in flight end as 'interrupted')");
+                    break;
+                }
+                _ = tick.tick() => {
+                    if show_progress && bar.is_none() && run.elapsed() >= QUIET_START {
+                        bar = Some(new_bar(run.config()));
+                    }
+                    if let Some(bar) = &bar {
+                        update_bar(bar, &run);
+                    }
+                }
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+    });
+    Ok(run.wait())
+}
+
+fn new_bar(config: &LoadConfig) -> ProgressBar {
+    let (length, template) = match config.stop {
+        Stop::AfterRequests(total) => (
+            total,
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} requests {msg}",
+        ),
+        Stop::AfterDuration(duration) => (
+            duration.as_millis() as u64,
+            "{spinner} [{elapsed_precise}] {wide_bar} {msg}",
+        ),
+    };
+    let bar = ProgressBar::new(length);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn update_bar(bar: &ProgressBar, run: &LoadRun) {
+    let (completed, failed) = run.progress();
+    match run.config().stop {
+        Stop::AfterRequests(_) => bar.set_position(completed + failed),
+        Stop::AfterDuration(_) => bar.set_position(run.elapsed().as_millis() as u64),
+    }
+    let elapsed = run.elapsed().as_secs_f64().max(1e-3);
+    bar.set_message(format!(
+        "{completed} done, {failed} failed, {:.1} req/s",
+        completed as f64 / elapsed
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> Result<LoadConfig, String> {
+        let mut argv = vec!["load"];
+        argv.extend_from_slice(line);
+        LoadArgs::try_parse_from(argv)
+            .map_err(|error| error.to_string())?
+            .to_config()
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = args(&["http://127.0.0.1:9/"]).unwrap();
+        assert_eq!(config.stop, Stop::AfterRequests(200));
+        assert_eq!(config.connections, 50);
+        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert!(config.keepalive);
+        let timed = args(&["-z", "500ms", "--no-keepalive", "http://127.0.0.1:9/"]).unwrap();
+        assert_eq!(timed.stop, Stop::AfterDuration(Duration::from_millis(500)));
+        assert!(!timed.keepalive);
+    }
+
+    #[test]
+    fn bad_input_is_one_line_naming_the_fix() {
+        for (line, says) in [
+            (
+                &["-c", "0", "http://127.0.0.1:9/"][..],
+                "-c must be at least 1",
+            ),
+            (
+                &["-n", "5", "-c", "10", "http://127.0.0.1:9/"][..],
+                "lower -c or raise -n",
+            ),
+            (
+                &["-n", "0", "http://127.0.0.1:9/"][..],
+                "-n must be at least 1",
+            ),
+            (
+                &["-c", "1000000", "-n", "1000000", "http://127.0.0.1:9/"][..],
+                "ulimit -n",
+            ),
+            (&["http//127.0.0.1/"][..], "needs a scheme"),
+        ] {
+            let error = args(line).unwrap_err();
+            assert!(error.contains(says), "{line:?}: {error}");
+            assert!(!error.trim().contains('\n'), "{line:?}: {error}");
+        }
+        let error = args(&["-z", "soon", "http://127.0.0.1:9/"]).unwrap_err();
+        assert!(error.contains("like 10s, 500ms or 2m"), "{error}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The load engine every chapter measures with, split by concern as oha is:
+//! [`target`] (the URL), [`engine`] (driving connections), [`record`] (what is
+//! measured), [`report`] (printing it) and [`cli`] (the `load` command line).
+
+pub mod cli;
+pub mod engine;
+pub mod record;
+pub mod report;
+pub mod target;
+
+pub use engine::{LoadConfig, LoadRun, Stop, run};
+pub use record::{ErrorKind, Results};
+pub use report::Summary;
+pub use target::Target;

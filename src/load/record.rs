@@ -1,0 +1,235 @@
+//! What a load run records: latencies in an HDR histogram, status codes, and
+//! failures by kind. Each worker thread keeps its own [`Recorder`]; they are
+//! merged into one [`Results`] at the end, so recording takes no lock.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// The longest latency the histogram holds exactly: one hour, in microseconds.
+/// Longer ones are recorded as one hour.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Why a request did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// Nothing listens on the port.
+    Refused,
+    /// The peer reset the connection.
+    Reset,
+    /// The connection closed before a whole response arrived.
+    Closed,
+    /// No whole response within `--timeout`.
+    Timeout,
+    /// The bytes that came back were not an HTTP response.
+    BadResponse,
+    /// This process ran out of file descriptors.
+    TooManyOpenFiles,
+    /// The machine ran out of local ports for new connections.
+    NoLocalPort,
+    /// The run was stopped (Ctrl-C) while this request was in flight.
+    Interrupted,
+    /// Anything else; the report shows the first such message.
+    Other,
+}
+
+impl ErrorKind {
+    /// The name used in the text report and as the JSON key.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::TooManyOpenFiles => "too_many_open_files",
+            ErrorKind::NoLocalPort => "no_local_port",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failure: its kind and the error text, for the report.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// How often one kind of failure happened, and the first message seen.
+#[derive(Debug, Clone)]
+pub struct FailureCount {
+    pub count: u64,
+    pub first_message: String,
+}
+
+/// One worker thread's (or the whole run's) record.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// Latencies of completed requests, in microseconds.
+    pub latency_us: Histogram<u64>,
+    pub status_codes: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<ErrorKind, FailureCount>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("1 µs .. 1 h at 3 significant figures is a valid histogram"),
+            status_codes: BTreeMap::new(),
+            failures: BTreeMap::new(),
+        }
+    }
+}
+
+impl Recorder {
+    /// A whole response arrived, with this status, after `latency`.
+    pub fn completed(&mut self, status: u16, latency: Duration) {
+        let micros = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
+        self.latency_us.saturating_record(micros);
+        *self.status_codes.entry(status).or_default() += 1;
+    }
+
+    /// A request failed.
+    pub fn failed(&mut self, failure: Failure) {
+        self.failures
+            .entry(failure.kind)
+            .and_modify(|seen| seen.count += 1)
+            .or_insert(FailureCount {
+                count: 1,
+                first_message: failure.message,
+            });
+    }
+
+    /// Adds another recorder's counts to this one.
+    pub fn merge(&mut self, other: &Recorder) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency_us.add(&other.latency_us);
+        for (status, count) in &other.status_codes {
+            *self.status_codes.entry(*status).or_default() += count;
+        }
+        for (kind, seen) in &other.failures {
+            self.failures
+                .entry(*kind)
+                .and_modify(|mine| mine.count += seen.count)
+                .or_insert_with(|| seen.clone());
+        }
+    }
+
+    pub fn completed_count(&self) -> u64 {
+        self.latency_us.len()
+    }
+
+    pub fn failed_count(&self) -> u64 {
+        self.failures.values().map(|seen| seen.count).sum()
+    }
+}
+
+/// Everything a finished run measured.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub url: String,
+    pub connections: usize,
+    /// From the first request sent to the last one finished.
+    pub duration: Duration,
+    pub record: Recorder,
+    /// True when the run was stopped early (Ctrl-C).
+    pub interrupted: bool,
+}
+
+impl Results {
+    pub fn completed(&self) -> u64 {
+        self.record.completed_count()
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.record.failed_count()
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.completed() + self.failed()
+    }
+
+    /// Completed requests per second of the run.
+    pub fn rps(&self) -> f64 {
+        let seconds = self.duration.as_secs_f64();
+        if seconds > 0.0 {
+            self.completed() as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// The latency at `quantile` (0.0 ..= 1.0), if any request completed.
+    pub fn latency_at(&self, quantile: f64) -> Option<Duration> {
+        let histogram = &self.record.latency_us;
+        (!histogram.is_empty())
+            .then(|| Duration::from_micros(histogram.value_at_quantile(quantile)))
+    }
+
+    pub fn fastest(&self) -> Option<Duration> {
+        let histogram = &self.record.latency_us;
+        (!histogram.is_empty()).then(|| Duration::from_micros(histogram.min()))
+    }
+
+    pub fn slowest(&self) -> Option<Duration> {
+        let histogram = &self.record.latency_us;
+        (!histogram.is_empty()).then(|| Duration::from_micros(histogram.max()))
+    }
+
+    pub fn mean(&self) -> Option<Duration> {
+        let histogram = &self.record.latency_us;
+        (!histogram.is_empty()).then(|| Duration::from_secs_f64(histogram.mean() / 1e6))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_adds_counts_and_keeps_first_messages() {
+        let mut a = Recorder::default();
+        a.completed(200, Duration::from_millis(2));
+        a.failed(Failure {
+            kind: ErrorKind::Refused,
+            message: "first".into(),
+        });
+        let mut b = Recorder::default();
+        b.completed(200, Duration::from_millis(4));
+        b.completed(404, Duration::from_millis(6));
+        b.failed(Failure {
+            kind: ErrorKind::Refused,
+            message: "second".into(),
+        });
+        a.merge(&b);
+        assert_eq!(a.completed_count(), 3);
+        assert_eq!(a.status_codes[&200], 2);
+        assert_eq!(a.status_codes[&404], 1);
+        assert_eq!(a.failures[&ErrorKind::Refused].count, 2);
+        assert_eq!(a.failures[&ErrorKind::Refused].first_message, "first");
+        assert_eq!(a.failed_count(), 2);
+    }
+
+    #[test]
+    fn latencies_keep_three_significant_figures() {
+        let mut record = Recorder::default();
+        record.completed(200, Duration::from_micros(50_123));
+        record.completed(200, Duration::from_secs(10));
+        record.completed(200, Duration::from_secs(7200)); // clamped to one hour
+        let max = record.latency_us.max();
+        assert!((MAX_LATENCY_US..MAX_LATENCY_US + MAX_LATENCY_US / 500).contains(&max));
+        let low = record.latency_us.value_at_quantile(0.0);
+        assert!((50_100..50_200).contains(&low), "{low}");
+    }
+}

@@ -1,0 +1,198 @@
+//! Printing results: the text report a hey or oha user recognises, and the JSON
+//! object the reproduce run and outside scripts read.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::record::Results;
+
+/// The `--json` report. Its fields are a contract: scripts read them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub url: String,
+    pub connections: usize,
+    pub duration_s: f64,
+    pub requests: RequestCounts,
+    /// Completed requests per second.
+    pub rps: f64,
+    /// Latencies of completed requests; all null when none completed.
+    pub latency_ms: LatencyMs,
+    pub status_codes: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// `sent == completed + failed`, always.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub sent: u64,
+    /// A whole HTTP response (of any status) arrived.
+    pub completed: u64,
+    /// It did not: see `errors`.
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LatencyMs {
+    pub min: Option<f64>,
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+}
+
+fn ms(duration: Option<Duration>) -> Option<f64> {
+    duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+impl Summary {
+    pub fn of(results: &Results) -> Summary {
+        Summary {
+            url: results.url.clone(),
+            connections: results.connections,
+            duration_s: (results.duration.as_secs_f64() * 1e6).round() / 1e6,
+            requests: RequestCounts {
+                sent: results.sent(),
+                completed: results.completed(),
+                failed: results.failed(),
+            },
+            rps: (results.rps() * 1e3).round() / 1e3,
+            latency_ms: LatencyMs {
+                min: ms(results.fastest()),
+                mean: ms(results.mean()),
+                p50: ms(results.latency_at(0.50)),
+                p75: ms(results.latency_at(0.75)),
+                p90: ms(results.latency_at(0.90)),
+                p95: ms(results.latency_at(0.95)),
+                p99: ms(results.latency_at(0.99)),
+                p999: ms(results.latency_at(0.999)),
+                max: ms(results.slowest()),
+            },
+            status_codes: results
+                .record
+                .status_codes
+                .iter()
+                .map(|(status, count)| (status.to_string(), *count))
+                .collect(),
+            errors: results
+                .record
+                .failures
+                .iter()
+                .map(|(kind, seen)| (kind.name().to_string(), seen.count))
+                .collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    }
+}
+
+/// A duration the way a person reads it: `812 µs`, `48.21 ms`, `2.0031 s`.
+pub fn human(duration: Duration) -> String {
+    let micros = duration.as_secs_f64() * 1e6;
+    if micros < 1_000.0 {
+        format!("{micros:.0} µs")
+    } else if micros < 1_000_000.0 {
+        format!("{:.2} ms", micros / 1e3)
+    } else {
+        format!("{:.4} s", micros / 1e6)
+    }
+}
+
+const BAR_WIDTH: u64 = 40;
+const HISTOGRAM_BINS: u64 = 10;
+
+/// The text report.
+pub fn text(results: &Results) -> String {
+    let mut out = String::new();
+    let summary = Summary::of(results);
+    let _ = writeln!(out, "Summary:");
+    if results.interrupted {
+        let _ = writeln!(
+            out,
+            "  (stopped early: this covers what finished before the stop)"
+        );
+    }
+    let _ = writeln!(out, "  URL:          {}", results.url);
+    let _ = writeln!(out, "  Connections:  {}", results.connections);
+    let _ = writeln!(out, "  Total:        {}", human(results.duration));
+    let _ = writeln!(out, "  Requests/s:   {:.2}", results.rps());
+    let requests = summary.requests;
+    let _ = writeln!(
+        out,
+        "  Requests:     {} sent, {} completed, {} failed",
+        requests.sent, requests.completed, requests.failed
+    );
+    if let (Some(fastest), Some(slowest), Some(mean)) =
+        (results.fastest(), results.slowest(), results.mean())
+    {
+        let _ = writeln!(out, "  Fastest:      {}", human(fastest));
+        let _ = writeln!(out, "  Slowest:      {}", human(slowest));
+        let _ = writeln!(out, "  Average:      {}", human(mean));
+
+        let _ = writeln!(out, "\nLatency percentiles (completed requests):");
+        for (label, quantile) in [
+            ("p50", 0.5),
+            ("p75", 0.75),
+            ("p90", 0.9),
+            ("p95", 0.95),
+            ("p99", 0.99),
+            ("p99.9", 0.999),
+            ("max", 1.0),
+        ] {
+            if let Some(latency) = results.latency_at(quantile) {
+                let _ = writeln!(out, "  {label:<6} {}", human(latency));
+            }
+        }
+        let _ = writeln!(out, "\nLatency histogram:");
+        out.push_str(&histogram(results));
+    }
+    if !results.record.status_codes.is_empty() {
+        let _ = writeln!(out, "\nStatus codes:");
+        for (status, count) in &results.record.status_codes {
+            let _ = writeln!(out, "  [{status}] {count} responses");
+        }
+    }
+    if !results.record.failures.is_empty() {
+        let _ = writeln!(out, "\nErrors:");
+        for (kind, seen) in &results.record.failures {
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>8}   first: {}",
+                kind.name(),
+                seen.count,
+                seen.first_message
+            );
+        }
+    }
+    out
+}
+
+/// Ten equal-width bins from fastest to slowest, with bars scaled to the fullest.
+fn histogram(results: &Results) -> String {
+    let latencies = &results.record.latency_us;
+    let (low, high) = (latencies.min(), latencies.max());
+    let width = ((high - low) / HISTOGRAM_BINS).max(1);
+    let mut bins = [0u64; HISTOGRAM_BINS as usize];
+    for value in latencies.iter_recorded() {
+        let bin = ((value.value_iterated_to().saturating_sub(low)) / width).min(HISTOGRAM_BINS - 1);
+        bins[bin as usize] += value.count_at_value();
+    }
+    let fullest = bins.iter().copied().max().unwrap_or(1).max(1);
+    let mut out = String::new();
+    for (index, count) in bins.iter().enumerate() {
+        let upper = Duration::from_micros(low + width * (index as u64 + 1))
+            .min(Duration::from_micros(high));
+        let bar = "■".repeat((count * BAR_WIDTH).div_ceil(fullest) as usize);
+        let _ = writeln!(out, "  {:>12} [{count}]\t|{bar}", human(upper));
+    }
+    out
+}

@@ -1,0 +1,186 @@
+//! The routes every server in this book answers, defined once.
+//!
+//! A server turns a request's method and target into a [`Route`], waits for
+//! [`Route::delay`] in its own way (that is what each chapter is about: a
+//! blocking sleep, an `.await`, a thread pool) and then sends [`Route::reply`].
+//!
+//! | request             | answer                                            |
+//! |---------------------|---------------------------------------------------|
+//! | `GET /`             | `Hello` at once                                   |
+//! | `GET /sleep?ms=N`   | waits N ms (default 2000), then answers           |
+//! | `GET /sleeper?ms=N` | waits N ms (default 10000): seed 001's slow route |
+//! | `GET /activer`      | at once: seed 001's fast route                    |
+//! | anything else       | 404; a bad `ms` is 400; a method other than GET 405 |
+
+use std::time::Duration;
+
+/// The longest wait a client may ask for, in milliseconds.
+pub const MAX_DELAY_MS: u64 = 60_000;
+/// `/sleep` without `ms=`: the 2 s of seed 000.
+pub const DEFAULT_SLEEP_MS: u64 = 2_000;
+/// `/sleeper` without `ms=`: the 10 s of seed 001.
+pub const DEFAULT_SLEEPER_MS: u64 = 10_000;
+/// The most bytes of request line and headers a server accepts before it
+/// answers 431 (what nginx and most servers allow).
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`
+    Hello,
+    /// `GET /sleep?ms=N`
+    Sleep(Duration),
+    /// `GET /sleeper?ms=N`
+    Sleeper(Duration),
+    /// `GET /activer`
+    Activer,
+    /// A path this book's servers do not have.
+    NotFound,
+    /// A method other than GET.
+    MethodNotAllowed,
+    /// A known path with a bad query; the text says what is wrong.
+    BadRequest(String),
+    /// Request line and headers over [`MAX_HEADER_BYTES`].
+    HeadersTooLarge,
+}
+
+/// The status and body a route answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Route {
+    /// Reads a request line's method and target (`/sleep?ms=100`).
+    pub fn parse(method: &str, target: &str) -> Route {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let route = match path {
+            "/" => Route::Hello,
+            "/activer" => Route::Activer,
+            "/sleep" => match delay_from_query(query, DEFAULT_SLEEP_MS) {
+                Ok(delay) => Route::Sleep(delay),
+                Err(reason) => return Route::BadRequest(reason),
+            },
+            "/sleeper" => match delay_from_query(query, DEFAULT_SLEEPER_MS) {
+                Ok(delay) => Route::Sleeper(delay),
+                Err(reason) => return Route::BadRequest(reason),
+            },
+            _ => Route::NotFound,
+        };
+        if method != "GET" && route != Route::NotFound {
+            return Route::MethodNotAllowed;
+        }
+        route
+    }
+
+    /// Like [`Route::parse`], for servers that read the whole header block
+    /// themselves and so must check its size (`header_bytes`) here.
+    pub fn parse_checked(method: &str, target: &str, header_bytes: usize) -> Route {
+        if header_bytes > MAX_HEADER_BYTES {
+            return Route::HeadersTooLarge;
+        }
+        Route::parse(method, target)
+    }
+
+    /// How long this route waits before answering, if at all.
+    pub fn delay(&self) -> Option<Duration> {
+        match self {
+            Route::Sleep(delay) | Route::Sleeper(delay) => Some(*delay),
+            _ => None,
+        }
+    }
+
+    /// The answer, once the delay is over.
+    pub fn reply(&self) -> Reply {
+        let (status, body) = match self {
+            Route::Hello => (200, "Hello\n".to_string()),
+            Route::Activer => (200, "activer: at once\n".to_string()),
+            Route::Sleep(delay) => (200, format!("slept {} ms\n", delay.as_millis())),
+            Route::Sleeper(delay) => (200, format!("sleeper: slept {} ms\n", delay.as_millis())),
+            Route::NotFound => (
+                404,
+                "not found: try /, /sleep?ms=N, /sleeper or /activer\n".to_string(),
+            ),
+            Route::MethodNotAllowed => (405, "method not allowed: only GET\n".to_string()),
+            Route::BadRequest(reason) => (400, format!("bad request: {reason}\n")),
+            Route::HeadersTooLarge => (
+                431,
+                format!("request header fields too large: at most {MAX_HEADER_BYTES} bytes\n"),
+            ),
+        };
+        Reply { status, body }
+    }
+}
+
+fn delay_from_query(query: &str, default_ms: u64) -> Result<Duration, String> {
+    let mut ms = default_ms;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "ms" {
+            continue;
+        }
+        ms = value
+            .parse::<u64>()
+            .map_err(|_| format!("ms must be a whole number of milliseconds, got {value:?}"))?;
+        if ms > MAX_DELAY_MS {
+            return Err(format!("ms must be at most {MAX_DELAY_MS}, got {ms}"));
+        }
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_route() {
+        assert_eq!(Route::parse("GET", "/"), Route::Hello);
+        assert_eq!(Route::parse("GET", "/activer"), Route::Activer);
+        assert_eq!(
+            Route::parse("GET", "/sleep"),
+            Route::Sleep(Duration::from_millis(2000))
+        );
+        assert_eq!(
+            Route::parse("GET", "/sleep?ms=150"),
+            Route::Sleep(Duration::from_millis(150))
+        );
+        assert_eq!(
+            Route::parse("GET", "/sleeper"),
+            Route::Sleeper(Duration::from_secs(10))
+        );
+        assert_eq!(
+            Route::parse("GET", "/sleeper?x=1&ms=0"),
+            Route::Sleeper(Duration::ZERO)
+        );
+        assert_eq!(Route::parse("GET", "/nope"), Route::NotFound);
+        assert_eq!(Route::parse("POST", "/"), Route::MethodNotAllowed);
+        assert_eq!(Route::parse("POST", "/nope"), Route::NotFound);
+        assert_eq!(Route::parse_checked("GET", "/", 100), Route::Hello);
+        let huge = Route::parse_checked("GET", "/", MAX_HEADER_BYTES + 1);
+        assert_eq!(huge.reply().status, 431);
+    }
+
+    #[test]
+    fn bad_delays_are_400_with_a_reason() {
+        for target in [
+            "/sleep?ms=abc",
+            "/sleep?ms=-1",
+            "/sleep?ms=60001",
+            "/sleeper?ms=",
+        ] {
+            let reply = Route::parse("GET", target).reply();
+            assert_eq!(reply.status, 400, "{target}");
+            assert!(
+                reply.body.starts_with("bad request: ms must be"),
+                "{target}"
+            );
+        }
+        assert_eq!(
+            Route::parse("GET", "/sleep?ms=60000").delay(),
+            Some(Duration::from_secs(60))
+        );
+    }
+}
