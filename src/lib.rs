@@ -5,7 +5,11 @@
 //! the load client ([`load`]), and the machinery of the reproduce run that
 //! writes the book's numbers ([`model`], [`harness`], [`experiments`]).
 
+pub mod experiments;
+pub mod generated;
+pub mod harness;
 pub mod load;
+pub mod model;
 pub mod routes;
 pub mod server;
 pub mod sys;

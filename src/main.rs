@@ -1,1 +1,216 @@
-fn main() {}
+//! The reproduce run: `cargo run --release`.
+//!
+//! Builds the examples, starts each chapter's server as its own process, runs
+//! the chapter's experiments with the load engine, prints what the model
+//! predicted beside what was measured, and writes the book's tables.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use evt::experiments::{self, CHAPTERS, Experiment, ExperimentRecord};
+use evt::generated::{self, ChapterRecord, format_ms};
+use evt::harness;
+use evt::sys::{Machine, now_utc};
+
+/// Re-measures every number in the book on this machine.
+#[derive(Debug, Parser)]
+#[command(
+    name = "event-loops-vs-threads",
+    about = "The reproduce run: starts each chapter's server, loads it, prints predicted \
+             beside measured, and writes the book's tables to book/generated/.",
+    after_help = "A full run takes about a minute. Run with --release: a debug build measures \
+                  the compiler's work, not the model's."
+)]
+struct Args {
+    /// Run only this chapter's experiments.
+    #[arg(long)]
+    chapter: Option<u32>,
+    /// Scale every delay down tenfold for a fast check. Writes to
+    /// target/reproduce-quick/ so the book keeps its full-run numbers.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the JSON records and Markdown tables
+    /// [default: book/generated, or target/reproduce-quick with --quick].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Use the examples as already built instead of building them first.
+    #[arg(long)]
+    no_build: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let chapters: Vec<u32> = match args.chapter {
+        Some(chapter) if CHAPTERS.contains(&chapter) => vec![chapter],
+        Some(chapter) => {
+            let known: Vec<String> = CHAPTERS.iter().map(u32::to_string).collect();
+            eprintln!(
+                "error: chapter {chapter} has no experiments yet; choose one of {}",
+                known.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+        None => CHAPTERS.to_vec(),
+    };
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = args.out.clone().unwrap_or_else(|| {
+        if args.quick {
+            manifest_dir.join("target/reproduce-quick")
+        } else {
+            manifest_dir.join("book/generated")
+        }
+    });
+    if !harness::is_release_build() {
+        eprintln!(
+            "warning: this is a debug build; run `cargo run --release` for the book's numbers"
+        );
+    }
+    if !args.no_build {
+        eprintln!("building the examples…");
+        if let Err(message) = harness::build_examples() {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let scale = if args.quick { 0.1 } else { 1.0 };
+    let machine = Machine::this();
+    println!("Machine: {}", machine.describe());
+    let planned: Vec<Experiment> = chapters
+        .iter()
+        .flat_map(|&chapter| experiments::chapter(chapter, scale))
+        .collect();
+    let mut failed = false;
+    for &chapter in &chapters {
+        let mut records = Vec::new();
+        let measured_at = now_utc();
+        for experiment in planned.iter().filter(|e| e.chapter == chapter) {
+            let position = planned
+                .iter()
+                .position(|e| std::ptr::eq(e, experiment))
+                .unwrap_or(0);
+            println!(
+                "\n[{}/{}] Chapter {} · seed {} · {}\n      server: {} ({})",
+                position + 1,
+                planned.len(),
+                chapter,
+                experiment.seed,
+                experiment.title,
+                experiment.server.example,
+                experiment.server.model
+            );
+            match run_with_spinner(experiment) {
+                Ok(record) => {
+                    print_outcome(&record);
+                    records.push(record);
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    failed = true;
+                }
+            }
+        }
+        if records.len() != planned.iter().filter(|e| e.chapter == chapter).count() {
+            eprintln!(
+                "chapter {chapter}: not every experiment ran, so its tables were not written"
+            );
+            continue;
+        }
+        let record = ChapterRecord {
+            chapter,
+            machine: machine.clone(),
+            measured_at,
+            command: if args.quick {
+                format!("{} --quick", generated::command_for(chapter))
+            } else {
+                generated::command_for(chapter)
+            },
+            quick: args.quick,
+            experiments: records,
+        };
+        match generated::write_chapter(&out, &record) {
+            Ok(paths) => println!("\nwrote {} files to {}", paths.len(), out.display()),
+            Err(message) => {
+                eprintln!("error: {message}");
+                failed = true;
+            }
+        }
+    }
+    if let Err(message) = generated::write_seed_comparisons(&out) {
+        eprintln!("error: {message}");
+        failed = true;
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs one experiment with a spinner on stderr (drawn only on a terminal)
+/// that says how long the model expects it to take.
+fn run_with_spinner(experiment: &Experiment) -> Result<ExperimentRecord, String> {
+    let expected = experiment
+        .loads
+        .iter()
+        .zip(experiment.predict())
+        .map(|(load, prediction)| load.start_after.as_secs_f64() + prediction.total_s)
+        .fold(0.0, f64::max);
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("      {spinner} {elapsed} {msg}") {
+        spinner.set_style(style);
+    }
+    spinner.set_message(format!(
+        "running; the model expects about {}",
+        format_ms(expected * 1000.0)
+    ));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let result = experiment.run();
+    spinner.finish_and_clear();
+    result
+}
+
+fn print_outcome(record: &ExperimentRecord) {
+    for load in &record.loads {
+        let (predicted, measured) = (&load.predicted, &load.measured);
+        let total = measured.duration_s * 1000.0;
+        let off = if predicted.total_s > 0.0 {
+            format!(
+                "{:+.1}%",
+                (measured.duration_s / predicted.total_s - 1.0) * 100.0
+            )
+        } else {
+            "—".to_string()
+        };
+        println!(
+            "      {} × {} over {} connections",
+            load.path, load.requests, load.connections
+        );
+        println!(
+            "        predicted: total {:>9}, {:>7.2} req/s, median {:>9}, slowest {:>9}",
+            format_ms(predicted.total_s * 1000.0),
+            predicted.rps,
+            format_ms(predicted.p50_ms),
+            format_ms(predicted.max_ms)
+        );
+        println!(
+            "        measured:  total {:>9}, {:>7.2} req/s, median {:>9}, slowest {:>9}  (total {off}){}",
+            format_ms(total),
+            measured.rps,
+            measured.latency_ms.p50.map_or("—".into(), format_ms),
+            measured.latency_ms.max.map_or("—".into(), format_ms),
+            if measured.requests.failed > 0 {
+                format!(
+                    ", {} FAILED: {:?}",
+                    measured.requests.failed, measured.errors
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+}

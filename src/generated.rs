@@ -1,0 +1,210 @@
+//! What the reproduce run writes for the book: per chapter, the JSON record of
+//! every experiment and the Markdown tables the chapters `{{#include}}`; per
+//! seed, a table comparing the chapters that redid it. Tables are made only
+//! from the JSON records, so a view never holds a number the record lacks.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::experiments::{ExperimentRecord, LoadOutcome};
+use crate::sys::Machine;
+
+/// One chapter's measurements, stamped with where and when they were made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChapterRecord {
+    pub chapter: u32,
+    pub machine: Machine,
+    /// RFC 3339, UTC.
+    pub measured_at: String,
+    /// The command that made this record.
+    pub command: String,
+    /// Delays scaled down (`--quick`): not for the book.
+    pub quick: bool,
+    pub experiments: Vec<ExperimentRecord>,
+}
+
+/// The command a reader runs to redo one chapter's numbers.
+pub fn command_for(chapter: u32) -> String {
+    format!("cargo run --release -- --chapter {chapter}")
+}
+
+/// `10.01 s`, `212.9 ms`, `0.41 ms`: three significant figures or so.
+pub fn format_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+fn format_opt_ms(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "—".to_string(), format_ms)
+}
+
+/// The line under every table: machine, date, command.
+pub fn stamp(record: &ChapterRecord) -> String {
+    format!(
+        "*Measured on {} ({}), {}, by `{}`.*\n",
+        record.machine.describe(),
+        record.machine.rustc,
+        record.measured_at,
+        record.command
+    )
+}
+
+fn describe_load(load: &LoadOutcome) -> String {
+    let what = if load.requests == 1 {
+        format!("`{}`", load.path)
+    } else if load.requests == load.connections as u64 {
+        format!("`{}` × {}, all at once", load.path, load.requests)
+    } else {
+        format!(
+            "`{}` × {} over {} connections",
+            load.path, load.requests, load.connections
+        )
+    };
+    if load.start_after_s > 0.0 {
+        format!("{what}, sent at {}", format_ms(load.start_after_s * 1000.0))
+    } else {
+        what
+    }
+}
+
+/// The table for one experiment: predicted and measured, side by side.
+pub fn experiment_table(experiment: &ExperimentRecord) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| request | | total time | requests/s | fastest | median | slowest | failed |"
+    );
+    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|");
+    for load in &experiment.loads {
+        let predicted = &load.predicted;
+        let _ = writeln!(
+            out,
+            "| {} | predicted | {} | {:.2} | {} | {} | {} | 0 |",
+            describe_load(load),
+            format_ms(predicted.total_s * 1000.0),
+            predicted.rps,
+            format_ms(predicted.min_ms),
+            format_ms(predicted.p50_ms),
+            format_ms(predicted.max_ms),
+        );
+        let measured = &load.measured;
+        let _ = writeln!(
+            out,
+            "| | **measured** | **{}** | **{:.2}** | {} | {} | **{}** | {} |",
+            format_ms(measured.duration_s * 1000.0),
+            measured.rps,
+            format_opt_ms(measured.latency_ms.min),
+            format_opt_ms(measured.latency_ms.p50),
+            format_opt_ms(measured.latency_ms.max),
+            measured.requests.failed,
+        );
+    }
+    out
+}
+
+/// A table per seed comparing every chapter that redid it.
+pub fn seed_comparison(seed: &str, records: &[ChapterRecord]) -> Option<String> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| chapter | server | request | predicted total | measured total | measured slowest |"
+    );
+    let _ = writeln!(out, "|--:|---|---|--:|--:|--:|");
+    let mut rows = 0;
+    for record in records {
+        for experiment in record.experiments.iter().filter(|e| e.seed == seed) {
+            for load in &experiment.loads {
+                let _ = writeln!(
+                    out,
+                    "| {} | `{}`: {} | {} | {} | **{}** | {} |",
+                    record.chapter,
+                    experiment.example,
+                    experiment.model,
+                    describe_load(load),
+                    format_ms(load.predicted.total_s * 1000.0),
+                    format_ms(load.measured.duration_s * 1000.0),
+                    format_opt_ms(load.measured.latency_ms.max),
+                );
+                rows += 1;
+            }
+        }
+    }
+    if rows == 0 {
+        return None;
+    }
+    for record in records {
+        out.push('\n');
+        out.push_str(&format!("Chapter {}: {}", record.chapter, stamp(record)));
+    }
+    Some(out)
+}
+
+/// Writes `chapterN.json` and `chapterN_SLUG.md` for one chapter into `dir`.
+pub fn write_chapter(dir: &Path, record: &ChapterRecord) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    let mut written = Vec::new();
+    let json = serde_json::to_string_pretty(record)
+        .map_err(|error| format!("cannot encode chapter {}: {error}", record.chapter))?;
+    let path = dir.join(format!("chapter{}.json", record.chapter));
+    write(&path, &(json + "\n"))?;
+    written.push(path);
+    for experiment in &record.experiments {
+        let path = dir.join(format!("chapter{}_{}.md", record.chapter, experiment.slug));
+        let view = format!("{}\n{}", experiment_table(experiment), stamp(record));
+        write(&path, &view)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Reads every `chapterN.json` in `dir`, in chapter order.
+pub fn read_chapters(dir: &Path) -> Vec<ChapterRecord> {
+    let mut records: Vec<ChapterRecord> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "json")
+                && path
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with("chapter"))
+        })
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect();
+    records.sort_by_key(|record| record.chapter);
+    records
+}
+
+/// Rewrites `seedNNN.md` for every seed any record in `dir` redoes.
+pub fn write_seed_comparisons(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let records = read_chapters(dir);
+    let mut seeds: Vec<String> = records
+        .iter()
+        .flat_map(|record| record.experiments.iter().map(|e| e.seed.clone()))
+        .collect();
+    seeds.sort();
+    seeds.dedup();
+    let mut written = Vec::new();
+    for seed in seeds {
+        if let Some(view) = seed_comparison(&seed, &records) {
+            let path = dir.join(format!("seed{seed}.md"));
+            write(&path, &view)?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
