@@ -5,6 +5,8 @@ use std::time::Duration;
 
 /// Raises this process's soft open-file limit to its hard limit and returns
 /// the limit now in force.
+// rlim_t is u64 on 64-bit Linux but narrower elsewhere: keep the casts.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_file_limit() -> u64 {
     // SAFETY: getrlimit and setrlimit only read and write the struct we pass.
     unsafe {

@@ -1,0 +1,294 @@
+//! The load client measured against servers whose behaviour is known.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use evt::harness::{ServerProcess, examples_dir};
+use evt::load::{self, ErrorKind, LoadConfig, Stop, Summary, Target};
+
+fn chapter3() -> ServerProcess {
+    ServerProcess::start("chapter3_async", &["--port".into(), "0".into()])
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn config(url: &str, requests: u64, connections: usize) -> LoadConfig {
+    LoadConfig::new(Target::parse(url).unwrap(), requests, connections)
+}
+
+/// A loopback server that treats every connection with `behaviour`, and counts them.
+fn fake_server(behaviour: fn(TcpStream)) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || behaviour(stream));
+        }
+    });
+    (addr, accepted)
+}
+
+/// Answers `OK` to every request on the connection, keep-alive or not.
+fn answer_ok(stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut close = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line.to_ascii_lowercase().starts_with("connection: close") {
+                close = true;
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+        if close {
+            return;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_50_ms_endpoint_reads_50_ms() {
+    let server = chapter3();
+    let results = load::run(config(&server.url("/sleep?ms=50"), 40, 4)).unwrap();
+    assert_eq!(results.completed(), 40);
+    let fastest = results.fastest().unwrap();
+    let median = results.latency_at(0.5).unwrap();
+    // Nothing answers a 50 ms sleep early; on loopback it should be late by little.
+    assert!(fastest >= Duration::from_millis(50), "{fastest:?}");
+    assert!(median < Duration::from_millis(65), "{median:?}");
+    // Ten rounds of four at ≈ 50 ms each: at least 500 ms.
+    assert!(results.duration >= Duration::from_millis(500));
+}
+
+#[test]
+fn every_request_is_accounted_for_exactly() {
+    let server = chapter3();
+    for (requests, connections) in [(37, 5), (1, 1), (64, 64)] {
+        let results = load::run(config(&server.url("/"), requests, connections)).unwrap();
+        let summary = Summary::of(&results);
+        assert_eq!(summary.requests.sent, requests);
+        assert_eq!(summary.requests.completed, requests);
+        assert_eq!(summary.requests.failed, 0);
+        assert_eq!(summary.status_codes.get("200"), Some(&requests));
+    }
+    let not_found = load::run(config(&server.url("/nowhere"), 10, 2)).unwrap();
+    // A 404 is a whole response: completed, counted by status.
+    assert_eq!(not_found.completed(), 10);
+    assert_eq!(not_found.record.status_codes[&404], 10);
+}
+
+#[test]
+fn a_duration_run_stops_by_itself() {
+    let server = chapter3();
+    let mut timed = config(&server.url("/sleep?ms=20"), 1, 2);
+    timed.stop = Stop::AfterDuration(Duration::from_millis(300));
+    let results = load::run(timed).unwrap();
+    assert!(results.duration >= Duration::from_millis(300));
+    assert!(
+        results.duration < Duration::from_secs(3),
+        "{:?}",
+        results.duration
+    );
+    // Two connections, 20 ms each, for 300 ms: about 30; at the least a handful.
+    assert!(results.completed() >= 6, "{}", results.completed());
+    assert_eq!(results.failed(), 0);
+}
+
+#[test]
+fn refused_connections_fail_fast_and_are_counted() {
+    let url = format!("http://127.0.0.1:{}/", free_port());
+    let started = Instant::now();
+    let results = load::run(config(&url, 20, 4)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(results.completed(), 0);
+    assert_eq!(results.failed(), 20);
+    assert_eq!(results.record.failures[&ErrorKind::Refused].count, 20);
+}
+
+#[test]
+fn dropped_and_garbled_connections_are_failures_by_kind() {
+    let (dropped, _) = fake_server(drop);
+    let results = load::run(config(&format!("http://{dropped}/"), 6, 2)).unwrap();
+    assert_eq!(results.failed(), 6);
+    assert_eq!(results.sent(), 6);
+    let kinds: Vec<_> = results.record.failures.keys().copied().collect();
+    assert!(
+        kinds
+            .iter()
+            .all(|kind| matches!(kind, ErrorKind::Closed | ErrorKind::Reset)),
+        "{kinds:?}"
+    );
+
+    let (garbled, _) = fake_server(|mut stream| {
+        let _ = stream.read(&mut [0u8; 1024]);
+        let _ = stream.write_all(b"this is not HTTP at all\r\n\r\n");
+    });
+    let results = load::run(config(&format!("http://{garbled}/"), 4, 2)).unwrap();
+    assert_eq!(results.failed(), 4);
+    assert_eq!(results.record.failures[&ErrorKind::BadResponse].count, 4);
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let (silent, _) = fake_server(|stream| {
+        std::thread::sleep(Duration::from_secs(3));
+        drop(stream);
+    });
+    let mut patient = config(&format!("http://{silent}/"), 2, 2);
+    patient.timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let results = load::run(patient).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(results.record.failures[&ErrorKind::Timeout].count, 2);
+}
+
+#[test]
+fn keepalive_reuses_connections_and_no_keepalive_does_not() {
+    let (server, accepted) = fake_server(answer_ok);
+    let url = format!("http://{server}/");
+    let results = load::run(config(&url, 30, 3)).unwrap();
+    assert_eq!(results.completed(), 30);
+    assert_eq!(accepted.swap(0, Ordering::SeqCst), 3);
+
+    let mut fresh = config(&url, 30, 3);
+    fresh.keepalive = false;
+    let results = load::run(fresh).unwrap();
+    assert_eq!(results.completed(), 30);
+    assert_eq!(accepted.load(Ordering::SeqCst), 30);
+}
+
+fn load_command(args: &[&str]) -> std::process::Output {
+    Command::new(examples_dir().join("load"))
+        .args(args)
+        .output()
+        .expect("the load example is built by cargo test")
+}
+
+#[test]
+fn json_output_has_exactly_the_documented_fields() {
+    let server = chapter3();
+    let output = load_command(&["-n", "6", "-c", "2", "--json", &server.url("/sleep?ms=5")]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let keys = |value: &serde_json::Value| {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(&json),
+        [
+            "connections",
+            "duration_s",
+            "errors",
+            "latency_ms",
+            "requests",
+            "rps",
+            "status_codes",
+            "url"
+        ]
+    );
+    assert_eq!(keys(&json["requests"]), ["completed", "failed", "sent"]);
+    assert_eq!(
+        keys(&json["latency_ms"]),
+        [
+            "max", "mean", "min", "p50", "p75", "p90", "p95", "p99", "p999"
+        ]
+    );
+    assert_eq!(json["requests"]["sent"], 6);
+    assert_eq!(json["status_codes"]["200"], 6);
+    assert!(json["latency_ms"]["min"].as_f64().unwrap() >= 5.0);
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_nonzero_exit() {
+    let refused = format!("http://127.0.0.1:{}/", free_port());
+    for (args, says) in [
+        (
+            vec!["-c", "0", "http://127.0.0.1:1/"],
+            "-c must be at least 1",
+        ),
+        (
+            vec!["-n", "2", "-c", "5", "http://127.0.0.1:1/"],
+            "smaller than -c",
+        ),
+        (vec!["ftp://127.0.0.1/"], "use http://"),
+        (vec!["not a url"], "needs a scheme"),
+        (vec!["http://no-such-host.invalid/"], "unknown host"),
+        (
+            vec!["-n", "4", "-c", "2", refused.as_str()],
+            "is a server listening there?",
+        ),
+    ] {
+        let output = load_command(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        let error_lines: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.starts_with("error:"))
+            .collect();
+        assert_eq!(error_lines.len(), 1, "{args:?}: {stderr}");
+        assert!(error_lines[0].contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_reports() {
+    let server = chapter3();
+    let mut child = Command::new(examples_dir().join("load"))
+        .args(["-n", "1000", "-c", "2", &server.url("/sleep?ms=100")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let started = Instant::now();
+    let output = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "load did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("stopped early"), "{report}");
+    assert!(report.contains("interrupted"), "{report}");
+    assert!(
+        report.contains("[200]"),
+        "some requests finished before the stop: {report}"
+    );
+}

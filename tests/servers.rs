@@ -1,0 +1,168 @@
+//! The chapter servers, run as the reader runs them: as their own processes.
+//! (`cargo test` builds the examples first.)
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use evt::harness::ServerProcess;
+use evt::load::{self, LoadConfig, Target};
+
+fn start(example: &str) -> ServerProcess {
+    ServerProcess::start(example, &["--port".into(), "0".into()])
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn load(server: &ServerProcess, path: &str, requests: u64, connections: usize) -> load::Results {
+    let target = Target::parse(&server.url(path)).unwrap();
+    load::run(LoadConfig::new(target, requests, connections)).unwrap()
+}
+
+/// Sends raw bytes and returns what comes back until the server closes
+/// (requests here say `Connection: close`; bad ones get closed anyway).
+fn raw(server: &ServerProcess, bytes: &[u8]) -> String {
+    let addr = server.base_url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // No half-close: hyper (like many servers) takes EOF mid-request as the client leaving.
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status_line(answer: &str) -> &str {
+    answer.lines().next().unwrap_or("")
+}
+
+#[test]
+fn chapter1_serialises_five_requests() {
+    let server = start("chapter1_blocking");
+    let results = load(&server, "/sleep?ms=100", 5, 5);
+    assert_eq!(results.completed(), 5);
+    // One thread, five 100 ms sleeps one after another: physics says ≥ 500 ms.
+    assert!(
+        results.duration >= Duration::from_millis(500),
+        "{:?}",
+        results.duration
+    );
+    // And the last in line waited for the four before it.
+    assert!(results.slowest().unwrap() >= Duration::from_millis(500));
+}
+
+#[test]
+fn chapter3_overlaps_five_requests() {
+    let server = start("chapter3_async");
+    let results = load(&server, "/sleep?ms=100", 5, 5);
+    assert_eq!(results.completed(), 5);
+    assert!(results.fastest().unwrap() >= Duration::from_millis(100));
+    // All five sleep at once: far under the 500 ms one thread would need.
+    assert!(
+        results.duration < Duration::from_millis(300),
+        "{:?}",
+        results.duration
+    );
+}
+
+/// Starts a 400 ms `/sleeper`, then times `/activer` sent while it sleeps.
+fn activer_while_sleeping(server: &ServerProcess) -> Duration {
+    let sleeper_url = server.url("/sleeper?ms=400");
+    let sleeper = std::thread::spawn(move || {
+        load::run(LoadConfig::new(Target::parse(&sleeper_url).unwrap(), 1, 1)).unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let activer = load(server, "/activer", 1, 1);
+    assert_eq!(sleeper.join().unwrap().completed(), 1);
+    assert_eq!(activer.completed(), 1);
+    activer.slowest().unwrap()
+}
+
+#[test]
+fn a_sleeper_stalls_the_activer_on_one_thread_only() {
+    let blocking = start("chapter1_blocking");
+    let looping = start("chapter3_async");
+    // On one blocking thread the activer waits out the rest of the sleeper (≈ 300 ms).
+    let stalled = activer_while_sleeping(&blocking);
+    assert!(stalled >= Duration::from_millis(200), "{stalled:?}");
+    // On the loop it is answered while the sleeper sleeps.
+    let prompt = activer_while_sleeping(&looping);
+    assert!(prompt < stalled / 2, "{prompt:?} vs {stalled:?}");
+}
+
+#[test]
+fn bad_requests_are_answered_and_the_servers_keep_serving() {
+    for example in ["chapter1_blocking", "chapter3_async"] {
+        let server = start(example);
+        let big_header = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(9000)
+        );
+        let cases: [(&[u8], &[&str]); 6] = [
+            (b"GET /sleep?ms=abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &["400"]),
+            (b"GET /sleep?ms=60001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &["400"]),
+            (b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &["404"]),
+            (b"POST /sleep HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", &["405"]),
+            (big_header.as_bytes(), &["431", ""]),
+            (b"\x00\xff garbage \x01\r\n\r\n", &["400", ""]),
+        ];
+        for (request, allowed) in cases {
+            let answer = raw(&server, request);
+            let status = status_line(&answer);
+            assert!(
+                allowed.iter().any(|code| if code.is_empty() {
+                    status.is_empty()
+                } else {
+                    status.contains(code)
+                }),
+                "{example}: {:?} got {status:?}",
+                String::from_utf8_lossy(&request[..request.len().min(40)])
+            );
+        }
+        let still = raw(
+            &server,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(status_line(&still).contains("200"), "{example}: {still:?}");
+        assert!(still.ends_with("Hello\n"), "{example}: {still:?}");
+    }
+}
+
+#[test]
+fn a_taken_port_is_one_clear_line() {
+    for example in ["chapter1_blocking", "chapter3_async"] {
+        let first = start(example);
+        let port = first.base_url.rsplit(':').next().unwrap().to_string();
+        let started = Instant::now();
+        let error = ServerProcess::start(example, &["--port".into(), port.clone()])
+            .err()
+            .expect("a second server on a taken port must fail");
+        assert!(
+            error.contains(&format!("port {port} on 127.0.0.1 is already in use")),
+            "{error}"
+        );
+        assert!(error.contains("--port"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5), "no hang");
+    }
+}
+
+#[test]
+fn servers_explain_their_flags() {
+    for example in ["chapter1_blocking", "chapter3_async"] {
+        let output = std::process::Command::new(evt::harness::examples_dir().join(example))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success());
+        assert!(help.contains("--port") && help.contains("--host"), "{help}");
+        assert!(help.contains("[default: 127.0.0.1]"), "{help}");
+        let bad = std::process::Command::new(evt::harness::examples_dir().join(example))
+            .args(["--port", "not-a-port"])
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).starts_with("error:"));
+    }
+}
