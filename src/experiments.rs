@@ -17,6 +17,8 @@ pub struct ServerUnderTest {
     pub example: &'static str,
     /// In a few words, what it is.
     pub model: &'static str,
+    /// The example's default `--port`, for commands the book shows.
+    pub default_port: u16,
     pub capacity: Capacity,
 }
 
@@ -54,6 +56,7 @@ pub fn chapter1_server() -> ServerUnderTest {
     ServerUnderTest {
         example: "chapter1_blocking",
         model: "tiny_http, one thread handling one request at a time",
+        default_port: 8001,
         capacity: Capacity::Limited(1),
     }
 }
@@ -63,6 +66,7 @@ pub fn chapter3_server() -> ServerUnderTest {
     ServerUnderTest {
         example: "chapter3_async",
         model: "axum on a tokio current-thread runtime: one thread, one event loop",
+        default_port: 8003,
         capacity: Capacity::Unlimited,
     }
 }
@@ -158,7 +162,16 @@ impl Experiment {
 
     /// Starts the server, runs every load (each on its own schedule), stops the server.
     pub fn run(&self) -> Result<ExperimentRecord, String> {
-        let mut server = ServerProcess::start(self.server.example, &["--port".into(), "0".into()])?;
+        // On its default port, so the commands the book shows are the ones that ran;
+        // on a free one if the reader has that server running already.
+        let default_port = ["--port".to_string(), self.server.default_port.to_string()];
+        let mut server = match ServerProcess::start(self.server.example, &default_port) {
+            Ok(server) => server,
+            Err(error) if error.contains("already in use") => {
+                ServerProcess::start(self.server.example, &["--port".into(), "0".into()])?
+            }
+            Err(error) => return Err(error),
+        };
         let predictions = self.predict();
         let runs: Vec<_> = self
             .loads
@@ -187,6 +200,7 @@ impl Experiment {
                 connections: spec.connections,
                 predicted,
                 measured: Summary::of(&results),
+                report: load::report::text(&results),
             });
         }
         if !server.is_running() {
@@ -202,6 +216,7 @@ impl Experiment {
             seed: self.seed.to_string(),
             title: self.title.clone(),
             example: self.server.example.to_string(),
+            default_port: self.server.default_port,
             model: self.server.model.to_string(),
             loads,
         })
@@ -217,6 +232,8 @@ pub struct LoadOutcome {
     pub connections: usize,
     pub predicted: Prediction,
     pub measured: Summary,
+    /// The load client's text report of this load, as a reader would see it.
+    pub report: String,
 }
 
 /// One experiment's record, as `book/generated/chapterN.json` keeps it.
@@ -227,6 +244,7 @@ pub struct ExperimentRecord {
     pub seed: String,
     pub title: String,
     pub example: String,
+    pub default_port: u16,
     pub model: String,
     pub loads: Vec<LoadOutcome>,
 }

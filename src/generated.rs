@@ -161,6 +161,25 @@ pub fn write_chapter(dir: &Path, record: &ChapterRecord) -> Result<Vec<PathBuf>,
         let view = format!("{}\n{}", experiment_table(experiment), stamp(record));
         write(&path, &view)?;
         written.push(path);
+        for (index, load) in experiment.loads.iter().enumerate() {
+            let path = dir.join(format!(
+                "chapter{}_{}_report{}.txt",
+                record.chapter,
+                experiment.slug,
+                index + 1
+            ));
+            let command = format!(
+                "$ cargo run --release --example load -- -n {} -c {} '{}'\n",
+                load.requests, load.connections, load.measured.url
+            );
+            write(&path, &(command.clone() + &load.report))?;
+            let json_path = path.with_extension("json");
+            written.push(path);
+            let path = json_path;
+            let json = command.replace(" -n ", " --json -n ") + &load.measured.to_json() + "\n";
+            write(&path, &json)?;
+            written.push(path);
+        }
     }
     Ok(written)
 }

@@ -77,6 +77,10 @@ fn main() -> ExitCode {
         }
     }
 
+    if let Err(message) = write_load_help(&out) {
+        eprintln!("warning: {message}");
+    }
+
     let scale = if args.quick { 0.1 } else { 1.0 };
     let machine = Machine::this();
     println!("Machine: {}", machine.describe());
@@ -213,4 +217,21 @@ fn print_outcome(record: &ExperimentRecord) {
             }
         );
     }
+}
+
+/// The load client's `--help`, for the chapter on measuring.
+fn write_load_help(out: &std::path::Path) -> Result<(), String> {
+    let program = harness::examples_dir().join("load");
+    let output = std::process::Command::new(&program)
+        .arg("--help")
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+    std::fs::create_dir_all(out)
+        .map_err(|error| format!("cannot create {}: {error}", out.display()))?;
+    let help = format!(
+        "$ cargo run --release --example load -- --help\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    std::fs::write(out.join("load_help.txt"), help)
+        .map_err(|error| format!("cannot write load_help.txt: {error}"))
 }

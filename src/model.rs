@@ -47,6 +47,7 @@ pub struct Prediction {
     pub latencies_ms: Vec<f64>,
 }
 
+// ANCHOR: littles_law
 /// Little's law for a closed loop: requests per second once the run is steady.
 pub fn steady_throughput(connections: usize, capacity: Capacity, service: Duration) -> f64 {
     let busy = match capacity {
@@ -55,6 +56,7 @@ pub fn steady_throughput(connections: usize, capacity: Capacity, service: Durati
     };
     busy as f64 / service.as_secs_f64()
 }
+// ANCHOR_END: littles_law
 
 /// Simulates the streams against one server and predicts what each sees.
 pub fn predict(streams: &[ClientStream], capacity: Capacity) -> Vec<Prediction> {
@@ -81,6 +83,8 @@ pub fn predict(streams: &[ClientStream], capacity: Capacity) -> Vec<Prediction> 
             }
         }
     }
+    // ANCHOR: queue
+    // Take arrivals in time order; each goes to the slot that frees up first.
     while let Some(Reverse((arrival, _, index))) = arrivals.pop() {
         let slot = (0..slots)
             .min_by_key(|&slot| slot_free_at[slot])
@@ -96,6 +100,7 @@ pub fn predict(streams: &[ClientStream], capacity: Capacity) -> Vec<Prediction> 
             order += 1;
         }
     }
+    // ANCHOR_END: queue
 
     streams
         .iter()

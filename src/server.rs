@@ -32,7 +32,9 @@ impl ServerArgs {
     }
 
     /// Binds the listening socket, or exits with one line that says what went wrong.
+    /// Also raises the open-file limit as far as it goes: every connection is a file.
     pub fn bind_or_exit(&self) -> TcpListener {
+        crate::sys::raise_open_file_limit();
         self.bind().unwrap_or_else(|message| {
             eprintln!("error: {message}");
             std::process::exit(1);

@@ -166,3 +166,20 @@ fn servers_explain_their_flags() {
         assert!(String::from_utf8_lossy(&bad.stderr).starts_with("error:"));
     }
 }
+
+#[test]
+fn the_experiments_know_each_example_default_port() {
+    use evt::experiments::{chapter1_server, chapter3_server};
+    for server in [chapter1_server(), chapter3_server()] {
+        let output = std::process::Command::new(evt::harness::examples_dir().join(server.example))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            help.contains(&format!("[default: {}]", server.default_port)),
+            "{}: {help}",
+            server.example
+        );
+    }
+}

@@ -227,6 +227,7 @@ fn drive_connections(shared: Arc<Shared>, count: usize) -> (Recorder, Instant) {
 
 type Sender = SendRequest<Empty<Bytes>>;
 
+// ANCHOR: connection_loop
 /// One connection: send, wait for the whole response, record, repeat.
 async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>) {
     let config = &shared.config;
@@ -266,6 +267,7 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>) {
         }
     }
 }
+// ANCHOR_END: connection_loop
 
 /// Sends one request on `connection` (opening it if needed) and reads the whole
 /// response. Returns the status code.

@@ -176,23 +176,35 @@ pub fn text(results: &Results) -> String {
     out
 }
 
-/// Ten equal-width bins from fastest to slowest, with bars scaled to the fullest.
+/// Up to ten equal-width bins from fastest to slowest, with bars scaled to the
+/// fullest. A bin is never narrower than the histogram can tell apart.
 fn histogram(results: &Results) -> String {
     let latencies = &results.record.latency_us;
     let (low, high) = (latencies.min(), latencies.max());
-    let width = ((high - low) / HISTOGRAM_BINS).max(1);
-    let mut bins = [0u64; HISTOGRAM_BINS as usize];
+    let resolution = latencies.highest_equivalent(high) - latencies.lowest_equivalent(high) + 1;
+    let width = ((high - low) / HISTOGRAM_BINS).max(resolution).max(1);
+    let bin_count = ((high - low) / width + 1).min(HISTOGRAM_BINS);
+    let mut bins = vec![0u64; bin_count as usize];
     for value in latencies.iter_recorded() {
-        let bin = ((value.value_iterated_to().saturating_sub(low)) / width).min(HISTOGRAM_BINS - 1);
+        // Place each value by the lowest latency it stands for, as `min()` does.
+        let lowest = latencies.lowest_equivalent(value.value_iterated_to());
+        let bin = (lowest.saturating_sub(low) / width).min(bin_count - 1);
         bins[bin as usize] += value.count_at_value();
     }
     let fullest = bins.iter().copied().max().unwrap_or(1).max(1);
     let mut out = String::new();
     for (index, count) in bins.iter().enumerate() {
-        let upper = Duration::from_micros(low + width * (index as u64 + 1))
-            .min(Duration::from_micros(high));
+        let upper = if index as u64 == bin_count - 1 {
+            high
+        } else {
+            low + width * (index as u64 + 1)
+        };
         let bar = "■".repeat((count * BAR_WIDTH).div_ceil(fullest) as usize);
-        let _ = writeln!(out, "  {:>12} [{count}]\t|{bar}", human(upper));
+        let _ = writeln!(
+            out,
+            "  {:>12} [{count}]\t|{bar}",
+            human(Duration::from_micros(upper))
+        );
     }
     out
 }
