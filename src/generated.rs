@@ -30,10 +30,11 @@ pub fn command_for(chapter: u32) -> String {
     format!("cargo run --release -- --chapter {chapter}")
 }
 
-/// `10.01 s`, `212.9 ms`, `0.41 ms`: three significant figures or so.
+/// `10.003 s`, `212.9 ms`, `0.41 ms`: to the millisecond above a second, so
+/// the server's own overhead on a sleep stays visible.
 pub fn format_ms(ms: f64) -> String {
     if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
+        format!("{:.3} s", ms / 1000.0)
     } else if ms >= 10.0 {
         format!("{ms:.1} ms")
     } else {
@@ -84,12 +85,20 @@ pub fn experiment_table(experiment: &ExperimentRecord) -> String {
     let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|");
     for load in &experiment.loads {
         let predicted = &load.predicted;
+        // A rate means little for a single request: show it for runs of several.
+        let rate = |rps: f64| {
+            if load.requests > 1 {
+                format!("{rps:.2}")
+            } else {
+                "—".to_string()
+            }
+        };
         let _ = writeln!(
             out,
-            "| {} | predicted | {} | {:.2} | {} | {} | {} | 0 |",
+            "| {} | predicted | {} | {} | {} | {} | {} | 0 |",
             describe_load(load),
             format_ms(predicted.total_s * 1000.0),
-            predicted.rps,
+            rate(predicted.rps),
             format_ms(predicted.min_ms),
             format_ms(predicted.p50_ms),
             format_ms(predicted.max_ms),
@@ -97,9 +106,9 @@ pub fn experiment_table(experiment: &ExperimentRecord) -> String {
         let measured = &load.measured;
         let _ = writeln!(
             out,
-            "| | **measured** | **{}** | **{:.2}** | {} | {} | **{}** | {} |",
+            "| | **measured** | **{}** | **{}** | {} | {} | **{}** | {} |",
             format_ms(measured.duration_s * 1000.0),
-            measured.rps,
+            rate(measured.rps),
             format_opt_ms(measured.latency_ms.min),
             format_opt_ms(measured.latency_ms.p50),
             format_opt_ms(measured.latency_ms.max),

@@ -40,6 +40,10 @@ struct Args {
     /// Use the examples as already built instead of building them first.
     #[arg(long)]
     no_build: bool,
+    /// Measure nothing: rewrite the Markdown tables from the JSON records
+    /// already in the output directory (after changing how tables look).
+    #[arg(long)]
+    views_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,21 @@ fn main() -> ExitCode {
             manifest_dir.join("book/generated")
         }
     });
+    if args.views_only {
+        return match rewrite_views(&out) {
+            Ok(count) => {
+                println!(
+                    "rewrote the tables of {count} chapter records in {}",
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if !harness::is_release_build() {
         eprintln!(
             "warning: this is a debug build; run `cargo run --release` for the book's numbers"
@@ -234,4 +253,20 @@ fn write_load_help(out: &std::path::Path) -> Result<(), String> {
     );
     std::fs::write(out.join("load_help.txt"), help)
         .map_err(|error| format!("cannot write load_help.txt: {error}"))
+}
+
+/// Rewrites every view from the records in `out`; returns how many records there were.
+fn rewrite_views(out: &std::path::Path) -> Result<usize, String> {
+    let records = generated::read_chapters(out);
+    if records.is_empty() {
+        return Err(format!(
+            "no chapter records in {}: run the measurements first",
+            out.display()
+        ));
+    }
+    for record in &records {
+        generated::write_chapter(out, record)?;
+    }
+    generated::write_seed_comparisons(out)?;
+    Ok(records.len())
 }

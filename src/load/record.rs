@@ -75,8 +75,12 @@ pub struct FailureCount {
 /// One worker thread's (or the whole run's) record.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    /// Latencies of completed requests, in microseconds.
+    /// Latencies of completed requests, in microseconds, to 3 significant figures.
     pub latency_us: Histogram<u64>,
+    /// The exact fastest and slowest latencies, in microseconds. The histogram
+    /// rounds within 0.1 %, which would show a 10 s sleep answered in 9.994 s.
+    pub exact_min_us: u64,
+    pub exact_max_us: u64,
     pub status_codes: BTreeMap<u16, u64>,
     pub failures: BTreeMap<ErrorKind, FailureCount>,
 }
@@ -86,6 +90,8 @@ impl Default for Recorder {
         Recorder {
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("1 µs .. 1 h at 3 significant figures is a valid histogram"),
+            exact_min_us: u64::MAX,
+            exact_max_us: 0,
             status_codes: BTreeMap::new(),
             failures: BTreeMap::new(),
         }
@@ -97,6 +103,8 @@ impl Recorder {
     pub fn completed(&mut self, status: u16, latency: Duration) {
         let micros = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
         self.latency_us.saturating_record(micros);
+        self.exact_min_us = self.exact_min_us.min(micros);
+        self.exact_max_us = self.exact_max_us.max(micros);
         *self.status_codes.entry(status).or_default() += 1;
     }
 
@@ -115,6 +123,8 @@ impl Recorder {
     pub fn merge(&mut self, other: &Recorder) {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
+        self.exact_min_us = self.exact_min_us.min(other.exact_min_us);
+        self.exact_max_us = self.exact_max_us.max(other.exact_max_us);
         for (status, count) in &other.status_codes {
             *self.status_codes.entry(*status).or_default() += count;
         }
@@ -170,21 +180,27 @@ impl Results {
         }
     }
 
-    /// The latency at `quantile` (0.0 ..= 1.0), if any request completed.
+    /// The latency at `quantile` (0.0 ..= 1.0), if any request completed;
+    /// never outside the exact fastest and slowest.
     pub fn latency_at(&self, quantile: f64) -> Option<Duration> {
-        let histogram = &self.record.latency_us;
-        (!histogram.is_empty())
-            .then(|| Duration::from_micros(histogram.value_at_quantile(quantile)))
+        let record = &self.record;
+        (!record.latency_us.is_empty()).then(|| {
+            let micros = record
+                .latency_us
+                .value_at_quantile(quantile)
+                .clamp(record.exact_min_us, record.exact_max_us);
+            Duration::from_micros(micros)
+        })
     }
 
     pub fn fastest(&self) -> Option<Duration> {
-        let histogram = &self.record.latency_us;
-        (!histogram.is_empty()).then(|| Duration::from_micros(histogram.min()))
+        let record = &self.record;
+        (!record.latency_us.is_empty()).then(|| Duration::from_micros(record.exact_min_us))
     }
 
     pub fn slowest(&self) -> Option<Duration> {
-        let histogram = &self.record.latency_us;
-        (!histogram.is_empty()).then(|| Duration::from_micros(histogram.max()))
+        let record = &self.record;
+        (!record.latency_us.is_empty()).then(|| Duration::from_micros(record.exact_max_us))
     }
 
     pub fn mean(&self) -> Option<Duration> {
@@ -230,6 +246,8 @@ mod tests {
         let max = record.latency_us.max();
         assert!((MAX_LATENCY_US..MAX_LATENCY_US + MAX_LATENCY_US / 500).contains(&max));
         let low = record.latency_us.value_at_quantile(0.0);
-        assert!((50_100..50_200).contains(&low), "{low}");
+        assert!((50_000..50_200).contains(&low), "{low}");
+        assert_eq!(record.exact_min_us, 50_123);
+        assert_eq!(record.exact_max_us, MAX_LATENCY_US);
     }
 }

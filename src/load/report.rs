@@ -180,15 +180,15 @@ pub fn text(results: &Results) -> String {
 /// fullest. A bin is never narrower than the histogram can tell apart.
 fn histogram(results: &Results) -> String {
     let latencies = &results.record.latency_us;
-    let (low, high) = (latencies.min(), latencies.max());
+    let (low, high) = (results.record.exact_min_us, results.record.exact_max_us);
     let resolution = latencies.highest_equivalent(high) - latencies.lowest_equivalent(high) + 1;
     let width = ((high - low) / HISTOGRAM_BINS).max(resolution).max(1);
     let bin_count = ((high - low) / width + 1).min(HISTOGRAM_BINS);
     let mut bins = vec![0u64; bin_count as usize];
     for value in latencies.iter_recorded() {
-        // Place each value by the lowest latency it stands for, as `min()` does.
-        let lowest = latencies.lowest_equivalent(value.value_iterated_to());
-        let bin = (lowest.saturating_sub(low) / width).min(bin_count - 1);
+        // Place each value by the middle of the latencies it stands for.
+        let middle = latencies.median_equivalent(value.value_iterated_to());
+        let bin = (middle.saturating_sub(low) / width).min(bin_count - 1);
         bins[bin as usize] += value.count_at_value();
     }
     let fullest = bins.iter().copied().max().unwrap_or(1).max(1);
