@@ -34,30 +34,50 @@ fn fake_server(behaviour: fn(TcpStream)) -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, accepted)
 }
 
-/// Answers `OK` to every request on the connection, keep-alive or not.
-fn answer_ok(stream: TcpStream) {
+/// Reads one request head; false when the client has gone.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<bool> {
+    let mut close = false;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if line.to_ascii_lowercase().starts_with("connection: close") {
+            close = true;
+        }
+        if line == "\r\n" {
+            return Some(close);
+        }
+    }
+}
+
+/// Answers every request on the connection with `response`, written in
+/// `pieces` with a pause between them; closes after one answer if `once`.
+fn answer_with(stream: TcpStream, response: &[u8], pieces: usize, once: bool) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
-    loop {
-        let mut close = false;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line.to_ascii_lowercase().starts_with("connection: close") {
-                close = true;
-            }
-            if line == "\r\n" {
-                break;
+    while let Some(close) = read_request(&mut reader) {
+        for piece in response.chunks(response.len().div_ceil(pieces)) {
+            let _ = writer.write_all(piece);
+            if pieces > 1 {
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
-        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
-        if close {
+        if close || once {
             return;
         }
     }
+}
+
+/// Answers `OK` to every request on the connection, keep-alive or not.
+fn answer_ok(stream: TcpStream) {
+    answer_with(
+        stream,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK",
+        1,
+        false,
+    );
 }
 
 fn free_port() -> u16 {
@@ -291,4 +311,56 @@ fn ctrl_c_stops_the_run_and_still_reports() {
         report.contains("[200]"),
         "some requests finished before the stop: {report}"
     );
+}
+
+#[test]
+fn bodies_end_by_length_by_chunks_or_by_close() {
+    // Chunked, delivered in small pieces, with a trailer: one connection serves all.
+    let (chunked, accepted) = fake_server(|stream| {
+        let response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                         5\r\nHello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n";
+        answer_with(stream, response, 7, false)
+    });
+    let results = load::run(config(&format!("http://{chunked}/"), 6, 1)).unwrap();
+    assert_eq!(
+        (results.completed(), results.failed()),
+        (6, 0),
+        "{:?}",
+        results.record.failures
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    // No length, no chunks: the body ends when the server closes.
+    let (closing, accepted) =
+        fake_server(|stream| answer_with(stream, b"HTTP/1.1 200 OK\r\n\r\nuntil the end", 3, true));
+    let results = load::run(config(&format!("http://{closing}/"), 4, 2)).unwrap();
+    assert_eq!(
+        (results.completed(), results.failed()),
+        (4, 0),
+        "{:?}",
+        results.record.failures
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_keepalive_connection_the_server_dropped_is_retried_not_failed() {
+    // Looks keep-alive, but the server closes after each answer: the next
+    // request finds the connection gone before any response, and goes again.
+    let (forgetful, accepted) = fake_server(|stream| {
+        answer_with(
+            stream,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK",
+            1,
+            true,
+        )
+    });
+    let results = load::run(config(&format!("http://{forgetful}/"), 10, 2)).unwrap();
+    assert_eq!(
+        (results.completed(), results.failed()),
+        (10, 0),
+        "{:?}",
+        results.record.failures
+    );
+    assert!(accepted.load(Ordering::SeqCst) >= 10);
 }

@@ -44,7 +44,8 @@ pub struct LoadArgs {
     /// Open a new connection for every request (sends `Connection: close`).
     #[arg(long)]
     pub no_keepalive: bool,
-    /// OS threads driving the connections [default: one per core, at most -c].
+    /// OS threads driving the connections [default: one per two cores, at most -c;
+    /// the other cores are left to the server on the same machine].
     #[arg(long)]
     pub threads: Option<usize>,
     /// The URL to load, http:// only.

@@ -3,9 +3,10 @@
 //! Each of `threads` OS threads runs a current-thread tokio runtime with its
 //! share of the connections (as oha does). A connection sends its next request
 //! only when the previous response has fully arrived: a closed model, so at most
-//! `connections` requests are ever in flight. Connections talk HTTP/1.1 through
-//! hyper 1's low-level client, with no pool or per-request allocation beyond
-//! what hyper needs, so the client costs little CPU next to the server it loads.
+//! `connections` requests are ever in flight. Connections speak HTTP/1.1
+//! through [`super::http1`]: a request serialised once, a response parsed with
+//! httparse and discarded as it streams, so the client costs little CPU next
+//! to the server it loads.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,12 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
+use super::http1::{Connection, ExchangeError, RequestBytes};
 use super::record::{ErrorKind, Failure, Recorder, Results};
 use super::target::Target;
 
@@ -62,10 +60,12 @@ impl LoadConfig {
     }
 }
 
-/// One thread per core, but never more threads than connections.
+/// One thread for every two cores (the other half is the server's: in this
+/// book the client shares the machine with what it measures), never more
+/// threads than connections, and at least one.
 pub fn default_threads(connections: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(connections).max(1)
+    (cores / 2).min(connections).max(1)
 }
 
 /// What the threads share: the stop rule, the counters the progress bar reads,
@@ -208,13 +208,23 @@ fn drive_connections(shared: Arc<Shared>, count: usize) -> (Recorder, Instant) {
     let record = Rc::new(RefCell::new(Recorder::default()));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
-        let tasks: Vec<_> = (0..count)
-            .map(|_| {
-                tokio::task::spawn_local(connection_loop(Arc::clone(&shared), Rc::clone(&record)))
-            })
-            .collect();
-        for task in tasks {
-            let _ = task.await;
+        let mut connections = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            connections.spawn_local(connection_loop(Arc::clone(&shared), Rc::clone(&record)));
+        }
+        // Cancelling aborts every connection task at once; a request in flight
+        // records itself as interrupted when its task is dropped. So the
+        // per-request path never has to look at the cancel signal.
+        let mut cancel = shared.cancel.subscribe();
+        loop {
+            tokio::select! {
+                joined = connections.join_next() => if joined.is_none() { break },
+                _ = cancel.changed() => {
+                    connections.abort_all();
+                    while connections.join_next().await.is_some() {}
+                    break;
+                }
+            }
         }
     });
     let ended = Instant::now();
@@ -225,30 +235,32 @@ fn drive_connections(shared: Arc<Shared>, count: usize) -> (Recorder, Instant) {
     (record, ended)
 }
 
-type Sender = SendRequest<Empty<Bytes>>;
-
 // ANCHOR: connection_loop
 /// One connection: send, wait for the whole response, record, repeat.
 async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>) {
     let config = &shared.config;
-    let mut cancel = shared.cancel.subscribe();
-    let mut connection: Option<Sender> = None;
+    let request = RequestBytes::get(
+        &config.target.path_and_query,
+        &config.target.authority,
+        config.keepalive,
+    );
+    let mut connection: Option<Connection> = None;
     while shared.take_ticket() {
         let started = Instant::now();
-        let outcome = tokio::select! {
-            biased;
-            _ = cancel.changed() => Err(Failure {
-                kind: ErrorKind::Interrupted,
-                message: "stopped while in flight".into(),
-            }),
-            finished = tokio::time::timeout(config.timeout, one_request(config, &mut connection)) => {
-                finished.unwrap_or_else(|_| Err(Failure {
-                    kind: ErrorKind::Timeout,
-                    message: format!("no whole response within {:?}", config.timeout),
-                }))
-            }
-        };
+        let in_flight = InFlight::new(&shared, &record);
+        let outcome = tokio::time::timeout(
+            config.timeout,
+            one_request(config, &request, &mut connection),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure {
+                kind: ErrorKind::Timeout,
+                message: format!("no whole response within {:?}", config.timeout),
+            })
+        });
         let latency = started.elapsed();
+        in_flight.landed();
         match outcome {
             Ok(status) => {
                 record.borrow_mut().completed(status, latency);
@@ -257,83 +269,97 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>) {
             Err(failure) => {
                 // The connection is in an unknown state: start afresh.
                 connection = None;
-                let interrupted = failure.kind == ErrorKind::Interrupted;
                 record.borrow_mut().failed(failure);
                 shared.failed.fetch_add(1, Ordering::Relaxed);
-                if interrupted {
-                    break;
-                }
             }
         }
     }
 }
 // ANCHOR_END: connection_loop
 
-/// Sends one request on `connection` (opening it if needed) and reads the whole
+/// Records a request that was in flight when its task was aborted (Ctrl-C).
+struct InFlight<'a> {
+    shared: &'a Shared,
+    record: &'a RefCell<Recorder>,
+    landed: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(shared: &'a Shared, record: &'a RefCell<Recorder>) -> InFlight<'a> {
+        InFlight {
+            shared,
+            record,
+            landed: false,
+        }
+    }
+
+    /// The request finished, one way or the other: nothing to record on drop.
+    fn landed(mut self) {
+        self.landed = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.landed {
+            self.record.borrow_mut().failed(Failure {
+                kind: ErrorKind::Interrupted,
+                message: "stopped while in flight".into(),
+            });
+            self.shared.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sends one request (opening a connection if needed) and reads the whole
 /// response. Returns the status code.
-async fn one_request(config: &LoadConfig, connection: &mut Option<Sender>) -> Result<u16, Failure> {
-    let target = &config.target;
-    if connection.as_ref().is_none_or(Sender::is_closed) {
-        *connection = Some(connect(target).await?);
-    }
-    let Some(sender) = connection.as_mut() else {
-        unreachable!("a connection was just opened");
-    };
-    let response = match sender
-        .try_send_request(request(target, config.keepalive))
-        .await
-    {
-        Ok(response) => response,
-        Err(mut error) => match error.take_message() {
-            // The server closed the idle keep-alive connection before our request
-            // went out: not a failure of this request, so open a new one and send it there.
-            Some(unsent) => {
-                let fresh = connection.insert(connect(target).await?);
-                fresh.send_request(unsent).await.map_err(hyper_failure)?
+async fn one_request(
+    config: &LoadConfig,
+    request: &RequestBytes,
+    connection: &mut Option<Connection>,
+) -> Result<u16, Failure> {
+    for _attempt in 0..2 {
+        let open = match connection {
+            Some(open) => open,
+            None => connection.insert(
+                Connection::connect(config.target.addr)
+                    .await
+                    .map_err(|error| io_failure(&error))?,
+            ),
+        };
+        match open.exchange(request).await {
+            Ok(response) => {
+                if !response.reusable || !config.keepalive {
+                    *connection = None;
+                }
+                return Ok(response.status);
             }
-            None => return Err(hyper_failure(error.into_error())),
+            // The server had let this idle connection go: send on a new one.
+            Err(ExchangeError::Stale(_)) => *connection = None,
+            Err(error) => {
+                *connection = None;
+                return Err(exchange_failure(error));
+            }
+        }
+    }
+    Err(Failure {
+        kind: ErrorKind::Closed,
+        message: "the server closed two connections in a row before answering".into(),
+    })
+}
+
+fn exchange_failure(error: ExchangeError) -> Failure {
+    match error {
+        ExchangeError::Stale(error) | ExchangeError::Io(error) => io_failure(&error),
+        ExchangeError::Closed(message) => Failure {
+            kind: ErrorKind::Closed,
+            message: message.to_string(),
         },
-    };
-    let status = response.status().as_u16();
-    let mut body = response.into_body();
-    while let Some(frame) = body.frame().await {
-        frame.map_err(hyper_failure)?;
+        ExchangeError::BadResponse(message) => Failure {
+            kind: ErrorKind::BadResponse,
+            message,
+        },
     }
-    if !config.keepalive {
-        *connection = None;
-    }
-    Ok(status)
-}
-
-fn request(target: &Target, keepalive: bool) -> hyper::Request<Empty<Bytes>> {
-    let mut request = hyper::Request::new(Empty::new());
-    *request.uri_mut() = hyper::Uri::try_from(target.path_and_query.as_str())
-        .unwrap_or_else(|_| hyper::Uri::from_static("/"));
-    let headers = request.headers_mut();
-    if let Ok(host) = hyper::header::HeaderValue::from_str(&target.authority) {
-        headers.insert(hyper::header::HOST, host);
-    }
-    if !keepalive {
-        headers.insert(
-            hyper::header::CONNECTION,
-            hyper::header::HeaderValue::from_static("close"),
-        );
-    }
-    request
-}
-
-async fn connect(target: &Target) -> Result<Sender, Failure> {
-    let stream = tokio::net::TcpStream::connect(target.addr)
-        .await
-        .map_err(|error| io_failure(&error))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(hyper_failure)?;
-    tokio::task::spawn_local(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
 }
 
 fn io_failure(error: &std::io::Error) -> Failure {
@@ -348,32 +374,6 @@ fn io_failure(error: &std::io::Error) -> Failure {
             ErrorKind::TooManyOpenFiles
         }
         _ => ErrorKind::Other,
-    };
-    Failure {
-        kind,
-        message: error.to_string(),
-    }
-}
-
-fn hyper_failure(error: hyper::Error) -> Failure {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return Failure {
-                message: error.to_string(),
-                ..io_failure(io)
-            };
-        }
-        source = cause.source();
-    }
-    let kind = if error.is_parse() || error.is_parse_status() || error.is_parse_too_large() {
-        ErrorKind::BadResponse
-    } else if error.is_incomplete_message() || error.is_canceled() || error.is_closed() {
-        ErrorKind::Closed
-    } else if error.is_timeout() {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Other
     };
     Failure {
         kind,
