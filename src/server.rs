@@ -26,7 +26,9 @@ impl ServerArgs {
         let command = ServerArgs::command()
             .name(name)
             .about(about)
-            .mut_arg("port", |port| port.default_value(default_port.to_string()));
+            .mut_arg("port", |port| {
+                port.default_value(default_port.to_string()).required(false)
+            });
         let matches = command.get_matches();
         ServerArgs::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
     }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use evt::harness::{ServerProcess, examples_dir};
+use evt::harness::ServerProcess;
 use evt::load::{self, ErrorKind, LoadConfig, Stop, Summary, Target};
 
+mod common;
+
 fn chapter3() -> ServerProcess {
-    ServerProcess::start("chapter3_async", &["--port".into(), "0".into()])
-        .unwrap_or_else(|error| panic!("{error}"))
+    common::start("chapter3_async")
 }
 
 fn config(url: &str, requests: u64, connections: usize) -> LoadConfig {
@@ -200,7 +201,7 @@ fn keepalive_reuses_connections_and_no_keepalive_does_not() {
 }
 
 fn load_command(args: &[&str]) -> std::process::Output {
-    Command::new(examples_dir().join("load"))
+    Command::new(common::example("load"))
         .args(args)
         .output()
         .expect("the load example is built by cargo test")
@@ -282,7 +283,7 @@ fn bad_input_is_one_line_and_a_nonzero_exit() {
 #[test]
 fn ctrl_c_stops_the_run_and_still_reports() {
     let server = chapter3();
-    let mut child = Command::new(examples_dir().join("load"))
+    let mut child = Command::new(common::example("load"))
         .args(["-n", "1000", "-c", "2", &server.url("/sleep?ms=100")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

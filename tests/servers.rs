@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 use evt::harness::ServerProcess;
 use evt::load::{self, LoadConfig, Target};
 
-fn start(example: &str) -> ServerProcess {
-    ServerProcess::start(example, &["--port".into(), "0".into()])
-        .unwrap_or_else(|error| panic!("{error}"))
-}
+mod common;
+use common::{example, start, start_with};
 
 fn load(server: &ServerProcess, path: &str, requests: u64, connections: usize) -> load::Results {
     let target = Target::parse(&server.url(path)).unwrap();
@@ -135,7 +133,7 @@ fn a_taken_port_is_one_clear_line() {
         let first = start(example);
         let port = first.base_url.rsplit(':').next().unwrap().to_string();
         let started = Instant::now();
-        let error = ServerProcess::start(example, &["--port".into(), port.clone()])
+        let error = start_with(example, &["--port", &port])
             .err()
             .expect("a second server on a taken port must fail");
         assert!(
@@ -149,8 +147,8 @@ fn a_taken_port_is_one_clear_line() {
 
 #[test]
 fn servers_explain_their_flags() {
-    for example in ["chapter1_blocking", "chapter3_async"] {
-        let output = std::process::Command::new(evt::harness::examples_dir().join(example))
+    for example_name in ["chapter1_blocking", "chapter3_async"] {
+        let output = std::process::Command::new(example(example_name))
             .arg("--help")
             .output()
             .unwrap();
@@ -158,7 +156,7 @@ fn servers_explain_their_flags() {
         assert!(output.status.success());
         assert!(help.contains("--port") && help.contains("--host"), "{help}");
         assert!(help.contains("[default: 127.0.0.1]"), "{help}");
-        let bad = std::process::Command::new(evt::harness::examples_dir().join(example))
+        let bad = std::process::Command::new(example(example_name))
             .args(["--port", "not-a-port"])
             .output()
             .unwrap();
@@ -168,10 +166,26 @@ fn servers_explain_their_flags() {
 }
 
 #[test]
+fn without_flags_a_server_listens_on_its_default_port() {
+    use evt::experiments::{chapter1_server, chapter3_server};
+    for server in [chapter1_server(), chapter3_server()] {
+        let port = server.default_port;
+        match start_with(server.example, &[]) {
+            Ok(running) => assert_eq!(running.base_url, format!("http://127.0.0.1:{port}")),
+            // Something (a reader's own server) has the port: the error must say which.
+            Err(error) => assert!(
+                error.contains(&format!("port {port} on 127.0.0.1")),
+                "{error}"
+            ),
+        }
+    }
+}
+
+#[test]
 fn the_experiments_know_each_example_default_port() {
     use evt::experiments::{chapter1_server, chapter3_server};
     for server in [chapter1_server(), chapter3_server()] {
-        let output = std::process::Command::new(evt::harness::examples_dir().join(server.example))
+        let output = std::process::Command::new(example(server.example))
             .arg("--help")
             .output()
             .unwrap();

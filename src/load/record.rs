@@ -81,6 +81,8 @@ pub struct Recorder {
     /// rounds within 0.1 %, which would show a 10 s sleep answered in 9.994 s.
     pub exact_min_us: u64,
     pub exact_max_us: u64,
+    /// The exact sum of latencies, in microseconds, for the mean.
+    pub sum_us: u128,
     pub status_codes: BTreeMap<u16, u64>,
     pub failures: BTreeMap<ErrorKind, FailureCount>,
 }
@@ -92,6 +94,7 @@ impl Default for Recorder {
                 .expect("1 µs .. 1 h at 3 significant figures is a valid histogram"),
             exact_min_us: u64::MAX,
             exact_max_us: 0,
+            sum_us: 0,
             status_codes: BTreeMap::new(),
             failures: BTreeMap::new(),
         }
@@ -105,6 +108,7 @@ impl Recorder {
         self.latency_us.saturating_record(micros);
         self.exact_min_us = self.exact_min_us.min(micros);
         self.exact_max_us = self.exact_max_us.max(micros);
+        self.sum_us += u128::from(micros);
         *self.status_codes.entry(status).or_default() += 1;
     }
 
@@ -125,6 +129,7 @@ impl Recorder {
         let _ = self.latency_us.add(&other.latency_us);
         self.exact_min_us = self.exact_min_us.min(other.exact_min_us);
         self.exact_max_us = self.exact_max_us.max(other.exact_max_us);
+        self.sum_us += other.sum_us;
         for (status, count) in &other.status_codes {
             *self.status_codes.entry(*status).or_default() += count;
         }
@@ -204,8 +209,9 @@ impl Results {
     }
 
     pub fn mean(&self) -> Option<Duration> {
-        let histogram = &self.record.latency_us;
-        (!histogram.is_empty()).then(|| Duration::from_secs_f64(histogram.mean() / 1e6))
+        let record = &self.record;
+        let count = record.latency_us.len();
+        (count > 0).then(|| Duration::from_micros((record.sum_us / u128::from(count)) as u64))
     }
 }
 

@@ -1,0 +1,32 @@
+//! What the integration tests share: servers started from freshly built examples.
+
+use std::sync::OnceLock;
+
+use evt::harness::{self, ServerProcess};
+
+/// Builds the examples once per test binary, so `cargo test --test NAME` never
+/// runs a stale server (plain `cargo test` has built them already: this is quick).
+pub fn examples_built() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(message) = BUILT.get_or_init(harness::build_examples) {
+        panic!("{message}");
+    }
+}
+
+/// Starts `example` on a free port.
+pub fn start(example: &str) -> ServerProcess {
+    start_with(example, &["--port", "0"]).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Starts `example` with these flags.
+pub fn start_with(example: &str, args: &[&str]) -> Result<ServerProcess, String> {
+    examples_built();
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    ServerProcess::start(example, &args)
+}
+
+/// The path of a built example.
+pub fn example(name: &str) -> std::path::PathBuf {
+    examples_built();
+    harness::examples_dir().join(name)
+}
