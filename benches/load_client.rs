@@ -5,6 +5,7 @@
 //! where they are installed, in alternating rounds. For each it prints the
 //! median requests per second and the CPU time (user + system) the client
 //! spent per request: what it takes away from a server sharing the machine.
+//! The medians also go to `book/generated/load_client_bench.md` for the book.
 //!
 //! Options (after `--`): `--seconds N` per run (default 5), `--rounds N`
 //! (default 3), `--connections N` (default 50).
@@ -13,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use evt::harness::{self, ServerProcess};
-use evt::sys::children_cpu_time;
+use evt::sys::{Machine, children_cpu_time, now_utc};
 
 struct Options {
     seconds: u64,
@@ -245,16 +246,31 @@ fn main() {
         "  {:<12} {:>10} {:>18}",
         "client", "req/s", "CPU µs/request"
     );
+    let mut table = String::from("| client | requests/s | CPU per request |\n|---|--:|--:|\n");
     for (index, client) in clients.iter().enumerate() {
         if rps[index].is_empty() {
             continue;
         }
-        println!(
-            "  {:<12} {:>10.0} {:>18.1}",
-            client.name,
-            median(&mut rps[index]),
-            median(&mut cpu_us[index])
-        );
+        let (rate, cpu) = (median(&mut rps[index]), median(&mut cpu_us[index]));
+        println!("  {:<12} {:>10.0} {:>18.1}", client.name, rate, cpu);
+        table.push_str(&format!("| {} | {rate:.0} | {cpu:.1} µs |\n", client.name));
+    }
+    let machine = Machine::this();
+    table.push_str(&format!(
+        "\n*Measured on {} ({}), {}, by `cargo bench --bench load_client`: chapter 3's `/` \
+         with {} connections, medians of {} rounds of {} s.*\n",
+        machine.describe(),
+        machine.rustc,
+        now_utc(),
+        options.connections,
+        options.rounds,
+        options.seconds
+    ));
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("book/generated/load_client_bench.md");
+    match std::fs::write(&out, table) {
+        Ok(()) => println!("\nwrote {}", out.display()),
+        Err(error) => eprintln!("warning: cannot write {}: {error}", out.display()),
     }
     println!(
         "\nThe server has one thread, so every client is capped by it; what differs is the \

@@ -76,26 +76,50 @@ fn scaled(ms: u64, scale: f64) -> Duration {
     Duration::from_millis(((ms as f64) * scale).round() as u64)
 }
 
-/// Seed 000: five concurrent 2 s requests.
-pub fn five_sleeps(chapter: u32, server: ServerUnderTest, scale: f64) -> Experiment {
+/// Seed 000's shape: `count` 2 s requests sent at once, over as many connections.
+fn sleeps_at_once(
+    chapter: u32,
+    server: ServerUnderTest,
+    scale: f64,
+    count: u64,
+    (slug, in_words): (&'static str, &str),
+) -> Experiment {
     let delay = scaled(2000, scale);
     Experiment {
         chapter,
-        slug: "five_sleeps",
+        slug,
         seed: "000",
         title: format!(
-            "Five {} requests sent at once (`-n 5 -c 5`)",
+            "{in_words} {} requests sent at once (`-n {count} -c {count}`)",
             format_ms(delay.as_secs_f64() * 1000.0)
         ),
         server,
         loads: vec![LoadSpec {
             path: format!("/sleep?ms={}", delay.as_millis()),
             start_after: Duration::ZERO,
-            requests: 5,
-            connections: 5,
+            requests: count,
+            connections: count as usize,
             service: delay,
         }],
     }
+}
+
+/// Seed 000: five concurrent 2 s requests.
+pub fn five_sleeps(chapter: u32, server: ServerUnderTest, scale: f64) -> Experiment {
+    sleeps_at_once(chapter, server, scale, 5, ("five_sleeps", "Five"))
+}
+
+/// Seed 000 taken further: a thousand 2 s requests at once. Only a server
+/// that keeps every request in flight finishes this in seconds (one blocking
+/// thread would need over half an hour).
+pub fn thousand_sleeps(chapter: u32, server: ServerUnderTest, scale: f64) -> Experiment {
+    sleeps_at_once(
+        chapter,
+        server,
+        scale,
+        1000,
+        ("thousand_sleeps", "A thousand"),
+    )
 }
 
 /// Seed 001: a slow `/sleeper`, then a fast `/activer` while it sleeps.
@@ -133,15 +157,18 @@ pub fn sleeper_then_activer(chapter: u32, server: ServerUnderTest, scale: f64) -
 
 /// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
 pub fn chapter(number: u32, scale: f64) -> Vec<Experiment> {
-    let server = match number {
-        1 => chapter1_server(),
-        3 => chapter3_server(),
-        _ => return Vec::new(),
-    };
-    vec![
-        five_sleeps(number, server.clone(), scale),
-        sleeper_then_activer(number, server, scale),
-    ]
+    match number {
+        1 => vec![
+            five_sleeps(1, chapter1_server(), scale),
+            sleeper_then_activer(1, chapter1_server(), scale),
+        ],
+        3 => vec![
+            five_sleeps(3, chapter3_server(), scale),
+            sleeper_then_activer(3, chapter3_server(), scale),
+            thousand_sleeps(3, chapter3_server(), scale),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 impl Experiment {

@@ -46,6 +46,19 @@ fn format_opt_ms(ms: Option<f64>) -> String {
     ms.map_or_else(|| "—".to_string(), format_ms)
 }
 
+/// `1,000` rather than `1000`.
+fn thousands(number: u64) -> String {
+    let digits = number.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// The line under every table: machine, date, command.
 pub fn stamp(record: &ChapterRecord) -> String {
     format!(
@@ -61,7 +74,11 @@ fn describe_load(load: &LoadOutcome) -> String {
     let what = if load.requests == 1 {
         format!("`{}`", load.path)
     } else if load.requests == load.connections as u64 {
-        format!("`{}` × {}, all at once", load.path, load.requests)
+        format!(
+            "`{}` × {}, all at once",
+            load.path,
+            thousands(load.requests)
+        )
     } else {
         format!(
             "`{}` × {} over {} connections",

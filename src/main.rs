@@ -200,40 +200,48 @@ fn run_with_spinner(experiment: &Experiment) -> Result<ExperimentRecord, String>
 fn print_outcome(record: &ExperimentRecord) {
     for load in &record.loads {
         let (predicted, measured) = (&load.predicted, &load.measured);
-        let total = measured.duration_s * 1000.0;
+        let slowest = measured.latency_ms.max.map_or("—".into(), format_ms);
+        let failures = if measured.requests.failed > 0 {
+            format!(
+                ", {} FAILED: {:?}",
+                measured.requests.failed, measured.errors
+            )
+        } else {
+            String::new()
+        };
+        if load.requests == 1 {
+            println!("      {} (one request)", load.path);
+            println!(
+                "        predicted: latency {:>9}",
+                format_ms(predicted.max_ms)
+            );
+            println!("        measured:  latency {slowest:>9}{failures}");
+            continue;
+        }
         let off = if predicted.total_s > 0.0 {
             format!(
-                "{:+.1}%",
+                " ({:+.1}%)",
                 (measured.duration_s / predicted.total_s - 1.0) * 100.0
             )
         } else {
-            "—".to_string()
+            String::new()
         };
         println!(
             "      {} × {} over {} connections",
             load.path, load.requests, load.connections
         );
         println!(
-            "        predicted: total {:>9}, {:>7.2} req/s, median {:>9}, slowest {:>9}",
+            "        predicted: total {:>9}, {:>8.2} req/s, median {:>9}, slowest {:>9}",
             format_ms(predicted.total_s * 1000.0),
             predicted.rps,
             format_ms(predicted.p50_ms),
             format_ms(predicted.max_ms)
         );
         println!(
-            "        measured:  total {:>9}, {:>7.2} req/s, median {:>9}, slowest {:>9}  (total {off}){}",
-            format_ms(total),
+            "        measured:  total {:>9}, {:>8.2} req/s, median {:>9}, slowest {slowest:>9}{off}{failures}",
+            format_ms(measured.duration_s * 1000.0),
             measured.rps,
             measured.latency_ms.p50.map_or("—".into(), format_ms),
-            measured.latency_ms.max.map_or("—".into(), format_ms),
-            if measured.requests.failed > 0 {
-                format!(
-                    ", {} FAILED: {:?}",
-                    measured.requests.failed, measured.errors
-                )
-            } else {
-                String::new()
-            }
         );
     }
 }

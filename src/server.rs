@@ -51,7 +51,7 @@ impl ServerArgs {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| format!("--host {host:?} is not an IP address or a known host name"))?;
-        TcpListener::bind(addr).map_err(|error| match error.kind() {
+        listen(addr).map_err(|error| match error.kind() {
             std::io::ErrorKind::AddrInUse => format!(
                 "port {port} on {host} is already in use (is another server still running?); \
                  stop it or pick another with --port"
@@ -66,6 +66,26 @@ impl ServerArgs {
         })
     }
 }
+
+// ANCHOR: listen
+/// How many connections the kernel may hold for a server before it accepts
+/// them. Rust's std listens with 128: a thousand clients connecting at once
+/// would overflow that, and each connection refused that way is retried by the
+/// client's kernel only after a second. 1,024 is tokio's default, too.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds and listens on `addr` with [`LISTEN_BACKLOG`], allowing a restarted
+/// server to reuse its port at once (SO_REUSEADDR, as servers do on Unix).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+// ANCHOR_END: listen
 
 /// Prints the line the harness and the tests wait for: `listening on http://HOST:PORT`.
 pub fn announce(addr: SocketAddr) {

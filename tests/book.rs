@@ -137,6 +137,16 @@ fn the_books_numbers_come_from_a_full_reproduce_run() {
         );
         assert!(!record.machine.cpu.is_empty() && record.machine.cores > 0);
         assert_eq!(record.command, evt::generated::command_for(record.chapter));
+        let planned: Vec<&str> = evt::experiments::chapter(record.chapter, 1.0)
+            .iter()
+            .map(|e| e.slug)
+            .collect();
+        let measured: Vec<&str> = record.experiments.iter().map(|e| e.slug.as_str()).collect();
+        assert_eq!(
+            measured, planned,
+            "chapter {}: rerun it, its experiments changed",
+            record.chapter
+        );
         for experiment in &record.experiments {
             for load in &experiment.loads {
                 let counts = load.measured.requests;

@@ -129,6 +129,7 @@ impl Connection {
         Ok(read > 0)
     }
 
+    // ANCHOR: read_response
     async fn read_response(&mut self, reused: bool) -> Result<Response, ExchangeError> {
         let mut received_any = false;
         loop {
@@ -184,6 +185,7 @@ impl Connection {
             });
         }
     }
+    // ANCHOR_END: read_response
 
     /// Drops what is buffered and reads more; `Ok(false)` at end of stream.
     async fn discard_and_fill(&mut self) -> Result<bool, ExchangeError> {
