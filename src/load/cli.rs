@@ -198,7 +198,7 @@ pub fn run_with_progress(config: LoadConfig) -> Result<Results, String> {
                 }
                 _ = tick.tick() => {
                     if show_progress && bar.is_none() && run.elapsed() >= QUIET_START {
-                        bar = Some(new_bar(run.config()));
+                        bar = Some(new_bar(run.config()).with_elapsed(run.elapsed()));
                     }
                     if let Some(bar) = &bar {
                         update_bar(bar, &run);
