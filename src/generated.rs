@@ -82,7 +82,9 @@ fn describe_load(load: &LoadOutcome) -> String {
     } else {
         format!(
             "`{}` × {} over {} connections",
-            load.path, load.requests, load.connections
+            load.path,
+            thousands(load.requests),
+            load.connections
         )
     };
     if load.start_after_s > 0.0 {
@@ -92,71 +94,116 @@ fn describe_load(load: &LoadOutcome) -> String {
     }
 }
 
-/// The table for one experiment: predicted and measured, side by side.
+/// Whether every load is a single request: then latency is the whole story.
+fn single_requests(experiment: &ExperimentRecord) -> bool {
+    experiment.loads.iter().all(|load| load.requests == 1)
+}
+
+/// The tables for one experiment, predicted beside measured. Single requests
+/// (seed 001) get one row each with their latency; runs of several requests
+/// get a table each with the run's total, rate and latencies.
 pub fn experiment_table(experiment: &ExperimentRecord) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| request | | total time | requests/s | fastest | median | slowest | failed |"
-    );
-    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|");
-    for load in &experiment.loads {
-        let predicted = &load.predicted;
-        // A rate means little for a single request: show it for runs of several.
-        let rate = |rps: f64| {
-            if load.requests > 1 {
-                format!("{rps:.2}")
-            } else {
-                "—".to_string()
-            }
-        };
+    if single_requests(experiment) {
         let _ = writeln!(
             out,
-            "| {} | predicted | {} | {} | {} | {} | {} | 0 |",
-            describe_load(load),
+            "| request | sent at | predicted latency | measured latency |"
+        );
+        let _ = writeln!(out, "|---|--:|--:|--:|");
+        for load in &experiment.loads {
+            let measured = match load.measured.requests.failed {
+                0 => format!("**{}**", format_opt_ms(load.measured.latency_ms.max)),
+                _ => format!("failed: {:?}", load.measured.errors),
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {measured} |",
+                load.path,
+                if load.start_after_s > 0.0 {
+                    format_ms(load.start_after_s * 1000.0)
+                } else {
+                    "0 s".to_string()
+                },
+                format_ms(load.predicted.max_ms),
+            );
+        }
+        return out;
+    }
+    for (index, load) in experiment.loads.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        let predicted = &load.predicted;
+        let measured = &load.measured;
+        let _ = writeln!(out, "{}:\n", describe_load(load));
+        let _ = writeln!(
+            out,
+            "| | total time | requests/s | fastest | median | slowest |"
+        );
+        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|");
+        let _ = writeln!(
+            out,
+            "| predicted | {} | {:.2} | {} | {} | {} |",
             format_ms(predicted.total_s * 1000.0),
-            rate(predicted.rps),
+            predicted.rps,
             format_ms(predicted.min_ms),
             format_ms(predicted.p50_ms),
             format_ms(predicted.max_ms),
         );
-        let measured = &load.measured;
         let _ = writeln!(
             out,
-            "| | **measured** | **{}** | **{}** | {} | {} | **{}** | {} |",
+            "| **measured** | **{}** | **{:.2}** | {} | {} | **{}** |",
             format_ms(measured.duration_s * 1000.0),
-            rate(measured.rps),
+            measured.rps,
             format_opt_ms(measured.latency_ms.min),
             format_opt_ms(measured.latency_ms.p50),
             format_opt_ms(measured.latency_ms.max),
-            measured.requests.failed,
+        );
+        let counts = measured.requests;
+        let failures = if counts.failed == 0 {
+            "none failed".to_string()
+        } else {
+            format!("**{} failed**: {:?}", counts.failed, measured.errors)
+        };
+        let _ = writeln!(
+            out,
+            "\n{} of {} requests completed, {failures}.",
+            thousands(counts.completed),
+            thousands(counts.sent)
         );
     }
     out
 }
 
-/// A table per seed comparing every chapter that redid it.
+/// A table per seed comparing every chapter that redid it: the whole run's
+/// time for runs of several requests, the latency for single requests.
 pub fn seed_comparison(seed: &str, records: &[ChapterRecord]) -> Option<String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| chapter | server | request | predicted total | measured total | measured slowest |"
+        "| chapter | example | request | predicted | measured |"
     );
-    let _ = writeln!(out, "|--:|---|---|--:|--:|--:|");
+    let _ = writeln!(out, "|--:|---|---|--:|--:|");
     let mut rows = 0;
     for record in records {
         for experiment in record.experiments.iter().filter(|e| e.seed == seed) {
             for load in &experiment.loads {
+                let (predicted, measured) = if load.requests == 1 {
+                    (load.predicted.max_ms, load.measured.latency_ms.max)
+                } else {
+                    (
+                        load.predicted.total_s * 1000.0,
+                        Some(load.measured.duration_s * 1000.0),
+                    )
+                };
                 let _ = writeln!(
                     out,
-                    "| {} | `{}`: {} | {} | {} | **{}** | {} |",
+                    "| {} | `{}` | {} | {} | **{}** |",
                     record.chapter,
                     experiment.example,
-                    experiment.model,
                     describe_load(load),
-                    format_ms(load.predicted.total_s * 1000.0),
-                    format_ms(load.measured.duration_s * 1000.0),
-                    format_opt_ms(load.measured.latency_ms.max),
+                    format_ms(predicted),
+                    format_opt_ms(measured),
                 );
                 rows += 1;
             }
@@ -165,6 +212,11 @@ pub fn seed_comparison(seed: &str, records: &[ChapterRecord]) -> Option<String> 
     if rows == 0 {
         return None;
     }
+    let _ = writeln!(
+        out,
+        "\nFor a run of several requests, the time for the whole run; for a single \
+         request, its latency."
+    );
     for record in records {
         out.push('\n');
         out.push_str(&format!("Chapter {}: {}", record.chapter, stamp(record)));
