@@ -1,0 +1,74 @@
+//! The reproduce run end to end, with every delay scaled down (`--quick`),
+//! writing into a scratch directory instead of the book.
+
+use std::process::Command;
+
+use evt::generated::read_chapters;
+
+mod common;
+
+fn reproduce(args: &[&str]) -> std::process::Output {
+    common::examples_built();
+    Command::new(env!("CARGO_BIN_EXE_event-loops-vs-threads"))
+        .args(args)
+        .output()
+        .expect("the reproduce binary runs")
+}
+
+#[test]
+fn a_quick_run_measures_predicts_and_writes_the_views() {
+    let out = std::env::temp_dir().join(format!("evt-reproduce-{}", std::process::id()));
+    let output = reproduce(&[
+        "--quick",
+        "--no-build",
+        "--chapter",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        printed.contains("predicted:") && printed.contains("measured:"),
+        "{printed}"
+    );
+
+    let records = read_chapters(&out);
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert!(record.quick, "a --quick run says so in its record");
+    assert_eq!(
+        record.experiments.len(),
+        evt::experiments::chapter(3, 0.1).len()
+    );
+    for experiment in &record.experiments {
+        for load in &experiment.loads {
+            assert_eq!(
+                load.measured.requests.failed, 0,
+                "{}: {:?}",
+                load.path, load.measured.errors
+            );
+            assert_eq!(load.measured.requests.completed, load.requests);
+        }
+        let view = out.join(format!("chapter3_{}.md", experiment.slug));
+        assert!(std::fs::read_to_string(view).unwrap().contains("--quick"));
+    }
+    assert!(out.join("seed000.md").is_file() && out.join("load_help.txt").is_file());
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn an_unknown_chapter_is_one_line() {
+    let output = reproduce(&["--chapter", "2", "--no-build"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("chapter 2 has no experiments yet; choose one of 1, 3"),
+        "{stderr}"
+    );
+}
