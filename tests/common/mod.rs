@@ -1,4 +1,6 @@
 //! What the integration tests share: servers started from freshly built examples.
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
 
 use std::sync::OnceLock;
 
