@@ -81,6 +81,16 @@ fn answer_ok(stream: TcpStream) {
     );
 }
 
+/// Every one of `requests` completed, and none failed (the failures say why if not).
+fn assert_all_completed(results: &load::Results, requests: u64) {
+    assert_eq!(
+        (results.completed(), results.failed()),
+        (requests, 0),
+        "{:?}",
+        results.record.failures
+    );
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -323,24 +333,14 @@ fn bodies_end_by_length_by_chunks_or_by_close() {
         answer_with(stream, response, 7, false)
     });
     let results = load::run(config(&format!("http://{chunked}/"), 6, 1)).unwrap();
-    assert_eq!(
-        (results.completed(), results.failed()),
-        (6, 0),
-        "{:?}",
-        results.record.failures
-    );
+    assert_all_completed(&results, 6);
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
     // No length, no chunks: the body ends when the server closes.
     let (closing, accepted) =
         fake_server(|stream| answer_with(stream, b"HTTP/1.1 200 OK\r\n\r\nuntil the end", 3, true));
     let results = load::run(config(&format!("http://{closing}/"), 4, 2)).unwrap();
-    assert_eq!(
-        (results.completed(), results.failed()),
-        (4, 0),
-        "{:?}",
-        results.record.failures
-    );
+    assert_all_completed(&results, 4);
     assert_eq!(accepted.load(Ordering::SeqCst), 4);
 }
 
@@ -357,11 +357,6 @@ fn a_keepalive_connection_the_server_dropped_is_retried_not_failed() {
         )
     });
     let results = load::run(config(&format!("http://{forgetful}/"), 10, 2)).unwrap();
-    assert_eq!(
-        (results.completed(), results.failed()),
-        (10, 0),
-        "{:?}",
-        results.record.failures
-    );
+    assert_all_completed(&results, 10);
     assert!(accepted.load(Ordering::SeqCst) >= 10);
 }
