@@ -3,43 +3,57 @@
 //!     cargo run --release --example chapter1_blocking
 //!     cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8001/sleep?ms=2000
 //!
-//! This is Flask's development server, or gunicorn with one sync worker: while
-//! the handler sleeps, nothing else is answered. Five 2 s requests sent at once
-//! take 10 s in all. Look at the loop in `main`: there is only one.
+//! This is gunicorn with one sync worker, or Flask's development server before
+//! Flask 1.0: while the handler sleeps, nothing else is answered. Five 2 s
+//! requests sent at once take 10 s in all. The whole server is in `main`: one
+//! thread, one loop, no pool anywhere.
 
-use evt::server::{ServerArgs, announce, route_of};
-use tiny_http::{Response, Server};
+use evt::blocking::Connection;
+use evt::server::{ServerArgs, announce};
 
 fn main() {
     let args = ServerArgs::parse_for(
         "chapter1_blocking",
-        "Chapter 1: a tiny_http server with one thread that handles one request at a time.",
+        "Chapter 1: a blocking server with one thread that handles one request at a time.",
         8001,
     );
     let listener = args.bind_or_exit();
     let addr = listener
         .local_addr()
         .expect("a bound socket has an address");
-    let server = Server::from_listener(listener, None).unwrap_or_else(|error| {
-        eprintln!("error: cannot start tiny_http on {addr}: {error}");
-        std::process::exit(1);
-    });
     announce(addr);
 
     // ANCHOR: one_thread
-    // The whole server: take the next request, handle it, answer, repeat.
-    // tiny_http reads requests off the sockets on its own threads and queues
-    // them; this loop takes them from that queue one at a time.
-    for request in server.incoming_requests() {
-        let route = route_of(&request);
-        if let Some(delay) = route.delay() {
-            // The thread waits here, and so does every request behind this one.
-            std::thread::sleep(delay);
+    // The whole server: take the next connection, read its request, handle
+    // it, answer, close, repeat. Connections that arrive meanwhile wait in the
+    // kernel's listen backlog until this loop comes back to `accept`.
+    let mut accept_failures = 0u64;
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                accept_failures += 1;
+                if accept_failures == 1 {
+                    eprintln!(
+                        "warning: accept failed: {error} (raise `ulimit -n` if it says too many open files)"
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        let mut connection = Connection::new(stream);
+        if let Some(request) = connection.next_request() {
+            if let Some(delay) = request.route.delay() {
+                // The thread waits here, and so does every connection behind this one.
+                std::thread::sleep(delay);
+            }
+            // `Connection: close`: one request per connection, as gunicorn's
+            // sync worker does. A client that kept this connection open would
+            // never get the thread back to the others (see the chapter).
+            let _ = connection.respond(&request.route.reply(), false);
         }
-        let reply = route.reply();
-        let response = Response::from_string(reply.body).with_status_code(reply.status);
-        // A client that hung up is its own loss: go on to the next request.
-        let _ = request.respond(response);
+        connection.close();
     }
     // ANCHOR_END: one_thread
 }

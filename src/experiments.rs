@@ -55,7 +55,7 @@ pub const CHAPTERS: &[u32] = &[1, 3];
 pub fn chapter1_server() -> ServerUnderTest {
     ServerUnderTest {
         example: "chapter1_blocking",
-        model: "tiny_http, one thread handling one request at a time",
+        model: "one thread handling one connection at a time (std::net, hand-written)",
         default_port: 8001,
         capacity: Capacity::Limited(1),
     }

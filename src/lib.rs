@@ -2,9 +2,11 @@
 //!
 //! The examples in `examples/` are the lessons; what they all need lives here,
 //! once: the route table ([`routes`]), the server command line ([`server`]),
+//! HTTP/1.1 on blocking sockets for the hand-written servers ([`blocking`]),
 //! the load client ([`load`]), and the machinery of the reproduce run that
 //! writes the book's numbers ([`model`], [`harness`], [`experiments`]).
 
+pub mod blocking;
 pub mod experiments;
 pub mod generated;
 pub mod harness;

@@ -1,15 +1,15 @@
 //! What every server example shares: its command line, binding the port with a
-//! clear error, the `listening on` line the harness waits for, and (for the
-//! tokio servers) the accept loop.
+//! clear error, and the `listening on` line the harness waits for. What is
+//! particular to one framework (tiny_http, axum) lives in that example.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 
-use crate::routes::{MAX_HEADER_BYTES, Route};
-
-/// The flags every server in the book takes.
+/// The flags every server in the book takes. An example with flags of its own
+/// flattens these into its parser (`#[command(flatten)] server: ServerArgs`)
+/// and parses with [`parse_flags`], so every server reads the same way.
 #[derive(Debug, Clone, Parser)]
 pub struct ServerArgs {
     /// Address to listen on. The default keeps the server on this machine.
@@ -18,19 +18,49 @@ pub struct ServerArgs {
     /// Port to listen on (0 picks a free one; the chosen port is printed).
     #[arg(long)]
     pub port: u16,
+    #[command(flatten)]
+    pub listen: ListenOptions,
+}
+
+/// How the listening socket is set up.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListenOptions {
+    /// Connections the kernel may queue before the server accepts them (the
+    /// listen backlog; Linux caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = LISTEN_BACKLOG, value_parser = clap::value_parser!(i32).range(1..=65535))]
+    pub backlog: i32,
+    /// Let several processes listen on the same port (SO_REUSEPORT): the
+    /// kernel then spreads new connections over them.
+    #[arg(long)]
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: LISTEN_BACKLOG,
+            reuse_port: false,
+        }
+    }
+}
+
+/// Parses the command line of the example `name` into `T` (a parser that is
+/// or flattens [`ServerArgs`]), with `--port` defaulting to `default_port`.
+pub fn parse_flags<T: Parser>(name: &'static str, about: &'static str, default_port: u16) -> T {
+    let command = T::command()
+        .name(name)
+        .about(about)
+        .mut_arg("port", |port| {
+            port.default_value(default_port.to_string()).required(false)
+        });
+    let matches = command.get_matches();
+    T::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
 impl ServerArgs {
     /// Parses the command line of the example `name`, whose port defaults to `default_port`.
     pub fn parse_for(name: &'static str, about: &'static str, default_port: u16) -> ServerArgs {
-        let command = ServerArgs::command()
-            .name(name)
-            .about(about)
-            .mut_arg("port", |port| {
-                port.default_value(default_port.to_string()).required(false)
-            });
-        let matches = command.get_matches();
-        ServerArgs::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+        parse_flags(name, about, default_port)
     }
 
     /// Binds the listening socket, or exits with one line that says what went wrong.
@@ -51,7 +81,7 @@ impl ServerArgs {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| format!("--host {host:?} is not an IP address or a known host name"))?;
-        listen(addr).map_err(|error| match error.kind() {
+        listen(addr, &self.listen).map_err(|error| match error.kind() {
             std::io::ErrorKind::AddrInUse => format!(
                 "port {port} on {host} is already in use (is another server still running?); \
                  stop it or pick another with --port"
@@ -69,23 +99,56 @@ impl ServerArgs {
 
 // ANCHOR: listen
 /// How many connections the kernel may hold for a server before it accepts
-/// them. Rust's std listens with 128: a thousand clients connecting at once
-/// would overflow that, and each connection refused that way is retried by the
-/// client's kernel only after a second. 1,024 is tokio's default, too.
+/// them. Rust's std (and mio, under tokio) listens with 128: a thousand
+/// clients connecting at once overflow that, and the kernel drops the
+/// connection attempts it has no room for; each client's kernel retries only
+/// after a second (then 3 s, 7 s...). Linux caps whatever we ask for at
+/// `net.core.somaxconn` (4,096 on recent kernels, 128 on older ones and macOS).
 pub const LISTEN_BACKLOG: i32 = 1024;
 
-/// Binds and listens on `addr` with [`LISTEN_BACKLOG`], allowing a restarted
-/// server to reuse its port at once (SO_REUSEADDR, as servers do on Unix).
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds and listens on `addr` with the backlog asked for, allowing a
+/// restarted server to reuse its port at once (SO_REUSEADDR, as servers do on
+/// Unix) and, if asked, other processes to share it (SO_REUSEPORT).
+fn listen(addr: SocketAddr, options: &ListenOptions) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     #[cfg(unix)]
     socket.set_reuse_address(true)?;
+    if options.reuse_port {
+        set_reuse_port(&socket)?;
+    }
     socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    socket.listen(options.backlog)?;
     Ok(socket.into())
 }
 // ANCHOR_END: listen
+
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+fn set_reuse_port(socket: &socket2::Socket) -> std::io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+fn set_reuse_port(_socket: &socket2::Socket) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "--reuse-port (SO_REUSEPORT) is not available on this platform",
+    ))
+}
 
 /// Prints the line the harness and the tests wait for: `listening on http://HOST:PORT`.
 pub fn announce(addr: SocketAddr) {
@@ -94,47 +157,3 @@ pub fn announce(addr: SocketAddr) {
     let _ = writeln!(stdout, "listening on http://{addr}");
     let _ = stdout.flush();
 }
-
-/// What a tiny_http request asks for. tiny_http reads headers of any size, so
-/// this also counts their bytes against [`MAX_HEADER_BYTES`].
-pub fn route_of(request: &tiny_http::Request) -> Route {
-    let header_bytes: usize = request
-        .headers()
-        .iter()
-        .map(|header| header.field.as_str().as_str().len() + header.value.as_str().len() + 4)
-        .sum::<usize>()
-        + request.url().len();
-    Route::parse_checked(request.method().as_str(), request.url(), header_bytes)
-}
-
-// ANCHOR: accept_loop
-/// Serves `app` on `listener`: one task for each connection, all of them on
-/// whatever runtime calls this (in chapter 3, a single thread).
-pub async fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
-    let mut accept_errors = 0u64;
-    loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(connection) => connection,
-            Err(error) => {
-                // Out of file descriptors, most often: say so once, back off, go on.
-                accept_errors += 1;
-                if accept_errors == 1 {
-                    eprintln!("warning: accept failed: {error} (further failures not shown)");
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            // hyper's default would read about 400 KiB of headers; answer 431 past 8 KiB.
-            .max_buf_size(MAX_HEADER_BYTES)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        // The task ends when the client closes the connection or sends garbage.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-    }
-}
-// ANCHOR_END: accept_loop

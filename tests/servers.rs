@@ -197,3 +197,70 @@ fn the_experiments_know_each_example_default_port() {
         );
     }
 }
+
+/// hey's, oha's and a browser's pattern, with plain sockets: open `count`
+/// connections, send one request on each, and keep every one open until all
+/// are answered (or `deadline` passes). Returns how many were answered, and
+/// when the last one was.
+fn held_connections(
+    server: &ServerProcess,
+    path: &str,
+    count: usize,
+    deadline: Duration,
+) -> (usize, Duration) {
+    let addr = server.base_url.trim_start_matches("http://").to_string();
+    let started = Instant::now();
+    let mut streams: Vec<TcpStream> = (0..count)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    let (mut answered, mut last) = (0, Duration::ZERO);
+    for stream in &mut streams {
+        let left = deadline.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        let mut first = [0u8; 12];
+        if stream.read_exact(&mut first).is_ok() && first.starts_with(b"HTTP/1.1 200") {
+            answered += 1;
+            last = started.elapsed();
+        }
+    }
+    // Only now, with every answer in (or the deadline past), do the connections close.
+    drop(streams);
+    (answered, last)
+}
+
+/// Every chapter server, with the most requests it works on at once.
+const SERVERS: [(&str, &[&str], Option<u32>); 3] = [
+    ("chapter1_blocking", &[], Some(1)),
+    ("chapter1_tiny_http", &[], Some(1)),
+    ("chapter3_async", &[], None),
+];
+
+#[test]
+fn every_server_answers_clients_that_hold_their_connections_open() {
+    const DELAY_MS: u64 = 20;
+    for (example, flags, capacity) in SERVERS {
+        let mut args = vec!["--port", "0"];
+        args.extend_from_slice(flags);
+        let server = start_with(example, &args).unwrap();
+        for count in [5, 16, 64] {
+            // The model: one at a time takes count × delay; a loop, one delay.
+            let model = Duration::from_millis(DELAY_MS * capacity.map_or(1, |_| count as u64));
+            let deadline = model + Duration::from_secs(3);
+            let (answered, last) =
+                held_connections(&server, &format!("/sleep?ms={DELAY_MS}"), count, deadline);
+            assert_eq!(
+                answered, count,
+                "{example}: {answered} of {count} held connections answered within {deadline:?}"
+            );
+            assert!(last >= Duration::from_millis(DELAY_MS) * capacity.map_or(1, |_| count as u32));
+        }
+    }
+}

@@ -35,7 +35,7 @@ impl Target {
                 "{url}: the scheme {scheme:?} is not supported; use http://"
             ));
         }
-        let uri: hyper::Uri = url
+        let uri: http::Uri = url
             .parse()
             .map_err(|error| format!("{url:?} is not a valid URL ({error}); check it for typos"))?;
         let host = uri
