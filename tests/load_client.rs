@@ -240,6 +240,7 @@ fn json_output_has_exactly_the_documented_fields() {
             "errors",
             "latency_ms",
             "requests",
+            "retries",
             "rps",
             "status_codes",
             "url"
@@ -359,4 +360,96 @@ fn a_keepalive_connection_the_server_dropped_is_retried_not_failed() {
     let results = load::run(config(&format!("http://{forgetful}/"), 10, 2)).unwrap();
     assert_all_completed(&results, 10);
     assert!(accepted.load(Ordering::SeqCst) >= 10);
+}
+
+#[test]
+fn an_absurd_chunk_size_is_a_bad_response_not_a_panic() {
+    let (server, _) = fake_server(|stream| {
+        let response =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc";
+        answer_with(stream, response, 1, false)
+    });
+    let results = load::run(config(&format!("http://{server}/"), 3, 1)).unwrap();
+    assert_eq!(results.failed(), 3, "{:?}", results.record.failures);
+    assert_eq!(results.record.failures[&ErrorKind::BadResponse].count, 3);
+}
+
+#[test]
+fn response_heads_over_64_kib_are_bad_responses() {
+    let (server, _) = fake_server(|stream| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nOK",
+            "a".repeat(100 * 1024)
+        );
+        answer_with(stream, head.as_bytes(), 1, false)
+    });
+    let results = load::run(config(&format!("http://{server}/"), 2, 1)).unwrap();
+    assert_eq!(results.record.failures[&ErrorKind::BadResponse].count, 2);
+}
+
+#[test]
+fn stale_keepalive_retries_are_counted_and_reported() {
+    let (forgetful, _) = fake_server(|stream| {
+        answer_with(
+            stream,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK",
+            1,
+            true,
+        )
+    });
+    let results = load::run(config(&format!("http://{forgetful}/"), 10, 2)).unwrap();
+    assert_all_completed(&results, 10);
+    // Each connection's first request is on a fresh connection; the other
+    // eight each found their connection closed and went again.
+    assert_eq!(results.record.retries, 8);
+    assert_eq!(Summary::of(&results).retries, 8);
+    assert!(load::report::text(&results).contains("Retries:"));
+}
+
+#[test]
+fn a_run_that_needs_more_files_than_allowed_is_refused_by_the_engine() {
+    let limit = evt::sys::raise_open_file_limit();
+    let connections = (limit + 1000) as usize;
+    let refused = format!("http://127.0.0.1:{}/", free_port());
+    let error = load::run(config(&refused, connections as u64, connections))
+        .err()
+        .expect("more connections than open files is an error before the run");
+    assert!(error.contains("ulimit -n"), "{error}");
+}
+
+#[test]
+fn connections_stay_open_until_the_whole_run_is_over() {
+    // The first connection is answered at once, the second after 300 ms. A
+    // client like hey keeps the first open until the second is answered too;
+    // the server notes when the first one closes.
+    static ORDER: AtomicUsize = AtomicUsize::new(0);
+    static FIRST_CLOSED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let (server, _) = fake_server(|stream| {
+        let mine = ORDER.fetch_add(1, Ordering::SeqCst);
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        if read_request(&mut reader).is_none() {
+            return;
+        }
+        if mine == 1 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+        if mine == 0 {
+            let _ = reader.read(&mut [0u8; 16]);
+            let _ = FIRST_CLOSED.set(Instant::now());
+        }
+    });
+    let started = Instant::now();
+    let results = load::run(config(&format!("http://{server}/"), 2, 2)).unwrap();
+    assert_all_completed(&results, 2);
+    std::thread::sleep(Duration::from_millis(50));
+    let closed = FIRST_CLOSED
+        .get()
+        .expect("the first connection was closed by the client");
+    assert!(
+        closed.duration_since(started) >= Duration::from_millis(300),
+        "the first connection closed {:?} into the run, before the last answer",
+        closed.duration_since(started)
+    );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::engine::{LoadConfig, LoadRun, Stop, default_threads};
+use super::engine::{LoadConfig, LoadRun, Stop, check_open_files, default_threads};
 use super::record::{ErrorKind, Results};
 use super::report::{self, Summary};
 use super::target::Target;
@@ -62,10 +62,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// Spare file descriptors beyond one per connection (stdio, the runtime, the
-/// epoll instances, a connection being replaced).
-const SPARE_FILES: u64 = 64;
-
 impl LoadArgs {
     /// Checks the flags and the URL; the error is one line naming the problem and the fix.
     pub fn to_config(&self) -> Result<LoadConfig, String> {
@@ -90,15 +86,9 @@ impl LoadArgs {
             return Err("--threads must be at least 1".into());
         }
         let target = Target::parse(&self.url)?;
-        let limit = crate::sys::raise_open_file_limit();
-        let needed = self.connections as u64 + SPARE_FILES;
-        if needed > limit {
-            return Err(format!(
-                "-c {} needs about {needed} open files but this process may open only {limit}; \
-                 raise the limit with `ulimit -n {needed}` (the hard limit caps it) or lower -c",
-                self.connections
-            ));
-        }
+        // The engine checks this too; checking here makes it a usage error (exit 2).
+        check_open_files(self.connections)
+            .map_err(|message| format!("-c {}: {message}", self.connections))?;
         Ok(LoadConfig {
             target,
             connections: self.connections,

@@ -11,14 +11,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::http1::{Connection, ExchangeError, RequestBytes};
-use super::record::{ErrorKind, Failure, Recorder, Results};
+use super::record::{ErrorKind, Failure, Recorder, Results, Span};
 use super::target::Target;
 
 /// When a run stops sending.
@@ -78,6 +78,9 @@ struct Shared {
     failed: AtomicU64,
     cancelled: AtomicBool,
     cancel: watch::Sender<bool>,
+    /// Connections still sending; the last to finish says so on `all_done`.
+    active: AtomicUsize,
+    all_done: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -93,40 +96,91 @@ impl Shared {
     }
 }
 
+/// What one worker thread hands back: its record and when it finished.
+type ThreadOutcome = (Recorder, Instant);
+/// The work of one worker thread.
+type ThreadBody = Box<dyn FnOnce() -> ThreadOutcome + Send>;
+
 /// A run in progress. [`LoadRun::wait`] returns its results.
 pub struct LoadRun {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<(Recorder, Instant)>>,
+    threads: Vec<JoinHandle<ThreadOutcome>>,
+}
+
+/// Spare file descriptors beyond one per connection (stdio, the runtime, the
+/// epoll instances, a connection being replaced).
+pub const SPARE_FILES: u64 = 64;
+
+/// Raises this process's open-file limit as far as it goes and checks that
+/// `connections` fit under it; the error is one line naming the fix.
+pub fn check_open_files(connections: usize) -> Result<(), String> {
+    let limit = crate::sys::raise_open_file_limit();
+    let needed = connections as u64 + SPARE_FILES;
+    if needed > limit {
+        return Err(format!(
+            "{connections} connections need about {needed} open files but this process may \
+             open only {limit}; raise the limit with `ulimit -n {needed}` (the hard limit caps \
+             it) or use fewer connections"
+        ));
+    }
+    Ok(())
 }
 
 impl LoadRun {
-    /// Starts the worker threads and returns at once.
+    /// Checks the open-file limit, starts the worker threads and returns at once.
     pub fn start(config: LoadConfig) -> Result<LoadRun, String> {
+        LoadRun::start_with(config, |name, body| {
+            std::thread::Builder::new().name(name).spawn(body)
+        })
+    }
+
+    /// [`LoadRun::start`], with the way threads are started given: if one
+    /// cannot start, the ones already running are stopped before the error returns.
+    fn start_with(
+        config: LoadConfig,
+        mut spawn: impl FnMut(String, ThreadBody) -> std::io::Result<JoinHandle<ThreadOutcome>>,
+    ) -> Result<LoadRun, String> {
+        check_open_files(config.connections)?;
         let thread_count = config.threads.clamp(1, config.connections.max(1));
         let (cancel, _) = watch::channel(false);
+        let (all_done, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            config,
             started: Instant::now(),
             issued: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             cancelled: AtomicBool::new(false),
             cancel,
+            active: AtomicUsize::new(config.connections),
+            all_done,
+            config,
         });
         let connections = shared.config.connections;
-        let mut threads = Vec::with_capacity(thread_count);
+        let mut run = LoadRun {
+            shared: Arc::clone(&shared),
+            threads: Vec::with_capacity(thread_count),
+        };
+        let mut first_connection = 0;
         for index in 0..thread_count {
             // Spread the connections evenly: the first threads take one extra.
             let share =
                 connections / thread_count + usize::from(index < connections % thread_count);
             let shared = Arc::clone(&shared);
-            let thread = std::thread::Builder::new()
-                .name(format!("load-{index}"))
-                .spawn(move || drive_connections(shared, share))
-                .map_err(|error| format!("cannot start a load thread: {error}"))?;
-            threads.push(thread);
+            let first = first_connection;
+            first_connection += share;
+            match spawn(
+                format!("load-{index}"),
+                Box::new(move || drive_connections(shared, first, share)),
+            ) {
+                Ok(thread) => run.threads.push(thread),
+                Err(error) => {
+                    run.cancel();
+                    let _ = run.wait();
+                    return Err(format!("cannot start a load thread: {error}"));
+                }
+            }
         }
-        Ok(LoadRun { shared, threads })
+        Ok(run)
     }
 
     /// Stops sending; requests in flight end as `interrupted`.
@@ -167,10 +221,9 @@ impl LoadRun {
                     record.merge(&part);
                     finished = finished.max(ended);
                 }
-                Err(_) => record.failed(Failure {
-                    kind: ErrorKind::Other,
-                    message: "a load thread panicked".into(),
-                }),
+                Err(_) => record
+                    .problems
+                    .push("a load thread panicked; its requests are not counted".into()),
             }
         }
         let duration = finished - self.shared.started;
@@ -189,8 +242,9 @@ pub fn run(config: LoadConfig) -> Result<Results, String> {
     Ok(LoadRun::start(config)?.wait())
 }
 
-/// One worker thread: a current-thread runtime running `count` connections.
-fn drive_connections(shared: Arc<Shared>, count: usize) -> (Recorder, Instant) {
+/// One worker thread: a current-thread runtime running `count` connections,
+/// numbered from `first`.
+fn drive_connections(shared: Arc<Shared>, first: usize, count: usize) -> ThreadOutcome {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -198,10 +252,13 @@ fn drive_connections(shared: Arc<Shared>, count: usize) -> (Recorder, Instant) {
         Ok(runtime) => runtime,
         Err(error) => {
             let mut record = Recorder::default();
-            record.failed(Failure {
-                kind: ErrorKind::Other,
-                message: format!("cannot start a tokio runtime: {error}"),
-            });
+            record
+                .problems
+                .push(format!("cannot start a tokio runtime: {error}"));
+            // Its connections will never send: let the others stop holding theirs.
+            for _ in 0..count {
+                ConnectionDone::new(&shared).finish();
+            }
             return (record, Instant::now());
         }
     };
@@ -209,8 +266,12 @@ fn drive_connections(shared: Arc<Shared>, count: usize) -> (Recorder, Instant) {
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let mut connections = tokio::task::JoinSet::new();
-        for _ in 0..count {
-            connections.spawn_local(connection_loop(Arc::clone(&shared), Rc::clone(&record)));
+        for number in first..first + count {
+            connections.spawn_local(connection_loop(
+                Arc::clone(&shared),
+                Rc::clone(&record),
+                number as u32,
+            ));
         }
         // Cancelling aborts every connection task at once; a request in flight
         // records itself as interrupted when its task is dropped. So the
@@ -237,7 +298,8 @@ fn drive_connections(shared: Arc<Shared>, count: usize) -> (Recorder, Instant) {
 
 // ANCHOR: connection_loop
 /// One connection: send, wait for the whole response, record, repeat.
-async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>) {
+async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>, number: u32) {
+    let done = ConnectionDone::new(&shared);
     let config = &shared.config;
     let request = RequestBytes::get(
         &config.target.path_and_query,
@@ -245,37 +307,153 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>) {
         config.keepalive,
     );
     let mut connection: Option<Connection> = None;
+    let mut backoff = Duration::ZERO;
+    #[cfg(test)]
+    let mut sent_here = 0u64;
     while shared.take_ticket() {
         let started = Instant::now();
         let in_flight = InFlight::new(&shared, &record);
-        let outcome = tokio::time::timeout(
-            config.timeout,
-            one_request(config, &request, &mut connection),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(Failure {
-                kind: ErrorKind::Timeout,
-                message: format!("no whole response within {:?}", config.timeout),
+        let mut retries = 0;
+        let exchange = async {
+            #[cfg(test)]
+            tests::maybe_panic(config, sent_here);
+            tokio::time::timeout(
+                config.timeout,
+                one_request(config, &request, &mut connection, &mut retries),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure {
+                    kind: ErrorKind::Timeout,
+                    message: format!("no whole response within {:?}", config.timeout),
+                })
             })
-        });
-        let latency = started.elapsed();
+        };
+        // A bug in the exchange fails this request, not the whole connection.
+        let outcome = CatchPanic(std::pin::pin!(exchange)).await;
+        let ended = Instant::now();
         in_flight.landed();
+        #[cfg(test)]
+        {
+            sent_here += 1;
+        }
+        let mut record = record.borrow_mut();
+        record.retries += retries;
+        let status = outcome.as_ref().ok().copied();
+        record.span(Span {
+            connection: number,
+            start_us: (started - shared.started).as_micros() as u64,
+            end_us: (ended - shared.started).as_micros() as u64,
+            status,
+        });
         match outcome {
             Ok(status) => {
-                record.borrow_mut().completed(status, latency);
+                backoff = Duration::ZERO;
+                record.completed(status, ended - started);
                 shared.completed.fetch_add(1, Ordering::Relaxed);
             }
             Err(failure) => {
                 // The connection is in an unknown state: start afresh.
                 connection = None;
-                record.borrow_mut().failed(failure);
+                let out_of_resources = matches!(
+                    failure.kind,
+                    ErrorKind::TooManyOpenFiles | ErrorKind::NoLocalPort
+                );
+                record.failed(failure);
                 shared.failed.fetch_add(1, Ordering::Relaxed);
+                drop(record);
+                if out_of_resources {
+                    // Out of descriptors or ports: trying again at once would
+                    // only burn requests. Wait, longer each time, for some to free.
+                    backoff = (backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+    }
+    done.finish();
+    // Like hey, oha and browsers, keep the connection open until the whole
+    // run is over: closing it early would hand the server a free thread that
+    // a real client would not give it, and hide a server that starves
+    // connections it cannot read.
+    if connection.is_some() {
+        let mut all_done = shared.all_done.subscribe();
+        let _ = all_done.wait_for(|done| *done).await;
+    }
+}
+// ANCHOR_END: connection_loop
+
+/// The first and the longest wait after running out of descriptors or ports.
+const MIN_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Counts a connection out of the run once it sends no more (also when its
+/// task is aborted or panics); the last one out tells the others.
+struct ConnectionDone<'a> {
+    shared: &'a Shared,
+    finished: bool,
+}
+
+impl<'a> ConnectionDone<'a> {
+    fn new(shared: &'a Shared) -> ConnectionDone<'a> {
+        ConnectionDone {
+            shared,
+            finished: false,
+        }
+    }
+
+    fn finish(mut self) {
+        self.count_out();
+    }
+
+    fn count_out(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.shared.all_done.send_replace(true);
             }
         }
     }
 }
-// ANCHOR_END: connection_loop
+
+impl Drop for ConnectionDone<'_> {
+    fn drop(&mut self) {
+        self.count_out();
+    }
+}
+
+/// Runs a future, turning a panic inside it into a failed request.
+struct CatchPanic<F>(F);
+
+impl<F, T> std::future::Future for CatchPanic<std::pin::Pin<&mut F>>
+where
+    F: std::future::Future<Output = Result<T, Failure>>,
+{
+    type Output = Result<T, Failure>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|text| text.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_string());
+                std::task::Poll::Ready(Err(Failure {
+                    kind: ErrorKind::Panic,
+                    message: format!(
+                        "the load client panicked (a bug: please report it): {message}"
+                    ),
+                }))
+            }
+        }
+    }
+}
 
 /// Records a request that was in flight when its task was aborted (Ctrl-C).
 struct InFlight<'a> {
@@ -286,6 +464,7 @@ struct InFlight<'a> {
 
 impl<'a> InFlight<'a> {
     fn new(shared: &'a Shared, record: &'a RefCell<Recorder>) -> InFlight<'a> {
+        record.borrow_mut().sent += 1;
         InFlight {
             shared,
             record,
@@ -302,10 +481,18 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.landed {
-            self.record.borrow_mut().failed(Failure {
-                kind: ErrorKind::Interrupted,
-                message: "stopped while in flight".into(),
-            });
+            let failure = if std::thread::panicking() {
+                Failure {
+                    kind: ErrorKind::Panic,
+                    message: "the load client panicked (a bug: please report it)".into(),
+                }
+            } else {
+                Failure {
+                    kind: ErrorKind::Interrupted,
+                    message: "stopped while in flight".into(),
+                }
+            };
+            self.record.borrow_mut().failed(failure);
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -317,8 +504,11 @@ async fn one_request(
     config: &LoadConfig,
     request: &RequestBytes,
     connection: &mut Option<Connection>,
+    retries: &mut u64,
 ) -> Result<u16, Failure> {
-    for _attempt in 0..2 {
+    for attempt in 0..2 {
+        #[cfg(test)]
+        tests::maybe_fail_connect(config)?;
         let open = match connection {
             Some(open) => open,
             None => connection.insert(
@@ -335,7 +525,12 @@ async fn one_request(
                 return Ok(response.status);
             }
             // The server had let this idle connection go: send on a new one.
-            Err(ExchangeError::Stale(_)) => *connection = None,
+            Err(ExchangeError::Stale(_)) => {
+                *connection = None;
+                if attempt == 0 {
+                    *retries += 1;
+                }
+            }
             Err(error) => {
                 *connection = None;
                 return Err(exchange_failure(error));
@@ -378,5 +573,103 @@ fn io_failure(error: &std::io::Error) -> Failure {
     Failure {
         kind,
         message: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// Test-only faults, chosen by the request path.
+    const PANIC_ON_SECOND: &str = "/test-fault/panic-on-every-second-request";
+    const OUT_OF_FILES: &str = "/test-fault/too-many-open-files";
+
+    pub(super) fn maybe_panic(config: &LoadConfig, sent_on_this_connection: u64) {
+        if config.target.path_and_query == PANIC_ON_SECOND && sent_on_this_connection % 2 == 1 {
+            panic!("a fault injected by a test");
+        }
+    }
+
+    pub(super) fn maybe_fail_connect(config: &LoadConfig) -> Result<(), Failure> {
+        if config.target.path_and_query == OUT_OF_FILES {
+            return Err(io_failure(&std::io::Error::from_raw_os_error(libc::EMFILE)));
+        }
+        Ok(())
+    }
+
+    /// A server answering `OK` to every request, on its own threads.
+    fn ok_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 4096];
+                    while let Ok(1..) = stream.read(&mut buffer) {
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn config(url: &str, requests: u64, connections: usize) -> LoadConfig {
+        LoadConfig::new(Target::parse(url).unwrap(), requests, connections)
+    }
+
+    #[test]
+    fn a_panic_fails_its_request_and_the_run_goes_on_with_exact_counts() {
+        let url = format!("{}{PANIC_ON_SECOND}", ok_server());
+        let results = run(config(&url, 9, 1)).unwrap();
+        // On one connection: OK, panic, OK, panic, ... for nine requests.
+        assert_eq!(results.sent(), 9);
+        assert_eq!(results.completed(), 5);
+        assert_eq!(results.record.failures[&ErrorKind::Panic].count, 4);
+        assert_eq!(results.sent(), results.completed() + results.failed());
+        let message = &results.record.failures[&ErrorKind::Panic].first_message;
+        assert!(message.contains("a fault injected by a test"), "{message}");
+    }
+
+    #[test]
+    fn running_out_of_files_backs_off_instead_of_burning_requests() {
+        let url = format!("{}{OUT_OF_FILES}", ok_server());
+        let mut timed = config(&url, 1, 4);
+        timed.stop = Stop::AfterDuration(Duration::from_millis(300));
+        let results = run(timed).unwrap();
+        let failed = results.record.failures[&ErrorKind::TooManyOpenFiles].count;
+        // Waiting 5, 10, 20, 40 ... ms between tries: a handful each in 300 ms,
+        // where trying again at once made tens of thousands.
+        assert!((4..=60).contains(&failed), "{failed} failures in 300 ms");
+        assert_eq!(results.sent(), results.completed() + results.failed());
+    }
+
+    #[test]
+    fn a_thread_that_cannot_start_stops_the_ones_already_running() {
+        let url = ok_server();
+        let mut endless = config(&url, 1, 4);
+        endless.stop = Stop::AfterDuration(Duration::from_secs(60));
+        endless.threads = 2;
+        let first_stopped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&first_stopped);
+        let mut started = 0;
+        let outcome = LoadRun::start_with(endless, |name, body| {
+            started += 1;
+            if started == 2 {
+                return Err(std::io::Error::other("no more threads today"));
+            }
+            let flag = Arc::clone(&flag);
+            std::thread::Builder::new().name(name).spawn(move || {
+                let outcome = body();
+                flag.store(true, Ordering::SeqCst);
+                outcome
+            })
+        });
+        let error = outcome.err().expect("starting must fail");
+        assert!(error.contains("no more threads today"), "{error}");
+        // Stopped and joined before the error came back, not left loading for 60 s.
+        assert!(first_stopped.load(Ordering::SeqCst));
     }
 }

@@ -161,6 +161,13 @@ impl Connection {
                     Err(error) => return Err(ExchangeError::Io(error)),
                 }
             };
+            // The check above sees only a partial head; a whole one read in a
+            // single large read must keep to the limit too.
+            if head.length > MAX_HEAD_BYTES {
+                return Err(ExchangeError::BadResponse(format!(
+                    "response headers over {MAX_HEAD_BYTES} bytes"
+                )));
+            }
             self.start += head.length;
             // 1xx responses are interim: the real one follows.
             if (100..200).contains(&head.status) && head.status != 101 {
@@ -237,7 +244,10 @@ impl Connection {
                 return self.skip_trailers().await;
             }
             // The chunk's data and the CRLF after it.
-            self.skip(size + 2).await?;
+            let with_crlf = size
+                .checked_add(2)
+                .ok_or_else(|| ExchangeError::BadResponse("bad chunk size".into()))?;
+            self.skip(with_crlf).await?;
         }
     }
 
@@ -293,6 +303,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
     let http11 = response.version == Some(1);
     let mut keep_alive = http11;
     let mut content_length = None;
+    let mut encoded = false;
     let mut chunked = false;
     for header in response.headers.iter() {
         if header.name.eq_ignore_ascii_case("content-length") {
@@ -302,6 +313,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
                 .ok_or("a Content-Length that is not a number")?;
             content_length = Some(value);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            encoded = true;
             chunked = header
                 .value
                 .split(|&byte| byte == b',')
@@ -322,6 +334,11 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
         Body::None
     } else if chunked {
         Body::Chunked
+    } else if encoded {
+        // Encoded, but not chunked last: only the connection's end ends the
+        // body, and Content-Length does not count (RFC 9112 §6.3).
+        keep_alive = false;
+        Body::UntilClose
     } else if let Some(length) = content_length {
         Body::Length(length)
     } else {
@@ -356,6 +373,11 @@ mod tests {
         assert_eq!((head.body, head.keep_alive), (Body::UntilClose, false));
         let old = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
         assert!(!parse_head(old).unwrap().unwrap().keep_alive);
+        // A final coding other than chunked: the body ends when the connection
+        // does, whatever Content-Length says (RFC 9112 §6.3).
+        let gzip = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n";
+        let head = parse_head(gzip).unwrap().unwrap();
+        assert_eq!((head.body, head.keep_alive), (Body::UntilClose, false));
         let empty = b"HTTP/1.1 204 No Content\r\n\r\n";
         assert_eq!(parse_head(empty).unwrap().unwrap().body, Body::None);
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap(), None);

@@ -31,6 +31,8 @@ pub enum ErrorKind {
     NoLocalPort,
     /// The run was stopped (Ctrl-C) while this request was in flight.
     Interrupted,
+    /// The load client itself failed on this request (a bug: please report it).
+    Panic,
     /// Anything else; the report shows the first such message.
     Other,
 }
@@ -47,6 +49,7 @@ impl ErrorKind {
             ErrorKind::TooManyOpenFiles => "too_many_open_files",
             ErrorKind::NoLocalPort => "no_local_port",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Panic => "panic",
             ErrorKind::Other => "other",
         }
     }
@@ -72,9 +75,29 @@ pub struct FailureCount {
     pub first_message: String,
 }
 
+/// When one request ran, for drawing a run as a timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Span {
+    /// Which connection sent it (0 .. connections).
+    pub connection: u32,
+    /// Microseconds from the start of the run to the request's start and end.
+    pub start_us: u64,
+    pub end_us: u64,
+    /// The response's status, or `None` if the request failed.
+    pub status: Option<u16>,
+}
+
+/// The most requests a run keeps [`Span`]s for (the first ones): enough for
+/// every small experiment, bounded for a long run.
+pub const TIMELINE_CAP: usize = 10_000;
+
 /// One worker thread's (or the whole run's) record.
 #[derive(Debug, Clone)]
 pub struct Recorder {
+    /// Requests begun: `sent == completed + failed` once the run is over.
+    pub sent: u64,
+    /// Requests sent again because a kept-alive connection turned out closed.
+    pub retries: u64,
     /// Latencies of completed requests, in microseconds, to 3 significant figures.
     pub latency_us: Histogram<u64>,
     /// The exact fastest and slowest latencies, in microseconds. The histogram
@@ -85,11 +108,19 @@ pub struct Recorder {
     pub sum_us: u128,
     pub status_codes: BTreeMap<u16, u64>,
     pub failures: BTreeMap<ErrorKind, FailureCount>,
+    /// The first [`TIMELINE_CAP`] requests' spans, in the order they ended.
+    pub timeline: Vec<Span>,
+    /// What went wrong outside any one request (a thread that did not start).
+    pub problems: Vec<String>,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
+            sent: 0,
+            retries: 0,
+            timeline: Vec::new(),
+            problems: Vec::new(),
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("1 µs .. 1 h at 3 significant figures is a valid histogram"),
             exact_min_us: u64::MAX,
@@ -123,8 +154,22 @@ impl Recorder {
             });
     }
 
+    /// Notes when a request ran (while the timeline has room).
+    pub fn span(&mut self, span: Span) {
+        if self.timeline.len() < TIMELINE_CAP {
+            self.timeline.push(span);
+        }
+    }
+
     /// Adds another recorder's counts to this one.
     pub fn merge(&mut self, other: &Recorder) {
+        self.sent += other.sent;
+        self.retries += other.retries;
+        self.timeline.extend_from_slice(&other.timeline);
+        self.timeline
+            .sort_by_key(|span| (span.start_us, span.connection));
+        self.timeline.truncate(TIMELINE_CAP);
+        self.problems.extend(other.problems.iter().cloned());
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
         self.exact_min_us = self.exact_min_us.min(other.exact_min_us);
@@ -171,8 +216,10 @@ impl Results {
         self.record.failed_count()
     }
 
+    /// Requests begun. Equal to `completed + failed` when every request is
+    /// accounted for, as it must be (the tests hold the engine to it).
     pub fn sent(&self) -> u64 {
-        self.completed() + self.failed()
+        self.record.sent
     }
 
     /// Completed requests per second of the run.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::record::Results;
+use super::record::{ErrorKind, Results};
 
 /// The `--json` report. Its fields are a contract: scripts read them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -16,6 +16,10 @@ pub struct Summary {
     pub connections: usize,
     pub duration_s: f64,
     pub requests: RequestCounts,
+    /// Requests sent a second time because the kept-alive connection they
+    /// went out on had been closed by the server (not counted in `sent`).
+    #[serde(default)]
+    pub retries: u64,
     /// Completed requests per second.
     pub rps: f64,
     /// Latencies of completed requests; all null when none completed.
@@ -62,6 +66,7 @@ impl Summary {
                 completed: results.completed(),
                 failed: results.failed(),
             },
+            retries: results.record.retries,
             rps: (results.rps() * 1e3).round() / 1e3,
             latency_ms: LatencyMs {
                 min: ms(results.fastest()),
@@ -131,6 +136,13 @@ pub fn text(results: &Results) -> String {
         "  Requests:     {} sent, {} completed, {} failed",
         requests.sent, requests.completed, requests.failed
     );
+    if summary.retries > 0 {
+        let _ = writeln!(
+            out,
+            "  Retries:      {} (kept-alive connections the server had closed; sent again on a new one)",
+            summary.retries
+        );
+    }
     if let (Some(fastest), Some(slowest), Some(mean)) =
         (results.fastest(), results.slowest(), results.mean())
     {
@@ -171,6 +183,26 @@ pub fn text(results: &Results) -> String {
                 seen.count,
                 seen.first_message
             );
+        }
+        for (kind, hint) in [
+            (
+                ErrorKind::TooManyOpenFiles,
+                "this process ran out of file descriptors (one per connection): raise `ulimit -n`",
+            ),
+            (
+                ErrorKind::NoLocalPort,
+                "the machine ran out of local ports: keep connections alive or use fewer",
+            ),
+        ] {
+            if results.record.failures.contains_key(&kind) {
+                let _ = writeln!(out, "  hint: {hint}");
+            }
+        }
+    }
+    if !results.record.problems.is_empty() {
+        let _ = writeln!(out, "\nProblems:");
+        for problem in &results.record.problems {
+            let _ = writeln!(out, "  {problem}");
         }
     }
     out
