@@ -337,38 +337,41 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>, num
         {
             sent_here += 1;
         }
-        let mut record = record.borrow_mut();
-        record.retries += retries;
-        let status = outcome.as_ref().ok().copied();
-        record.span(Span {
-            connection: number,
-            start_us: (started - shared.started).as_micros() as u64,
-            end_us: (ended - shared.started).as_micros() as u64,
-            status,
-        });
-        match outcome {
-            Ok(status) => {
-                backoff = Duration::ZERO;
-                record.completed(status, ended - started);
-                shared.completed.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(failure) => {
-                // The connection is in an unknown state: start afresh.
-                connection = None;
-                let out_of_resources = matches!(
-                    failure.kind,
-                    ErrorKind::TooManyOpenFiles | ErrorKind::NoLocalPort
-                );
-                record.failed(failure);
-                shared.failed.fetch_add(1, Ordering::Relaxed);
-                drop(record);
-                if out_of_resources {
-                    // Out of descriptors or ports: trying again at once would
-                    // only burn requests. Wait, longer each time, for some to free.
-                    backoff = (backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
-                    tokio::time::sleep(backoff).await;
+        let out_of_resources = {
+            let mut record = record.borrow_mut();
+            record.retries += retries;
+            record.span(Span {
+                connection: number,
+                start_us: (started - shared.started).as_micros() as u64,
+                end_us: (ended - shared.started).as_micros() as u64,
+                status: outcome.as_ref().ok().copied(),
+            });
+            match outcome {
+                Ok(status) => {
+                    record.completed(status, ended - started);
+                    shared.completed.fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+                Err(failure) => {
+                    // The connection is in an unknown state: start afresh.
+                    connection = None;
+                    let out_of_resources = matches!(
+                        failure.kind,
+                        ErrorKind::TooManyOpenFiles | ErrorKind::NoLocalPort
+                    );
+                    record.failed(failure);
+                    shared.failed.fetch_add(1, Ordering::Relaxed);
+                    out_of_resources
                 }
             }
+        };
+        if out_of_resources {
+            // Out of descriptors or ports: trying again at once would only
+            // burn requests. Wait, longer each time, for some to free up.
+            backoff = (backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+            tokio::time::sleep(backoff).await;
+        } else {
+            backoff = Duration::ZERO;
         }
     }
     done.finish();
