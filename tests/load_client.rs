@@ -412,8 +412,7 @@ fn a_run_that_needs_more_files_than_allowed_is_refused_by_the_engine() {
     let connections = (limit + 1000) as usize;
     let refused = format!("http://127.0.0.1:{}/", free_port());
     let error = load::run(config(&refused, connections as u64, connections))
-        .err()
-        .expect("more connections than open files is an error before the run");
+        .expect_err("more connections than open files is an error before the run");
     assert!(error.contains("ulimit -n"), "{error}");
 }
 
