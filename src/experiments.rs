@@ -1,25 +1,67 @@
-//! The book's experiments as data: which server, which load, what the model
-//! predicts, and running them to get what was measured.
+//! The book's experiments as data: which server(s) with which flags, which
+//! loads, what the model predicts; and running them to get what was measured,
+//! with the server sampled while it runs.
 
 use std::time::Duration;
 
+use clap::Parser;
 use serde::{Deserialize, Serialize};
 
+use crate::chapters;
 use crate::generated::format_ms;
 use crate::harness::ServerProcess;
-use crate::load::{self, LoadConfig, Summary, Target};
+use crate::load::cli::LoadArgs;
+use crate::load::record::Span;
+use crate::load::{self, Summary};
 use crate::model::{self, Capacity, ClientStream, Prediction};
+use crate::sample::{self, Sampler, ServerSamples};
 
-/// An example server and the model of it the predictions use.
+/// An example server, the flags it is started with, and the model of it the
+/// predictions use.
 #[derive(Debug, Clone)]
 pub struct ServerUnderTest {
     /// The example's name: `cargo run --example NAME`.
     pub example: &'static str,
+    /// Flags beyond `--port`; `{upstream}` stands for the first upstream's URL.
+    pub args: Vec<String>,
     /// In a few words, what it is.
-    pub model: &'static str,
+    pub model: String,
     /// The example's default `--port`, for commands the book shows.
     pub default_port: u16,
     pub capacity: Capacity,
+}
+
+impl ServerUnderTest {
+    /// A server example from the chapter registry, as it starts by default.
+    pub fn of(example: &chapters::Example) -> ServerUnderTest {
+        let server = example
+            .server
+            .expect("experiments load server examples, which have a port");
+        ServerUnderTest {
+            example: example.name,
+            args: Vec::new(),
+            model: example.what.to_string(),
+            default_port: server.default_port,
+            capacity: server.capacity,
+        }
+    }
+
+    /// The same server started with extra flags, and what that makes it.
+    pub fn with_args(mut self, args: &[&str], model: &str) -> ServerUnderTest {
+        self.args = args.iter().map(|arg| arg.to_string()).collect();
+        self.model = model.to_string();
+        self
+    }
+}
+
+/// What sends the requests of a load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// The book's load engine, in this process.
+    Engine,
+    /// An example that takes the `load` command's flags and prints its
+    /// `--json` report (a client a chapter is about, as in chapter 6).
+    Command { example: &'static str },
 }
 
 /// One closed-model load within an experiment.
@@ -33,6 +75,58 @@ pub struct LoadSpec {
     pub connections: usize,
     /// What the server spends on each request (the model's service time).
     pub service: Duration,
+    /// The most one request may take.
+    pub timeout: Duration,
+    pub driver: Driver,
+}
+
+/// Long enough for the slowest request any experiment predicts.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl LoadSpec {
+    pub fn new(path: String, requests: u64, connections: usize, service: Duration) -> LoadSpec {
+        LoadSpec {
+            path,
+            start_after: Duration::ZERO,
+            requests,
+            connections,
+            service,
+            timeout: DEFAULT_TIMEOUT,
+            driver: Driver::Engine,
+        }
+    }
+
+    /// The `load` flags this load runs with: the run parses exactly these,
+    /// and the book prints exactly these.
+    pub fn load_args(&self, url: &str) -> Vec<String> {
+        vec![
+            "-n".into(),
+            self.requests.to_string(),
+            "-c".into(),
+            self.connections.to_string(),
+            "--timeout".into(),
+            humantime::format_duration(self.timeout).to_string(),
+            url.to_string(),
+        ]
+    }
+}
+
+/// The command a reader types to run `example` with `args` by hand.
+pub fn command_line(example: &str, args: &[String]) -> String {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            if arg.contains(['?', '&', ' ']) {
+                format!("'{arg}'")
+            } else {
+                arg.clone()
+            }
+        })
+        .collect();
+    format!(
+        "cargo run --release --example {example} -- {}",
+        shown.join(" ")
+    )
 }
 
 /// A server, one or more loads against it, and a name.
@@ -41,33 +135,35 @@ pub struct Experiment {
     pub chapter: u32,
     /// File-name part: `five_sleeps` gives `chapter1_five_sleeps.md`.
     pub slug: &'static str,
-    /// Which seed write-up it redoes.
+    /// Which seed write-up it redoes ("" for the book's own).
     pub seed: &'static str,
     pub title: String,
     pub server: ServerUnderTest,
+    /// Servers started before `server` (an upstream for a proxy).
+    pub upstreams: Vec<ServerUnderTest>,
     pub loads: Vec<LoadSpec>,
+    /// Whether failed requests are what the experiment shows (a stall).
+    pub failures_expected: bool,
 }
 
-/// The chapters the reproduce run knows so far.
-pub const CHAPTERS: &[u32] = &[1, 3];
-
-/// Chapter 1: one blocking thread (tiny_http).
-pub fn chapter1_server() -> ServerUnderTest {
-    ServerUnderTest {
-        example: "chapter1_blocking",
-        model: "one thread handling one connection at a time (std::net, hand-written)",
-        default_port: 8001,
-        capacity: Capacity::Limited(1),
-    }
-}
-
-/// Chapter 3: one thread, one event loop (tokio current-thread + axum).
-pub fn chapter3_server() -> ServerUnderTest {
-    ServerUnderTest {
-        example: "chapter3_async",
-        model: "axum on a tokio current-thread runtime: one thread, one event loop",
-        default_port: 8003,
-        capacity: Capacity::Unlimited,
+impl Experiment {
+    fn new(
+        chapter: u32,
+        (slug, seed): (&'static str, &'static str),
+        title: String,
+        server: ServerUnderTest,
+        loads: Vec<LoadSpec>,
+    ) -> Experiment {
+        Experiment {
+            chapter,
+            slug,
+            seed,
+            title,
+            server,
+            upstreams: Vec::new(),
+            loads,
+            failures_expected: false,
+        }
     }
 }
 
@@ -85,23 +181,21 @@ fn sleeps_at_once(
     (slug, in_words): (&'static str, &str),
 ) -> Experiment {
     let delay = scaled(2000, scale);
-    Experiment {
+    Experiment::new(
         chapter,
-        slug,
-        seed: "000",
-        title: format!(
+        (slug, "000"),
+        format!(
             "{in_words} {} requests sent at once (`-n {count} -c {count}`)",
             format_ms(delay.as_secs_f64() * 1000.0)
         ),
         server,
-        loads: vec![LoadSpec {
-            path: format!("/sleep?ms={}", delay.as_millis()),
-            start_after: Duration::ZERO,
-            requests: count,
-            connections: count as usize,
-            service: delay,
-        }],
-    }
+        vec![LoadSpec::new(
+            format!("/sleep?ms={}", delay.as_millis()),
+            count,
+            count as usize,
+            delay,
+        )],
+    )
 }
 
 /// Seed 000: five concurrent 2 s requests.
@@ -126,49 +220,109 @@ pub fn thousand_sleeps(chapter: u32, server: ServerUnderTest, scale: f64) -> Exp
 pub fn sleeper_then_activer(chapter: u32, server: ServerUnderTest, scale: f64) -> Experiment {
     let sleeper = scaled(10_000, scale);
     let gap = scaled(500, scale);
-    Experiment {
+    let mut activer = LoadSpec::new("/activer".to_string(), 1, 1, Duration::ZERO);
+    activer.start_after = gap;
+    Experiment::new(
         chapter,
-        slug: "sleeper_activer",
-        seed: "001",
-        title: format!(
+        ("sleeper_activer", "001"),
+        format!(
             "A {} `/sleeper`, then `/activer` {} later",
             format_ms(sleeper.as_secs_f64() * 1000.0),
             format_ms(gap.as_secs_f64() * 1000.0)
         ),
         server,
-        loads: vec![
-            LoadSpec {
-                path: format!("/sleeper?ms={}", sleeper.as_millis()),
-                start_after: Duration::ZERO,
-                requests: 1,
-                connections: 1,
-                service: sleeper,
-            },
-            LoadSpec {
-                path: "/activer".to_string(),
-                start_after: gap,
-                requests: 1,
-                connections: 1,
-                service: Duration::ZERO,
-            },
+        vec![
+            LoadSpec::new(
+                format!("/sleeper?ms={}", sleeper.as_millis()),
+                1,
+                1,
+                sleeper,
+            ),
+            activer,
         ],
-    }
+    )
+}
+
+/// How many times the tiny_http stall is tried: it is a race, so once says little.
+pub const STALL_TRIALS: u32 = 10;
+
+/// tiny_http answering the way it does by itself (keep-alive), against a
+/// client that holds its connections open: 16 connections at once, several
+/// times. A connection tiny_http's pool never reads ends as a timeout.
+pub fn tiny_http_keepalive_stall(scale: f64) -> Experiment {
+    let delay = Duration::from_millis(10);
+    let timeout = scaled(2000, scale.max(0.5));
+    let loads = (0..STALL_TRIALS)
+        .map(|trial| {
+            let mut load = LoadSpec::new(format!("/sleep?ms={}", delay.as_millis()), 16, 16, delay);
+            load.timeout = timeout;
+            load.start_after = (timeout + Duration::from_millis(500)) * trial;
+            load
+        })
+        .collect();
+    let mut experiment = Experiment::new(
+        1,
+        ("tiny_http_keepalive_stall", ""),
+        format!(
+            "tiny_http keeping connections alive: 16 held connections at once, {STALL_TRIALS} \
+             times, each request given {}",
+            format_ms(timeout.as_secs_f64() * 1000.0)
+        ),
+        ServerUnderTest::of(&chapters::CHAPTER1_TINY_HTTP).with_args(
+            &["--keep-alive"],
+            "tiny_http answering with its own respond(), which keeps connections alive",
+        ),
+        loads,
+    );
+    experiment.failures_expected = true;
+    experiment
+}
+
+/// A thousand connections at once against a listen backlog of 128 (what
+/// Rust's std and mio, under tokio, ask for): the kernel drops the
+/// connections it has no room for, and a client's kernel retries a dropped
+/// one only a second later.
+pub fn small_backlog(scale: f64) -> Experiment {
+    let mut experiment = thousand_sleeps(3, ServerUnderTest::of(&chapters::CHAPTER3_ASYNC), scale);
+    experiment.slug = "small_backlog";
+    experiment.seed = "";
+    experiment.title = format!("{}, listen backlog 128", experiment.title);
+    experiment.server = experiment.server.with_args(
+        &["--backlog", "128"],
+        "chapter 3's server listening with std's backlog of 128",
+    );
+    experiment
+}
+
+/// Chapter 1's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
+pub fn chapter1(scale: f64) -> Vec<Experiment> {
+    let blocking = || ServerUnderTest::of(&chapters::CHAPTER1_BLOCKING);
+    let mut on_tiny_http =
+        five_sleeps(1, ServerUnderTest::of(&chapters::CHAPTER1_TINY_HTTP), scale);
+    on_tiny_http.slug = "tiny_http_five_sleeps";
+    on_tiny_http.seed = "";
+    vec![
+        five_sleeps(1, blocking(), scale),
+        sleeper_then_activer(1, blocking(), scale),
+        on_tiny_http,
+        tiny_http_keepalive_stall(scale),
+    ]
+}
+
+/// Chapter 3's experiments.
+pub fn chapter3(scale: f64) -> Vec<Experiment> {
+    let looping = || ServerUnderTest::of(&chapters::CHAPTER3_ASYNC);
+    vec![
+        five_sleeps(3, looping(), scale),
+        sleeper_then_activer(3, looping(), scale),
+        thousand_sleeps(3, looping(), scale),
+        small_backlog(scale),
+    ]
 }
 
 /// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
 pub fn chapter(number: u32, scale: f64) -> Vec<Experiment> {
-    match number {
-        1 => vec![
-            five_sleeps(1, chapter1_server(), scale),
-            sleeper_then_activer(1, chapter1_server(), scale),
-        ],
-        3 => vec![
-            five_sleeps(3, chapter3_server(), scale),
-            sleeper_then_activer(3, chapter3_server(), scale),
-            thousand_sleeps(3, chapter3_server(), scale),
-        ],
-        _ => Vec::new(),
-    }
+    chapters::find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(scale))
 }
 
 impl Experiment {
@@ -187,49 +341,56 @@ impl Experiment {
         model::predict(&streams, self.server.capacity)
     }
 
-    /// Starts the server, runs every load (each on its own schedule), stops the server.
+    /// Starts the upstreams and the server, runs every load (each on its
+    /// own schedule) while sampling the server, and stops them all.
     pub fn run(&self) -> Result<ExperimentRecord, String> {
-        // On its default port, so the commands the book shows are the ones that ran;
-        // on a free one if the reader has that server running already.
-        let default_port = ["--port".to_string(), self.server.default_port.to_string()];
-        let mut server = match ServerProcess::start(self.server.example, &default_port) {
-            Ok(server) => server,
-            Err(error) if error.contains("already in use") => {
-                ServerProcess::start(self.server.example, &["--port".into(), "0".into()])?
-            }
-            Err(error) => return Err(error),
-        };
+        let mut upstreams = Vec::new();
+        for upstream in &self.upstreams {
+            upstreams.push(start_server(upstream, &[])?);
+        }
+        let upstream_urls: Vec<String> = upstreams.iter().map(|u| u.base_url.clone()).collect();
+        let mut server = start_server(&self.server, &upstream_urls)?;
+        let overflows_before = sample::listen_overflows();
+        let sampler = Sampler::start(server.pid());
         let predictions = self.predict();
         let runs: Vec<_> = self
             .loads
             .iter()
             .map(|spec| {
-                let url = server.url(&spec.path);
+                let args = spec.load_args(&server.url(&spec.path));
                 let spec = spec.clone();
-                std::thread::spawn(move || -> Result<load::Results, String> {
+                std::thread::spawn(move || {
                     std::thread::sleep(spec.start_after);
-                    let mut config =
-                        LoadConfig::new(Target::parse(&url)?, spec.requests, spec.connections);
-                    config.timeout = Duration::from_secs(120);
-                    load::run(config)
+                    drive(&spec, &args).map(|driven| (driven, args))
                 })
             })
             .collect();
         let mut loads = Vec::with_capacity(runs.len());
         for ((run, spec), predicted) in runs.into_iter().zip(&self.loads).zip(predictions) {
-            let results = run
+            let (driven, args) = run
                 .join()
                 .map_err(|_| "a load thread panicked".to_string())??;
+            let example = match spec.driver {
+                Driver::Engine => "load",
+                Driver::Command { example } => example,
+            };
             loads.push(LoadOutcome {
                 path: spec.path.clone(),
                 start_after_s: spec.start_after.as_secs_f64(),
                 requests: spec.requests,
                 connections: spec.connections,
+                command: command_line(example, &args),
                 predicted,
-                measured: Summary::of(&results),
-                report: load::report::text(&results),
+                measured: driven.summary,
+                report: driven.report,
+                timeline: driven.timeline,
             });
         }
+        let samples = sampler.map(Sampler::finish);
+        let listen_overflows = match (overflows_before, sample::listen_overflows()) {
+            (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+            _ => None,
+        };
         if !server.is_running() {
             return Err(format!(
                 "{} died during the run; its stderr: {}",
@@ -243,10 +404,80 @@ impl Experiment {
             seed: self.seed.to_string(),
             title: self.title.clone(),
             example: self.server.example.to_string(),
+            server_args: self.server.args.clone(),
             default_port: self.server.default_port,
-            model: self.server.model.to_string(),
+            model: self.server.model.clone(),
+            failures_expected: self.failures_expected,
+            samples,
+            listen_overflows,
             loads,
         })
+    }
+}
+
+/// Starts `server` on its default port, so the commands the book shows are
+/// the ones that ran; on a free one if the reader has that port in use.
+fn start_server(server: &ServerUnderTest, upstreams: &[String]) -> Result<ServerProcess, String> {
+    let args: Vec<String> = server
+        .args
+        .iter()
+        .map(|arg| match upstreams.first() {
+            Some(url) => arg.replace("{upstream}", url),
+            None => arg.clone(),
+        })
+        .collect();
+    let with_port = |port: String| {
+        let mut all = vec!["--port".to_string(), port];
+        all.extend(args.iter().cloned());
+        all
+    };
+    match ServerProcess::start(server.example, &with_port(server.default_port.to_string())) {
+        Err(error) if error.contains("already in use") => {
+            ServerProcess::start(server.example, &with_port("0".into()))
+        }
+        started => started,
+    }
+}
+
+/// What a driver hands back for one load.
+struct Driven {
+    summary: Summary,
+    report: String,
+    timeline: Vec<Span>,
+}
+
+/// Runs one load with its driver, from exactly the flags the book prints.
+fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
+    match spec.driver {
+        Driver::Engine => {
+            let argv = std::iter::once("load".to_string()).chain(args.iter().cloned());
+            let parsed = LoadArgs::try_parse_from(argv).map_err(|error| error.to_string())?;
+            let results = load::run(parsed.to_config()?)?;
+            Ok(Driven {
+                summary: Summary::of(&results),
+                report: load::report::text(&results),
+                timeline: results.record.timeline.clone(),
+            })
+        }
+        Driver::Command { example } => {
+            let program = crate::harness::examples_dir().join(example);
+            let output = std::process::Command::new(&program)
+                .args(args)
+                .arg("--json")
+                .output()
+                .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+            let summary: Summary = serde_json::from_slice(&output.stdout).map_err(|error| {
+                format!(
+                    "{example} did not print a load report ({error}); its stderr: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )
+            })?;
+            Ok(Driven {
+                report: summary.to_json(),
+                summary,
+                timeline: Vec::new(),
+            })
+        }
     }
 }
 
@@ -257,10 +488,16 @@ pub struct LoadOutcome {
     pub start_after_s: f64,
     pub requests: u64,
     pub connections: usize,
+    /// The command that ran this load, as a reader types it.
+    #[serde(default)]
+    pub command: String,
     pub predicted: Prediction,
     pub measured: Summary,
     /// The load client's text report of this load, as a reader would see it.
     pub report: String,
+    /// When each request ran (the first ones; empty for a command driver).
+    #[serde(default)]
+    pub timeline: Vec<Span>,
 }
 
 /// One experiment's record, as `book/generated/chapterN.json` keeps it.
@@ -271,7 +508,57 @@ pub struct ExperimentRecord {
     pub seed: String,
     pub title: String,
     pub example: String,
+    /// The server's flags beyond `--port`.
+    #[serde(default)]
+    pub server_args: Vec<String>,
     pub default_port: u16,
     pub model: String,
+    /// Failed requests are the finding, not a broken run.
+    #[serde(default)]
+    pub failures_expected: bool,
+    /// The server's memory, threads and CPU while it ran (None: not sampled).
+    #[serde(default)]
+    pub samples: Option<ServerSamples>,
+    /// Connections the kernel dropped for a full listen backlog during the
+    /// run (machine-wide counter, read before and after).
+    #[serde(default)]
+    pub listen_overflows: Option<u64>,
     pub loads: Vec<LoadOutcome>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_shown_is_the_arguments_that_run() {
+        let load = LoadSpec::new("/sleep?ms=5".into(), 5, 5, Duration::from_millis(5));
+        let args = load.load_args("http://127.0.0.1:8001/sleep?ms=5");
+        let parsed =
+            LoadArgs::try_parse_from(std::iter::once("load".to_string()).chain(args.clone()))
+                .unwrap()
+                .to_config()
+                .unwrap();
+        assert_eq!(parsed.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(parsed.connections, 5);
+        assert_eq!(
+            command_line("load", &args),
+            "cargo run --release --example load -- -n 5 -c 5 --timeout 2m \
+             'http://127.0.0.1:8001/sleep?ms=5'"
+        );
+    }
+
+    #[test]
+    fn every_chapter_server_is_in_the_registry() {
+        for number in chapters::measured() {
+            for experiment in chapter(number, 0.1) {
+                assert!(
+                    chapters::servers()
+                        .any(|(example, _)| example.name == experiment.server.example),
+                    "{}",
+                    experiment.server.example
+                );
+            }
+        }
+    }
 }

@@ -99,11 +99,136 @@ fn single_requests(experiment: &ExperimentRecord) -> bool {
     experiment.loads.iter().all(|load| load.requests == 1)
 }
 
+/// Whether the loads are the same run repeated (trials of a race).
+fn trials(experiment: &ExperimentRecord) -> bool {
+    experiment.loads.len() > 2
+        && experiment.loads.iter().all(|load| {
+            load.path == experiment.loads[0].path && load.requests == experiment.loads[0].requests
+        })
+}
+
+/// A row per trial: how many answered, how many never were.
+fn trials_table(experiment: &ExperimentRecord) -> String {
+    let mut out = String::new();
+    let first = &experiment.loads[0];
+    let _ = writeln!(
+        out,
+        "`{}` × {} over {} held connections, each trial:\n",
+        first.path, first.requests, first.connections
+    );
+    let _ = writeln!(
+        out,
+        "| trial | predicted slowest | answered | never answered | slowest answered |"
+    );
+    let _ = writeln!(out, "|--:|--:|--:|--:|--:|");
+    let mut stalled = 0;
+    for (index, load) in experiment.loads.iter().enumerate() {
+        let counts = load.measured.requests;
+        if counts.failed > 0 {
+            stalled += 1;
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            index + 1,
+            format_ms(load.predicted.max_ms),
+            counts.completed,
+            if counts.failed > 0 {
+                format!("**{}**", counts.failed)
+            } else {
+                "0".to_string()
+            },
+            format_opt_ms(load.measured.latency_ms.max),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n**{stalled} of {} trials** left connections unanswered until the client gave up.",
+        experiment.loads.len()
+    );
+    out
+}
+
+/// What the sampler saw of the server while the experiment ran, in a sentence.
+pub fn samples_line(experiment: &ExperimentRecord) -> String {
+    let Some(samples) = &experiment.samples else {
+        return "The server was not sampled (sampling reads `/proc`, which this platform lacks).\n"
+            .to_string();
+    };
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    let processes = if samples.peak_processes > 1 {
+        format!(" in {} processes", samples.peak_processes)
+    } else {
+        String::new()
+    };
+    let mut line = format!(
+        "The server while it ran: at most **{} threads**{processes}, resident memory {} before \
+         the load and {} at its peak, {} of CPU time.",
+        samples.peak_threads,
+        mib(samples.before.rss_kib),
+        mib(samples.peak_rss_kib),
+        format_ms(samples.cpu_ms as f64),
+    );
+    let connections: usize = experiment
+        .loads
+        .iter()
+        .map(|load| load.connections)
+        .max()
+        .unwrap_or(0);
+    if connections >= 100 {
+        let _ = write!(
+            line,
+            " That is **{:.1} KiB per connection** ((peak − before) / {}).",
+            samples.rss_per_connection_kib(connections),
+            thousands(connections as u64)
+        );
+    }
+    if let Some(overflows) = experiment.listen_overflows.filter(|_| connections >= 100) {
+        let _ = write!(
+            line,
+            " The kernel dropped **{}** connection attempts for a full listen backlog \
+             (`ListenOverflows` in `/proc/net/netstat`).",
+            thousands(overflows)
+        );
+    }
+    line.push('\n');
+    line
+}
+
+/// Every request of an experiment on one clock (each load's spans shifted by
+/// when the load started), for its timeline.
+pub fn timeline_of(experiment: &ExperimentRecord) -> Vec<crate::load::record::Span> {
+    experiment
+        .loads
+        .iter()
+        .flat_map(|load| {
+            let offset = (load.start_after_s * 1e6) as u64;
+            load.timeline
+                .iter()
+                .map(move |span| crate::load::record::Span {
+                    start_us: span.start_us + offset,
+                    end_us: span.end_us + offset,
+                    ..*span
+                })
+        })
+        .collect()
+}
+
 /// The tables for one experiment, predicted beside measured. Single requests
 /// (seed 001) get one row each with their latency; runs of several requests
 /// get a table each with the run's total, rate and latencies.
 pub fn experiment_table(experiment: &ExperimentRecord) -> String {
+    let mut out = experiment_numbers(experiment);
+    out.push('\n');
+    out.push_str(&samples_line(experiment));
+    out
+}
+
+fn experiment_numbers(experiment: &ExperimentRecord) -> String {
     let mut out = String::new();
+    if trials(experiment) {
+        return trials_table(experiment);
+    }
     if single_requests(experiment) {
         let _ = writeln!(
             out,
@@ -239,6 +364,14 @@ pub fn write_chapter(dir: &Path, record: &ChapterRecord) -> Result<Vec<PathBuf>,
         let view = format!("{}\n{}", experiment_table(experiment), stamp(record));
         write(&path, &view)?;
         written.push(path);
+        if let Some(svg) = timeline_chart(record, experiment) {
+            let path = dir.join(format!(
+                "chapter{}_{}_timeline.svg",
+                record.chapter, experiment.slug
+            ));
+            write(&path, &svg)?;
+            written.push(path);
+        }
         for (index, load) in experiment.loads.iter().enumerate() {
             let path = dir.join(format!(
                 "chapter{}_{}_report{}.txt",
@@ -246,20 +379,33 @@ pub fn write_chapter(dir: &Path, record: &ChapterRecord) -> Result<Vec<PathBuf>,
                 experiment.slug,
                 index + 1
             ));
-            let command = format!(
-                "$ cargo run --release --example load -- -n {} -c {} '{}'\n",
-                load.requests, load.connections, load.measured.url
-            );
+            let command = format!("$ {}\n", load.command);
             write(&path, &(command.clone() + &load.report))?;
             let json_path = path.with_extension("json");
             written.push(path);
             let path = json_path;
-            let json = command.replace(" -n ", " --json -n ") + &load.measured.to_json() + "\n";
+            let json = command.replacen(" -- ", " -- --json ", 1) + &load.measured.to_json() + "\n";
             write(&path, &json)?;
             written.push(path);
         }
     }
     Ok(written)
+}
+
+/// The timeline chart of a small experiment (`None` for large ones).
+pub fn timeline_chart(record: &ChapterRecord, experiment: &ExperimentRecord) -> Option<String> {
+    let title = format!(
+        "Chapter {}: {} ({})",
+        record.chapter,
+        experiment.example,
+        experiment
+            .loads
+            .iter()
+            .map(|l| l.path.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    crate::charts::timeline_svg(&title, &timeline_of(experiment))
 }
 
 /// Reads every `chapterN.json` in `dir`, in chapter order.
@@ -288,6 +434,7 @@ pub fn write_seed_comparisons(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut seeds: Vec<String> = records
         .iter()
         .flat_map(|record| record.experiments.iter().map(|e| e.seed.clone()))
+        .filter(|seed| !seed.is_empty())
         .collect();
     seeds.sort();
     seeds.dedup();

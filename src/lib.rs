@@ -4,14 +4,18 @@
 //! once: the route table ([`routes`]), the server command line ([`server`]),
 //! HTTP/1.1 on blocking sockets for the hand-written servers ([`blocking`]),
 //! the load client ([`load`]), and the machinery of the reproduce run that
-//! writes the book's numbers ([`model`], [`harness`], [`experiments`]).
+//! writes the book's numbers ([`chapters`], [`model`], [`harness`],
+//! [`experiments`], [`sample`], [`generated`], [`charts`]).
 
 pub mod blocking;
+pub mod chapters;
+pub mod charts;
 pub mod experiments;
 pub mod generated;
 pub mod harness;
 pub mod load;
 pub mod model;
 pub mod routes;
+pub mod sample;
 pub mod server;
 pub mod sys;

@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use evt::experiments::{self, CHAPTERS, Experiment, ExperimentRecord};
+use evt::chapters;
+use evt::experiments::{self, Experiment, ExperimentRecord};
 use evt::generated::{self, ChapterRecord, format_ms};
 use evt::harness;
 use evt::sys::{Machine, now_utc};
@@ -48,17 +49,18 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let measured = chapters::measured();
     let chapters: Vec<u32> = match args.chapter {
-        Some(chapter) if CHAPTERS.contains(&chapter) => vec![chapter],
+        Some(chapter) if measured.contains(&chapter) => vec![chapter],
         Some(chapter) => {
-            let known: Vec<String> = CHAPTERS.iter().map(u32::to_string).collect();
+            let known: Vec<String> = measured.iter().map(u32::to_string).collect();
             eprintln!(
                 "error: chapter {chapter} has no experiments yet; choose one of {}",
                 known.join(", ")
             );
             return ExitCode::from(2);
         }
-        None => CHAPTERS.to_vec(),
+        None => measured,
     };
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = args.out.clone().unwrap_or_else(|| {
@@ -201,7 +203,12 @@ fn print_outcome(record: &ExperimentRecord) {
     for load in &record.loads {
         let (predicted, measured) = (&load.predicted, &load.measured);
         let slowest = measured.latency_ms.max.map_or("—".into(), format_ms);
-        let failures = if measured.requests.failed > 0 {
+        let failures = if measured.requests.failed > 0 && record.failures_expected {
+            format!(
+                ", {} never answered (the stall this shows)",
+                measured.requests.failed
+            )
+        } else if measured.requests.failed > 0 {
             format!(
                 ", {} FAILED: {:?}",
                 measured.requests.failed, measured.errors

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use evt::harness::ServerProcess;
 use evt::load::{self, LoadConfig, Target};
+use evt::model::Capacity;
 
 mod common;
 use common::{example, start, start_with};
@@ -91,7 +92,8 @@ fn a_sleeper_stalls_the_activer_on_one_thread_only() {
 
 #[test]
 fn bad_requests_are_answered_and_the_servers_keep_serving() {
-    for example in ["chapter1_blocking", "chapter3_async"] {
+    for (example, _) in evt::chapters::servers() {
+        let example = example.name;
         let server = start(example);
         let big_header = format!(
             "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
@@ -129,7 +131,8 @@ fn bad_requests_are_answered_and_the_servers_keep_serving() {
 
 #[test]
 fn a_taken_port_is_one_clear_line() {
-    for example in ["chapter1_blocking", "chapter3_async"] {
+    for (example, _) in evt::chapters::servers() {
+        let example = example.name;
         let first = start(example);
         let port = first.base_url.rsplit(':').next().unwrap().to_string();
         let started = Instant::now();
@@ -147,7 +150,8 @@ fn a_taken_port_is_one_clear_line() {
 
 #[test]
 fn servers_explain_their_flags() {
-    for example_name in ["chapter1_blocking", "chapter3_async"] {
+    for (server_example, _) in evt::chapters::servers() {
+        let example_name = server_example.name;
         let output = std::process::Command::new(example(example_name))
             .arg("--help")
             .output()
@@ -167,10 +171,9 @@ fn servers_explain_their_flags() {
 
 #[test]
 fn without_flags_a_server_listens_on_its_default_port() {
-    use evt::experiments::{chapter1_server, chapter3_server};
-    for server in [chapter1_server(), chapter3_server()] {
+    for (example, server) in evt::chapters::servers() {
         let port = server.default_port;
-        match start_with(server.example, &[]) {
+        match start_with(example.name, &[]) {
             Ok(running) => assert_eq!(running.base_url, format!("http://127.0.0.1:{port}")),
             // Something (a reader's own server) has the port: the error must say which.
             Err(error) => assert!(
@@ -183,9 +186,8 @@ fn without_flags_a_server_listens_on_its_default_port() {
 
 #[test]
 fn the_experiments_know_each_example_default_port() {
-    use evt::experiments::{chapter1_server, chapter3_server};
-    for server in [chapter1_server(), chapter3_server()] {
-        let output = std::process::Command::new(example(server.example))
+    for (server_example, server) in evt::chapters::servers() {
+        let output = std::process::Command::new(example(server_example.name))
             .arg("--help")
             .output()
             .unwrap();
@@ -193,7 +195,7 @@ fn the_experiments_know_each_example_default_port() {
         assert!(
             help.contains(&format!("[default: {}]", server.default_port)),
             "{}: {help}",
-            server.example
+            server_example.name
         );
     }
 }
@@ -236,31 +238,34 @@ fn held_connections(
     (answered, last)
 }
 
-/// Every chapter server, with the most requests it works on at once.
-const SERVERS: [(&str, &[&str], Option<u32>); 3] = [
-    ("chapter1_blocking", &[], Some(1)),
-    ("chapter1_tiny_http", &[], Some(1)),
-    ("chapter3_async", &[], None),
-];
-
 #[test]
 fn every_server_answers_clients_that_hold_their_connections_open() {
     const DELAY_MS: u64 = 20;
-    for (example, flags, capacity) in SERVERS {
-        let mut args = vec!["--port", "0"];
-        args.extend_from_slice(flags);
-        let server = start_with(example, &args).unwrap();
-        for count in [5, 16, 64] {
-            // The model: one at a time takes count × delay; a loop, one delay.
-            let model = Duration::from_millis(DELAY_MS * capacity.map_or(1, |_| count as u64));
+    for (example, server) in evt::chapters::servers() {
+        let example = example.name;
+        let running = start_with(example, &["--port", "0"]).unwrap();
+        for count in [5u64, 16, 64] {
+            // The model: `capacity` at a time, so ⌈count / capacity⌉ delays.
+            let rounds = match server.capacity {
+                Capacity::Limited(slots) => count.div_ceil(slots as u64),
+                Capacity::Unlimited => 1,
+            };
+            let model = Duration::from_millis(DELAY_MS * rounds);
             let deadline = model + Duration::from_secs(3);
-            let (answered, last) =
-                held_connections(&server, &format!("/sleep?ms={DELAY_MS}"), count, deadline);
+            let (answered, last) = held_connections(
+                &running,
+                &format!("/sleep?ms={DELAY_MS}"),
+                count as usize,
+                deadline,
+            );
             assert_eq!(
-                answered, count,
+                answered, count as usize,
                 "{example}: {answered} of {count} held connections answered within {deadline:?}"
             );
-            assert!(last >= Duration::from_millis(DELAY_MS) * capacity.map_or(1, |_| count as u32));
+            assert!(
+                last >= model,
+                "{example}: {last:?} is faster than the model's {model:?}"
+            );
         }
     }
 }

@@ -1,0 +1,249 @@
+//! Looking at a server while it runs: its resident memory, thread count and
+//! CPU time, sampled from `/proc` every few milliseconds, summed over the
+//! server process and every process it started (chapter 2's workers).
+//!
+//! Linux only: elsewhere [`Sampler::start`] returns `None` and the tables say
+//! that nothing was sampled, rather than showing a zero.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// How often the sampler looks.
+pub const EVERY: Duration = Duration::from_millis(20);
+
+/// One look at a process tree.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Milliseconds since sampling began.
+    pub at_ms: u64,
+    pub rss_kib: u64,
+    pub threads: u64,
+    pub processes: u64,
+    /// User + system CPU time used so far, in milliseconds.
+    pub cpu_ms: u64,
+}
+
+/// What the sampler saw over a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerSamples {
+    /// Before the load started.
+    pub before: Sample,
+    pub peak_rss_kib: u64,
+    pub peak_threads: u64,
+    pub peak_processes: u64,
+    /// CPU time the server used during the run, in milliseconds.
+    pub cpu_ms: u64,
+    /// Every sample, thinned to at most [`KEPT_SAMPLES`].
+    pub samples: Vec<Sample>,
+}
+
+/// The most samples a record keeps (evenly thinned beyond that).
+pub const KEPT_SAMPLES: usize = 500;
+
+impl ServerSamples {
+    /// Resident memory the run added, per connection: (peak − before) / connections.
+    pub fn rss_per_connection_kib(&self, connections: usize) -> f64 {
+        self.peak_rss_kib.saturating_sub(self.before.rss_kib) as f64 / connections.max(1) as f64
+    }
+}
+
+/// Samples a process tree on a thread of its own until stopped.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<Sample>>,
+    before: Sample,
+}
+
+impl Sampler {
+    /// Starts sampling `pid` and its descendants; `None` where `/proc` is missing.
+    pub fn start(pid: u32) -> Option<Sampler> {
+        let started = Instant::now();
+        let before = look(pid, started)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("sampler".into())
+            .spawn(move || {
+                let mut samples = Vec::new();
+                while !flag.load(Ordering::Relaxed) {
+                    match look(pid, started) {
+                        Some(sample) => samples.push(sample),
+                        None => break,
+                    }
+                    std::thread::sleep(EVERY);
+                }
+                samples
+            })
+            .ok()?;
+        Some(Sampler {
+            stop,
+            thread,
+            before,
+        })
+    }
+
+    /// Stops sampling and sums up.
+    pub fn finish(self) -> ServerSamples {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut samples = self.thread.join().unwrap_or_default();
+        samples.insert(0, self.before);
+        let peak = |field: fn(&Sample) -> u64| samples.iter().map(field).max().unwrap_or(0);
+        let last_cpu = samples.last().map_or(0, |sample| sample.cpu_ms);
+        let (peak_rss_kib, peak_threads, peak_processes) = (
+            peak(|s| s.rss_kib),
+            peak(|s| s.threads),
+            peak(|s| s.processes),
+        );
+        ServerSamples {
+            before: self.before,
+            peak_rss_kib,
+            peak_threads,
+            peak_processes,
+            cpu_ms: last_cpu.saturating_sub(self.before.cpu_ms),
+            samples: thin(samples, KEPT_SAMPLES),
+        }
+    }
+}
+
+fn thin(samples: Vec<Sample>, most: usize) -> Vec<Sample> {
+    if samples.len() <= most {
+        return samples;
+    }
+    let step = samples.len().div_ceil(most);
+    samples.into_iter().step_by(step).collect()
+}
+
+/// One look at `pid` and its descendants; `None` if it is gone or there is no `/proc`.
+fn look(pid: u32, started: Instant) -> Option<Sample> {
+    let mut sample = Sample {
+        at_ms: started.elapsed().as_millis() as u64,
+        rss_kib: 0,
+        threads: 0,
+        processes: 0,
+        cpu_ms: 0,
+    };
+    let mut pending = vec![pid];
+    let mut first = true;
+    while let Some(pid) = pending.pop() {
+        let Some(one) = read_process(pid) else {
+            if first {
+                return None;
+            }
+            continue;
+        };
+        first = false;
+        sample.rss_kib += one.rss_kib;
+        sample.threads += one.threads;
+        sample.cpu_ms += one.cpu_ms;
+        sample.processes += 1;
+        pending.extend(children(pid));
+    }
+    Some(sample)
+}
+
+struct ProcessLook {
+    rss_kib: u64,
+    threads: u64,
+    cpu_ms: u64,
+}
+
+/// RSS and threads from `/proc/PID/status`, CPU time from `/proc/PID/stat`.
+fn read_process(pid: u32) -> Option<ProcessLook> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse::<u64>().ok())
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, so 11 and 12 after the name.
+    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    let clock_ticks = clock_ticks_per_second();
+    let cpu_ms = (ticks(11)? + ticks(12)?) * 1000 / clock_ticks;
+    Some(ProcessLook {
+        rss_kib: field("VmRSS:").unwrap_or(0),
+        threads: field("Threads:").unwrap_or(0),
+        cpu_ms,
+    })
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as u64 } else { 100 }
+}
+
+/// The children of every thread of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The kernel's count of connections dropped because a listen backlog was
+/// full (`TcpExt: ListenOverflows` in `/proc/net/netstat`), machine-wide.
+pub fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = netstat.lines();
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        if !names.starts_with("TcpExt:") {
+            continue;
+        }
+        let index = names
+            .split_whitespace()
+            .position(|n| n == "ListenOverflows")?;
+        return values.split_whitespace().nth(index)?.parse().ok();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_seen_with_its_threads_and_memory() {
+        let Some(sampler) = Sampler::start(std::process::id()) else {
+            eprintln!("no /proc here: nothing to sample");
+            return;
+        };
+        let (stop, hold) = std::sync::mpsc::channel::<()>();
+        let extra = std::thread::spawn(move || {
+            let _ = hold.recv();
+        });
+        std::thread::sleep(EVERY * 3);
+        let seen = sampler.finish();
+        drop(stop);
+        let _ = extra.join();
+        // The test thread, the sampler and the extra thread at least.
+        assert!(seen.peak_threads >= 3, "{seen:?}");
+        assert!(seen.peak_rss_kib > 100, "{seen:?}");
+        assert_eq!(seen.peak_processes, 1);
+        assert!(seen.samples.len() >= 2);
+    }
+
+    #[test]
+    fn the_listen_overflow_counter_is_readable_on_linux() {
+        if std::path::Path::new("/proc/net/netstat").exists() {
+            assert!(listen_overflows().is_some());
+        }
+    }
+}
