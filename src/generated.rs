@@ -162,9 +162,10 @@ pub fn samples_line(experiment: &ExperimentRecord) -> String {
         String::new()
     };
     let mut line = format!(
-        "The server while it ran: at most **{} threads**{processes}, resident memory {} before \
+        "The server while it ran: at most **{} thread{}**{processes}, resident memory {} before \
          the load and {} at its peak, {} of CPU time.",
         samples.peak_threads,
+        if samples.peak_threads == 1 { "" } else { "s" },
         mib(samples.before.rss_kib),
         mib(samples.peak_rss_kib),
         format_ms(samples.cpu_ms as f64),
@@ -451,4 +452,58 @@ pub fn write_seed_comparisons(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
+/// Little's law checked on chapter 1's five sleeps: with the client's
+/// latencies (time in the system, waiting included) it gives the average
+/// number of requests in the system; with the time in service, the number
+/// being served. `None` until chapter 1 has been measured.
+pub fn littles_law(records: &[ChapterRecord]) -> Option<String> {
+    let record = records.iter().find(|record| record.chapter == 1)?;
+    let experiment = record
+        .experiments
+        .iter()
+        .find(|e| e.slug == "five_sleeps")?;
+    let load = experiment.loads.first()?;
+    let measured = &load.measured;
+    let throughput = measured.rps;
+    let in_system_s = measured.latency_ms.mean? / 1000.0;
+    let service_s = load.predicted.min_ms / 1000.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| which latency | seconds | × throughput | = requests inside |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|");
+    let _ = writeln!(
+        out,
+        "| time in the system (the client's latency: waiting + service), mean | {:.3} | {throughput:.3}/s | **{:.2}** |",
+        in_system_s,
+        throughput * in_system_s
+    );
+    let _ = writeln!(
+        out,
+        "| time in service (the handler's sleep) | {:.3} | {throughput:.3}/s | **{:.2}** |",
+        service_s,
+        throughput * service_s
+    );
+    let _ = writeln!(
+        out,
+        "\nFrom chapter 1's run of `{}` × {} at once: {} completed in {}.",
+        load.path,
+        load.requests,
+        measured.requests.completed,
+        format_ms(measured.duration_s * 1000.0)
+    );
+    out.push('\n');
+    out.push_str(&stamp(record));
+    Some(out)
+}
+
+/// Writes `littles_law.md` from the records in `dir`, once chapter 1 is there.
+pub fn write_littles_law(dir: &Path) -> Result<(), String> {
+    match littles_law(&read_chapters(dir)) {
+        Some(view) => write(&dir.join("littles_law.md"), &view),
+        None => Ok(()),
+    }
 }

@@ -165,7 +165,9 @@ fn main() -> ExitCode {
             }
         }
     }
-    if let Err(message) = generated::write_seed_comparisons(&out) {
+    if let Err(message) =
+        generated::write_seed_comparisons(&out).and_then(|_| generated::write_littles_law(&out))
+    {
         eprintln!("error: {message}");
         failed = true;
     }
@@ -283,5 +285,6 @@ fn rewrite_views(out: &std::path::Path) -> Result<usize, String> {
         generated::write_chapter(out, record)?;
     }
     generated::write_seed_comparisons(out)?;
+    generated::write_littles_law(out)?;
     Ok(records.len())
 }

@@ -220,6 +220,11 @@ fn the_tables_are_views_of_the_records() {
         );
     }
     assert!(Path::new(&dir.join("load_help.txt")).is_file());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("littles_law.md")).ok(),
+        evt::generated::littles_law(&all),
+        "littles_law.md"
+    );
 }
 
 #[test]
