@@ -194,14 +194,7 @@ fn parse(bytes: &[u8]) -> Parsed {
     let mut body = BodyLength::Known(0);
     for header in request.headers.iter() {
         if header.name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|&byte| byte == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
-                }
-            }
+            keep_alive = crate::routes::keep_alive_after(header.value, keep_alive);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             body = BodyLength::Unframed;
         } else if header.name.eq_ignore_ascii_case("content-length") && body != BodyLength::Unframed

@@ -114,6 +114,22 @@ impl Route {
     }
 }
 
+/// What a `Connection` header's value says of keeping the connection open:
+/// `close` ends it, `keep-alive` keeps it, anything else leaves `current`.
+/// Servers read it off requests and the load client off responses.
+pub fn keep_alive_after(connection_header: &[u8], current: bool) -> bool {
+    let mut keep_alive = current;
+    for token in connection_header.split(|&byte| byte == b',') {
+        let token = token.trim_ascii();
+        if token.eq_ignore_ascii_case(b"close") {
+            keep_alive = false;
+        } else if token.eq_ignore_ascii_case(b"keep-alive") {
+            keep_alive = true;
+        }
+    }
+    keep_alive
+}
+
 fn delay_from_query(query: &str, default_ms: u64) -> Result<Duration, String> {
     let mut ms = default_ms;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {

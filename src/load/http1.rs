@@ -320,14 +320,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
                 .next_back()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if header.name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|&byte| byte == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
-                }
-            }
+            keep_alive = crate::routes::keep_alive_after(header.value, keep_alive);
         }
     }
     let body = if (100..200).contains(&status) || status == 204 || status == 304 {
