@@ -112,6 +112,12 @@ impl Connection {
         }
     }
 
+    /// Whether bytes of a next request are already read (a pipelining
+    /// client): then there is something to do without waiting for the socket.
+    pub fn has_buffered_bytes(&self) -> bool {
+        self.filled > 0
+    }
+
     /// Reads more bytes; false when the connection is over.
     fn fill(&mut self) -> bool {
         if self.filled == self.buffer.len() {
@@ -151,6 +157,14 @@ impl Connection {
                 return false;
             }
         }
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for Connection {
+    /// The socket, for a poller (chapter 2's pool waits on idle connections with poll(2)).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.stream.as_raw_fd()
     }
 }
 

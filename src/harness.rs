@@ -158,8 +158,23 @@ impl ServerProcess {
 }
 
 impl Drop for ServerProcess {
+    /// Stops the server and every process it started (chapter 2's workers),
+    /// and waits until they are gone, so the port is free for the next one.
     fn drop(&mut self) {
+        let workers = crate::sample::descendants(self.pid());
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for &pid in &workers {
+            // SAFETY: kill only sends a signal.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while workers.iter().any(|&pid| crate::sample::is_alive(pid))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod generated;
 pub mod harness;
 pub mod load;
 pub mod model;
+pub mod prefork;
 pub mod routes;
 pub mod sample;
 pub mod server;

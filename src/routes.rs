@@ -10,6 +10,7 @@
 //! | `GET /sleep?ms=N`   | waits N ms (default 2000), then answers           |
 //! | `GET /sleeper?ms=N` | waits N ms (default 10000): seed 001's slow route |
 //! | `GET /activer`      | at once: seed 001's fast route                    |
+//! | `GET /report`       | what the server measures of itself, as JSON (chapter 2: connections per worker; chapter 4: the loop's lag); 404 where it keeps nothing |
 //! | anything else       | 404; a bad `ms` is 400; a method other than GET 405 |
 
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub enum Route {
     Sleeper(Duration),
     /// `GET /activer`
     Activer,
+    /// `GET /report`: what this server measures of itself. The servers that
+    /// keep something answer it themselves; the rest answer 404.
+    Report,
     /// A path this book's servers do not have.
     NotFound,
     /// A method other than GET.
@@ -59,6 +63,7 @@ impl Route {
         let route = match path {
             "/" => Route::Hello,
             "/activer" => Route::Activer,
+            "/report" => Route::Report,
             "/sleep" => match delay_from_query(query, DEFAULT_SLEEP_MS) {
                 Ok(delay) => Route::Sleep(delay),
                 Err(reason) => return Route::BadRequest(reason),
@@ -99,6 +104,7 @@ impl Route {
             Route::Activer => (200, "activer: at once\n".to_string()),
             Route::Sleep(delay) => (200, format!("slept {} ms\n", delay.as_millis())),
             Route::Sleeper(delay) => (200, format!("sleeper: slept {} ms\n", delay.as_millis())),
+            Route::Report => (404, "this server keeps no report\n".to_string()),
             Route::NotFound => (
                 404,
                 "not found: try /, /sleep?ms=N, /sleeper or /activer\n".to_string(),

@@ -44,6 +44,11 @@ pub struct LoadArgs {
     /// Open a new connection for every request (sends `Connection: close`).
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Give every connection its own n / c requests, as hey does; by default
+    /// each connection takes the next request from one shared count, as oha
+    /// and wrk do.
+    #[arg(long)]
+    pub fixed_share: bool,
     /// OS threads driving the connections [default: one per two cores, at most -c;
     /// the other cores are left to the server on the same machine].
     #[arg(long)]
@@ -98,6 +103,7 @@ impl LoadArgs {
             threads: self
                 .threads
                 .unwrap_or_else(|| default_threads(self.connections)),
+            fixed_share: self.fixed_share,
         })
     }
 }

@@ -43,6 +43,11 @@ pub struct LoadConfig {
     pub keepalive: bool,
     /// OS threads driving the connections.
     pub threads: usize,
+    /// With `-n`: each connection sends its own share, n / c requests (as hey
+    /// does), instead of every connection taking the next request from one
+    /// count (as oha and wrk do). On a server whose connections stick to one
+    /// of several workers, the two read differently (chapter 2).
+    pub fixed_share: bool,
 }
 
 impl LoadConfig {
@@ -56,6 +61,7 @@ impl LoadConfig {
             timeout: Duration::from_secs(30),
             keepalive: true,
             threads: default_threads(connections),
+            fixed_share: false,
         }
     }
 }
@@ -310,7 +316,15 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>, num
     let mut backoff = Duration::ZERO;
     #[cfg(test)]
     let mut sent_here = 0u64;
-    while shared.take_ticket() {
+    let mut own_share = match config.stop {
+        Stop::AfterRequests(total) if config.fixed_share => {
+            let connections = config.connections.max(1) as u64;
+            total / connections + u64::from(u64::from(number) < total % connections)
+        }
+        _ => u64::MAX,
+    };
+    while own_share > 0 && shared.take_ticket() {
+        own_share -= 1;
         let started = Instant::now();
         let in_flight = InFlight::new(&shared, &record);
         let mut retries = 0;

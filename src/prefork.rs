@@ -1,0 +1,198 @@
+//! Pre-fork, as gunicorn does it: one parent opens the listening socket(s),
+//! then forks worker processes that inherit them. What chapter 2's example
+//! needs around that and would only clutter the lesson lives here: forking a
+//! worker that dies with its parent, waiting for workers, and a small board
+//! of counters in memory shared by every worker, so that whichever worker
+//! answers `/report` can say how the connections spread over all of them.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the board keeps for one worker.
+const FIELDS: usize = 4;
+const PID: usize = 0;
+const ACCEPTED: usize = 1;
+const OPEN: usize = 2;
+const REQUESTS: usize = 3;
+
+/// Counters every worker process can read and write: anonymous shared
+/// memory mapped before the fork, so the children share the same pages.
+#[derive(Clone, Copy)]
+pub struct Board {
+    cells: &'static [AtomicU64],
+}
+
+impl Board {
+    /// Maps a board for `workers` workers. Call it before forking.
+    pub fn shared(workers: usize) -> std::io::Result<Board> {
+        let length = workers.max(1) * FIELDS * std::mem::size_of::<AtomicU64>();
+        // SAFETY: an anonymous mapping owned by nobody else; it is never
+        // unmapped, so the 'static slice stays valid. Zeroed pages are valid
+        // AtomicU64s.
+        let cells = unsafe {
+            let address = libc::mmap(
+                std::ptr::null_mut(),
+                length,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if address == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+            std::slice::from_raw_parts(address as *const AtomicU64, workers.max(1) * FIELDS)
+        };
+        Ok(Board { cells })
+    }
+
+    /// How many workers the board has room for.
+    pub fn workers(&self) -> usize {
+        self.cells.len() / FIELDS
+    }
+
+    /// Worker `index`'s own counters.
+    pub fn slot(&self, index: usize) -> WorkerSlot {
+        WorkerSlot {
+            board: *self,
+            index,
+        }
+    }
+
+    fn get(&self, worker: usize, field: usize) -> u64 {
+        self.cells[worker * FIELDS + field].load(Ordering::Relaxed)
+    }
+
+    /// The board as JSON: per worker its pid, the connections it accepted,
+    /// holds open now, and the requests it answered.
+    pub fn to_json(&self) -> String {
+        let workers: Vec<serde_json::Value> = (0..self.workers())
+            .map(|worker| {
+                serde_json::json!({
+                    "worker": worker,
+                    "pid": self.get(worker, PID),
+                    "accepted": self.get(worker, ACCEPTED),
+                    "open": self.get(worker, OPEN),
+                    "requests": self.get(worker, REQUESTS),
+                })
+            })
+            .collect();
+        serde_json::json!({ "workers": workers }).to_string()
+    }
+}
+
+/// One worker's counters on the board.
+#[derive(Clone, Copy)]
+pub struct WorkerSlot {
+    board: Board,
+    pub index: usize,
+}
+
+impl WorkerSlot {
+    fn add(&self, field: usize, delta: u64) {
+        self.board.cells[self.index * FIELDS + field].fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// The worker says which process it is.
+    pub fn started(&self) {
+        self.board.cells[self.index * FIELDS + PID]
+            .store(u64::from(std::process::id()), Ordering::Relaxed);
+    }
+
+    pub fn accepted(&self) {
+        self.add(ACCEPTED, 1);
+        self.add(OPEN, 1);
+    }
+
+    pub fn closed(&self) {
+        self.board.cells[self.index * FIELDS + OPEN].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn answered(&self) {
+        self.add(REQUESTS, 1);
+    }
+
+    /// The whole board, as `/report` answers it.
+    pub fn report(&self) -> String {
+        self.board.to_json()
+    }
+}
+
+/// Forks a worker process that runs `work` and exits. The parent gets the
+/// worker's pid back. The worker dies with its parent, however the parent
+/// ends (Ctrl-C, `kill`, even `kill -9`): no orphan keeps the port.
+///
+/// Call it only while the process has a single thread (before any pool is
+/// started): a forked child gets a copy of the calling thread only.
+pub fn fork_worker(work: impl FnOnce()) -> std::io::Result<u32> {
+    let parent = std::process::id();
+    // Anything buffered would otherwise be printed twice, by both processes.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: the caller forks from a single-threaded process, so the child's
+    // copy of memory holds no lock another thread was holding.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            die_with_parent(parent);
+            work();
+            let _ = std::io::stdout().flush();
+            std::process::exit(0)
+        }
+        pid => Ok(pid as u32),
+    }
+}
+
+/// Waits until any worker exits; its pid and a description of how it ended.
+pub fn wait_for_any_worker() -> (u32, String) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes only to `status`.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid > 0 {
+            let how = if libc::WIFSIGNALED(status) {
+                format!("killed by signal {}", libc::WTERMSIG(status))
+            } else {
+                format!("exit status {}", libc::WEXITSTATUS(status))
+            };
+            return (pid as u32, how);
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return (0, "no workers left".to_string());
+        }
+    }
+}
+
+/// Stops the workers still running.
+pub fn stop_workers(pids: &[u32]) {
+    for &pid in pids {
+        // SAFETY: kill only sends a signal.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+}
+
+/// Makes this (forked) process end when `parent` does.
+fn die_with_parent(parent: u32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and nothing else.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    #[cfg(not(target_os = "linux"))]
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // SAFETY: getppid has no preconditions.
+            if unsafe { libc::getppid() } as u32 != parent {
+                std::process::exit(0);
+            }
+        }
+    });
+    // The parent may have died before the line above took effect.
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } as u32 != parent {
+        std::process::exit(0);
+    }
+}
