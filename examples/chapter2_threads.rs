@@ -68,10 +68,11 @@ struct Flags {
     /// while it has a thread free). Applies to `--pool ready`.
     #[arg(long)]
     greedy_accept: bool,
+    /// Seconds a connection may wait idle for its next request (gunicorn's
+    /// --keep-alive); 0 closes it after every answer, as gunicorn's sync worker does.
+    #[arg(long, default_value_t = READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=3600))]
+    keep_alive: u64,
 }
-
-/// Connections idle longer than this are closed (gunicorn's --keep-alive).
-const KEEP_ALIVE: Duration = READ_TIMEOUT;
 
 // ANCHOR: prefork
 fn main() {
@@ -129,9 +130,10 @@ fn run_worker(listener: &TcpListener, flags: &Flags, me: WorkerSlot) {
         .try_clone()
         .expect("a worker can duplicate its inherited socket");
     let threads = usize::from(flags.threads);
+    let keep_alive = Duration::from_secs(flags.keep_alive);
     match flags.pool {
-        Pool::Ready => ready_pool(listener, threads, flags.greedy_accept, me),
-        Pool::PerConnection => thread_per_connection(listener, threads, me),
+        Pool::Ready => ready_pool(listener, threads, flags.greedy_accept, keep_alive, me),
+        Pool::PerConnection => thread_per_connection(listener, threads, keep_alive, me),
     }
 }
 
@@ -139,7 +141,7 @@ fn run_worker(listener: &TcpListener, flags: &Flags, me: WorkerSlot) {
 /// What a thread does with one request: read it, wait the delay on this
 /// thread (a blocking sleep: the thread is busy, as a Flask view is), answer.
 /// True if the connection stays open for another request.
-fn serve_one(connection: &mut Connection, me: WorkerSlot) -> bool {
+fn serve_one(connection: &mut Connection, keep_alive: Duration, me: WorkerSlot) -> bool {
     let Some(request) = connection.next_request() else {
         return false;
     };
@@ -152,17 +154,23 @@ fn serve_one(connection: &mut Connection, me: WorkerSlot) -> bool {
         reply.body = me.report() + "\n";
     }
     me.answered();
-    connection.respond(&reply, request.keep_alive).is_ok() && request.keep_alive
+    let keep_open = request.keep_alive && !keep_alive.is_zero();
+    connection.respond(&reply, keep_open).is_ok() && keep_open
 }
 // ANCHOR_END: serve_one
 
 // ANCHOR: per_connection
 /// `--pool per-connection`: every thread accepts a connection and serves it
-/// until the client closes it or it idles for KEEP_ALIVE. A thread blocked in
+/// until the client closes it or it idles for `keep_alive`. A thread blocked in
 /// accept() is a free thread, so the kernel hands each new connection to a
 /// free thread of some worker. But an idle client holds its thread: with
 /// more open connections than threads, the rest wait in the backlog.
-fn thread_per_connection(listener: TcpListener, threads: usize, me: WorkerSlot) {
+fn thread_per_connection(
+    listener: TcpListener,
+    threads: usize,
+    keep_alive: Duration,
+    me: WorkerSlot,
+) {
     let listener = Arc::new(listener);
     let pool: Vec<_> = (0..threads)
         .map(|_| {
@@ -176,7 +184,10 @@ fn thread_per_connection(listener: TcpListener, threads: usize, me: WorkerSlot) 
                     };
                     me.accepted();
                     let mut connection = Connection::new(stream);
-                    while serve_one(&mut connection, me) {}
+                    while serve_one(&mut connection, keep_alive, me) {
+                        // The thread now waits for this client's next request.
+                        connection.set_read_timeout(keep_alive);
+                    }
                     connection.close();
                     me.closed();
                 }
@@ -194,7 +205,13 @@ fn thread_per_connection(listener: TcpListener, threads: usize, me: WorkerSlot) 
 /// listening socket and every idle connection; a connection with a request
 /// ready goes to the pool's queue, a thread serves it, and if it stays open
 /// it comes back here to wait. Idle connections cost no thread.
-fn ready_pool(listener: TcpListener, threads: usize, greedy: bool, me: WorkerSlot) {
+fn ready_pool(
+    listener: TcpListener,
+    threads: usize,
+    greedy: bool,
+    keep_alive: Duration,
+    me: WorkerSlot,
+) {
     listener
         .set_nonblocking(true)
         .expect("a socket can be made non-blocking");
@@ -217,7 +234,7 @@ fn ready_pool(listener: TcpListener, threads: usize, greedy: bool, me: WorkerSlo
             loop {
                 let next = ready_rx.lock().map(|queue| queue.recv());
                 let Ok(Ok(mut connection)) = next else { return };
-                if serve_one(&mut connection, me) {
+                if serve_one(&mut connection, keep_alive, me) {
                     let _ = back_tx.send(connection);
                 } else {
                     connection.close();
@@ -277,7 +294,10 @@ fn ready_pool(listener: TcpListener, threads: usize, greedy: bool, me: WorkerSlo
         // Kept-alive connections idle too long are closed.
         let now = Instant::now();
         for index in (0..idle.len()).rev() {
-            if now - idle[index].1 > KEEP_ALIVE {
+            let (_, since, fresh) = &idle[index];
+            // A new connection gets READ_TIMEOUT to send its first request.
+            let limit = if *fresh { READ_TIMEOUT } else { keep_alive };
+            if now - *since > limit {
                 idle.swap_remove(index).0.close();
                 me.closed();
             }

@@ -112,6 +112,14 @@ impl Connection {
         }
     }
 
+    /// How long a read may wait: while a request comes in, [`READ_TIMEOUT`];
+    /// between requests, a server may allow less (its keep-alive time).
+    pub fn set_read_timeout(&self, timeout: Duration) {
+        if !timeout.is_zero() {
+            let _ = self.stream.set_read_timeout(Some(timeout));
+        }
+    }
+
     /// Whether bytes of a next request are already read (a pipelining
     /// client): then there is something to do without waiting for the socket.
     pub fn has_buffered_bytes(&self) -> bool {

@@ -63,6 +63,24 @@ pub const CHAPTER1_TINY_HTTP: Example = Example {
     }),
 };
 
+pub const CHAPTER2_THREADS: Example = Example {
+    name: "chapter2_threads",
+    what: "W pre-forked worker processes × T threads on one port (gunicorn's model)",
+    server: Some(Server {
+        default_port: 8002,
+        capacity: Capacity::Limited(4),
+    }),
+};
+
+pub const CHAPTER4_BLOCKING: Example = Example {
+    name: "chapter4_blocking",
+    what: "chapter 3's server with the wait blocking, moved off the loop, or spent on CPU; a lag probe",
+    server: Some(Server {
+        default_port: 8004,
+        capacity: Capacity::Unlimited,
+    }),
+};
+
 pub const CHAPTER3_ASYNC: Example = Example {
     name: "chapter3_async",
     what: "axum on a tokio current-thread runtime: one thread, one event loop",
@@ -91,9 +109,9 @@ pub const ALL: &[Chapter] = &[
     Chapter {
         number: Some(2),
         title: "A pool of threads, and workers",
-        page: None,
-        examples: &[],
-        experiments: none,
+        page: Some("chapter2_threads.md"),
+        examples: &[CHAPTER2_THREADS],
+        experiments: experiments::chapter2,
     },
     Chapter {
         number: Some(3),
@@ -105,9 +123,9 @@ pub const ALL: &[Chapter] = &[
     Chapter {
         number: Some(4),
         title: "Blocking inside the loop",
-        page: None,
-        examples: &[],
-        experiments: none,
+        page: Some("chapter4_blocking.md"),
+        examples: &[CHAPTER4_BLOCKING],
+        experiments: experiments::chapter4,
     },
     Chapter {
         number: Some(5),

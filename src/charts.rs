@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use crate::load::record::Span;
 
 /// The most requests a timeline draws (one bar each).
-pub const TIMELINE_MOST: usize = 64;
+pub const TIMELINE_MOST: usize = 16;
 
 /// Colours for answered and failed requests.
 const ANSWERED: RGBColor = RGBColor(46, 110, 190);
@@ -69,6 +69,109 @@ pub fn timeline_svg(title: &str, spans: &[Span]) -> Option<String> {
     Some(svg)
 }
 
+/// Colours for the model's line and the measured one.
+const PREDICTED: RGBColor = RGBColor(150, 150, 150);
+const MEASURED: RGBColor = ANSWERED;
+
+/// A sweep: requests per second predicted and measured against the swept
+/// value (threads, connections), on a doubling x axis. Each point is
+/// `(x, predicted, measured)`.
+pub fn sweep_svg(title: &str, x_label: &str, points: &[(f64, f64, f64)]) -> Option<String> {
+    if points.len() < 2 {
+        return None;
+    }
+    let x_min = points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let x_max = points.iter().map(|p| p.0).fold(0.0, f64::max);
+    let y_max = points.iter().map(|p| p.1.max(p.2)).fold(0.0, f64::max) * 1.15;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x_min..x_max * 1.1).log_scale(), 0f64..y_max.max(1.0))
+            .ok()?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("requests per second")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .ok()?;
+        for (colour, pick, name) in [
+            (PREDICTED, 1usize, "predicted"),
+            (MEASURED, 2usize, "measured"),
+        ] {
+            let line: Vec<(f64, f64)> = points
+                .iter()
+                .map(|p| (p.0, if pick == 1 { p.1 } else { p.2 }))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
+                .ok()?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    line.iter()
+                        .map(|&point| Circle::new(point, 3, colour.filled())),
+                )
+                .ok()?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .ok()?;
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+/// The event loop's lag over a run: how late a task that asks to wake every
+/// 10 ms woke, against seconds since the first request was sent. Points are
+/// `(seconds, lag in ms)`.
+pub fn lag_svg(title: &str, points: &[(f64, f64)]) -> Option<String> {
+    if points.is_empty() {
+        return None;
+    }
+    let x_end = points.iter().map(|p| p.0).fold(0.0, f64::max).max(0.001) * 1.02;
+    let y_max = points.iter().map(|p| p.1).fold(0.0, f64::max).max(5.0) * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 260)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..x_end, 0f64..y_max)
+            .ok()?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the first request was sent")
+            .y_desc("lag, ms")
+            .draw()
+            .ok()?;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                FAILED.stroke_width(2),
+            ))
+            .ok()?;
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +197,18 @@ mod tests {
         assert!(svg.contains("request 1") && svg.contains("request 5"));
         let failed = timeline_svg("x", &[span(0, 0, 100, None)]).unwrap();
         assert!(failed.contains("#C83C32"));
+    }
+
+    #[test]
+    fn a_sweep_draws_both_lines_and_a_lag_chart_its_points() {
+        let points = [(1.0, 10.0, 9.9), (2.0, 20.0, 19.8), (4.0, 40.0, 39.0)];
+        let svg = sweep_svg("Threads", "threads", &points).unwrap();
+        assert!(svg.contains("predicted") && svg.contains("measured"));
+        assert_eq!(svg.matches("<circle").count(), 6, "{svg}");
+        assert!(sweep_svg("x", "x", &points[..1]).is_none());
+        let lag = lag_svg("Lag", &[(0.0, 1.0), (0.5, 480.0), (1.0, 1.0)]).unwrap();
+        assert!(lag.contains("<polyline") || lag.contains("<path"), "{lag}");
+        assert!(lag_svg("x", &[]).is_none());
     }
 
     #[test]

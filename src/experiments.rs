@@ -78,6 +78,10 @@ pub struct LoadSpec {
     /// The most one request may take.
     pub timeout: Duration,
     pub driver: Driver,
+    /// Each connection sends its own n / c requests, as hey does (`--fixed-share`).
+    pub fixed_share: bool,
+    /// A new connection per request (`--no-keepalive`).
+    pub no_keepalive: bool,
 }
 
 /// Long enough for the slowest request any experiment predicts.
@@ -93,21 +97,30 @@ impl LoadSpec {
             service,
             timeout: DEFAULT_TIMEOUT,
             driver: Driver::Engine,
+            fixed_share: false,
+            no_keepalive: false,
         }
     }
 
     /// The `load` flags this load runs with: the run parses exactly these,
     /// and the book prints exactly these.
     pub fn load_args(&self, url: &str) -> Vec<String> {
-        vec![
+        let mut args: Vec<String> = vec![
             "-n".into(),
             self.requests.to_string(),
             "-c".into(),
             self.connections.to_string(),
             "--timeout".into(),
             humantime::format_duration(self.timeout).to_string(),
-            url.to_string(),
-        ]
+        ];
+        if self.fixed_share {
+            args.push("--fixed-share".into());
+        }
+        if self.no_keepalive {
+            args.push("--no-keepalive".into());
+        }
+        args.push(url.to_string());
+        args
     }
 }
 
@@ -134,7 +147,7 @@ pub fn command_line(example: &str, args: &[String]) -> String {
 pub struct Experiment {
     pub chapter: u32,
     /// File-name part: `five_sleeps` gives `chapter1_five_sleeps.md`.
-    pub slug: &'static str,
+    pub slug: String,
     /// Which seed write-up it redoes ("" for the book's own).
     pub seed: &'static str,
     pub title: String,
@@ -144,6 +157,36 @@ pub struct Experiment {
     pub loads: Vec<LoadSpec>,
     /// Whether failed requests are what the experiment shows (a stall).
     pub failures_expected: bool,
+    /// Ask the server for `GET /report` after the loads (what it measured of itself).
+    pub fetch_report: bool,
+    /// The table this experiment is one row of, with several others.
+    pub group: Option<Group>,
+}
+
+/// One row of a table made of several experiments (a sweep, a seed's table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// File-name part of the table: `chapterN_NAME.md`.
+    pub name: String,
+    /// What this row is, in a few words (`4 workers × 2 threads`).
+    pub label: String,
+    /// The swept value, for a chart (threads, connections).
+    #[serde(default)]
+    pub x: Option<f64>,
+    /// What the seed write-up measured for this row, requests per second.
+    #[serde(default)]
+    pub seed_rps: Option<f64>,
+}
+
+impl Group {
+    pub fn new(name: &str, label: String) -> Group {
+        Group {
+            name: name.to_string(),
+            label,
+            x: None,
+            seed_rps: None,
+        }
+    }
 }
 
 impl Experiment {
@@ -156,13 +199,15 @@ impl Experiment {
     ) -> Experiment {
         Experiment {
             chapter,
-            slug,
+            slug: slug.to_string(),
             seed,
             title,
             server,
             upstreams: Vec::new(),
             loads,
             failures_expected: false,
+            fetch_report: false,
+            group: None,
         }
     }
 }
@@ -284,7 +329,7 @@ pub fn tiny_http_keepalive_stall(scale: f64) -> Experiment {
 /// one only a second later.
 pub fn small_backlog(scale: f64) -> Experiment {
     let mut experiment = thousand_sleeps(3, ServerUnderTest::of(&chapters::CHAPTER3_ASYNC), scale);
-    experiment.slug = "small_backlog";
+    experiment.slug = "small_backlog".into();
     experiment.seed = "";
     experiment.title = format!("{}, listen backlog 128", experiment.title);
     experiment.server = experiment.server.with_args(
@@ -299,7 +344,7 @@ pub fn chapter1(scale: f64) -> Vec<Experiment> {
     let blocking = || ServerUnderTest::of(&chapters::CHAPTER1_BLOCKING);
     let mut on_tiny_http =
         five_sleeps(1, ServerUnderTest::of(&chapters::CHAPTER1_TINY_HTTP), scale);
-    on_tiny_http.slug = "tiny_http_five_sleeps";
+    on_tiny_http.slug = "tiny_http_five_sleeps".into();
     on_tiny_http.seed = "";
     vec![
         five_sleeps(1, blocking(), scale),
@@ -318,6 +363,370 @@ pub fn chapter3(scale: f64) -> Vec<Experiment> {
         thousand_sleeps(3, looping(), scale),
         small_backlog(scale),
     ]
+}
+
+/// Chapter 2's server started with `args`, modelled as `capacity` requests at once.
+fn threads_server(args: &[&str], model: &str, capacity: usize) -> ServerUnderTest {
+    let mut server = ServerUnderTest::of(&chapters::CHAPTER2_THREADS).with_args(args, model);
+    server.capacity = Capacity::Limited(capacity);
+    server
+}
+
+/// The gunicorn setups seed 002 measured, as chapter 2's flags: workers,
+/// threads, the flags that make it that kind of worker, in words.
+const SEED_002_SETUPS: [(usize, usize, &[&str], &str); 3] = [
+    (
+        1,
+        1,
+        &["--pool", "per-connection", "--keep-alive", "0"],
+        "1 sync worker",
+    ),
+    (
+        4,
+        1,
+        &["--pool", "per-connection", "--keep-alive", "0"],
+        "4 sync workers",
+    ),
+    (4, 2, &[], "4 workers × 2 threads (gthread)"),
+];
+
+/// Seed 002's loads (`hey -n N -c C`) and what it measured, requests per
+/// second, for each setup above (where it measured that pair).
+const SEED_002_LOADS: [(u64, usize, [Option<f64>; 3]); 3] = [
+    (10, 5, [Some(3.9477), None, None]),
+    (20, 10, [Some(3.9432), None, None]),
+    (50, 10, [Some(3.9445), Some(15.1464), Some(24.5377)]),
+];
+
+/// Seed 002's table: each gunicorn setup under each of its hey loads, at
+/// 250 ms a request, every pair on a fresh server. The loads split their
+/// requests as hey does (`--fixed-share`).
+fn seed_002_table(scale: f64) -> Vec<Experiment> {
+    let delay = scaled(250, scale);
+    let mut experiments = Vec::new();
+    for (index, (workers, threads, flags, in_words)) in SEED_002_SETUPS.iter().enumerate() {
+        for (requests, connections, seed) in SEED_002_LOADS {
+            let (w, t) = (workers.to_string(), threads.to_string());
+            let mut args = vec!["--workers", w.as_str(), "--threads", t.as_str()];
+            args.extend_from_slice(flags);
+            let server = threads_server(&args, in_words, workers * threads);
+            let mut load = LoadSpec::new(
+                format!("/sleep?ms={}", delay.as_millis()),
+                requests,
+                connections,
+                delay,
+            );
+            load.fixed_share = true;
+            let mut experiment = Experiment::new(
+                2,
+                ("", "002"),
+                format!("{in_words}, `-n {requests} -c {connections}`"),
+                server,
+                vec![load],
+            );
+            experiment.slug = format!("seed002_w{workers}_t{threads}_n{requests}_c{connections}");
+            experiment.fetch_report = true;
+            let mut group = Group::new("seed002", in_words.to_string());
+            group.seed_rps = seed[index];
+            experiment.group = Some(group);
+            experiments.push(experiment);
+        }
+    }
+    experiments
+}
+
+/// How many times each way of sharing the port is tried for the spread.
+pub const SPREAD_TRIALS: usize = 5;
+
+/// Why seed 002's 4 × 2 read 24.5 requests/s, not 32: `-n 50 -c 10` against
+/// 4 workers × 2 threads, several times per way of sharing the port, with
+/// the server reporting how the connections spread over the workers.
+fn worker_spread(scale: f64) -> Vec<Experiment> {
+    let delay = scaled(250, scale);
+    let ways: [(&str, &[&str], bool, &str); 5] = [
+        (
+            "accept",
+            &[],
+            true,
+            "one shared socket, accept when a thread is free",
+        ),
+        (
+            "greedy",
+            &["--greedy-accept"],
+            true,
+            "one shared socket, greedy accept (gunicorn's gthread)",
+        ),
+        (
+            "reuseport",
+            &["--share", "reuseport"],
+            true,
+            "SO_REUSEPORT: the kernel hashes connections to workers",
+        ),
+        (
+            "close",
+            &["--keep-alive", "0"],
+            true,
+            "one shared socket, a new connection per request (--keep-alive 0)",
+        ),
+        (
+            "shared_count",
+            &[],
+            false,
+            "one shared socket; the client shares one count over its connections",
+        ),
+    ];
+    let mut experiments = Vec::new();
+    for (name, flags, fixed_share, in_words) in ways {
+        let trials = if name == "close" || name == "shared_count" {
+            2
+        } else {
+            SPREAD_TRIALS
+        };
+        for trial in 1..=trials {
+            let mut args = vec!["--workers", "4", "--threads", "2"];
+            args.extend_from_slice(flags);
+            let mut load = LoadSpec::new(format!("/sleep?ms={}", delay.as_millis()), 50, 10, delay);
+            load.fixed_share = fixed_share;
+            let mut experiment = Experiment::new(
+                2,
+                ("", ""),
+                format!("4 × 2, {in_words}: trial {trial}"),
+                threads_server(&args, in_words, 8),
+                vec![load],
+            );
+            experiment.slug = format!("spread_{name}_{trial}");
+            experiment.fetch_report = true;
+            experiment.group = Some(Group::new("spread", in_words.to_string()));
+            experiments.push(experiment);
+        }
+    }
+    experiments
+}
+
+/// The thread sweep: one worker with T = 1, 2, 4 … 1,024 threads under 256
+/// connections at 100 ms. The law says min(T, 256) / 0.1 s.
+fn thread_sweep(scale: f64) -> Vec<Experiment> {
+    let delay = scaled(100, scale);
+    let connections = 256;
+    (0..=10)
+        .map(|power| {
+            let threads = 1usize << power;
+            // Enough requests for every connection and about eight rounds.
+            let requests = (8 * threads.min(connections)).max(connections) as u64;
+            let t = threads.to_string();
+            let load = LoadSpec::new(
+                format!("/sleep?ms={}", delay.as_millis()),
+                requests,
+                connections,
+                delay,
+            );
+            let mut experiment = Experiment::new(
+                2,
+                ("", ""),
+                format!(
+                    "{threads} thread{}, 256 connections",
+                    if threads == 1 { "" } else { "s" }
+                ),
+                threads_server(
+                    &["--threads", &t],
+                    &format!("1 worker × {threads} threads"),
+                    threads,
+                ),
+                vec![load],
+            );
+            experiment.slug = format!("thread_sweep_t{threads}");
+            let mut group = Group::new(
+                "thread_sweep",
+                format!("{threads} thread{}", if threads == 1 { "" } else { "s" }),
+            );
+            group.x = Some(threads as f64);
+            experiment.group = Some(group);
+            experiment
+        })
+        .collect()
+}
+
+/// More open connections than threads: 8 connections held open, one
+/// request each, against 4 threads, for a thread per connection (idle
+/// connections hold threads) and a pool of ready connections.
+fn keepalive_starvation(scale: f64) -> Vec<Experiment> {
+    let delay = scaled(100, scale);
+    let designs: [(&str, &[&str], &str); 3] = [
+        (
+            "per_connection",
+            &["--pool", "per-connection"],
+            "a thread per connection, kept alive 5 s",
+        ),
+        (
+            "per_connection_close",
+            &["--pool", "per-connection", "--keep-alive", "0"],
+            "a thread per connection, closed after each answer",
+        ),
+        ("ready", &[], "a pool of ready connections"),
+    ];
+    designs
+        .into_iter()
+        .map(|(name, flags, in_words)| {
+            let mut args = vec!["--threads", "4"];
+            args.extend_from_slice(flags);
+            let load = LoadSpec::new(format!("/sleep?ms={}", delay.as_millis()), 8, 8, delay);
+            let mut experiment = Experiment::new(
+                2,
+                ("", ""),
+                format!("4 threads, {in_words}: 8 held connections"),
+                threads_server(&args, in_words, 4),
+                vec![load],
+            );
+            experiment.slug = format!("starvation_{name}");
+            experiment.group = Some(Group::new("starvation", in_words.to_string()));
+            experiment
+        })
+        .collect()
+}
+
+/// Chapter 2's experiments.
+pub fn chapter2(scale: f64) -> Vec<Experiment> {
+    let mut experiments = vec![five_sleeps(
+        2,
+        ServerUnderTest::of(&chapters::CHAPTER2_THREADS),
+        scale,
+    )];
+    experiments.extend(seed_002_table(scale));
+    experiments.extend(worker_spread(scale));
+    experiments.extend(keepalive_starvation(scale));
+    experiments.extend(thread_sweep(scale));
+    experiments
+}
+
+/// Chapter 4's handlers and runtimes: flags, in words, and the capacity the
+/// model gives them (`None`: every request at once).
+const CHAPTER4_SETUPS: [(&str, &[&str], &str, Option<usize>); 8] = [
+    (
+        "tokio_current",
+        &["--handler", "tokio-sleep"],
+        "tokio::time::sleep, current-thread",
+        None,
+    ),
+    (
+        "std_current",
+        &["--handler", "std-sleep"],
+        "std::thread::sleep, current-thread",
+        Some(1),
+    ),
+    (
+        "blocking_current",
+        &["--handler", "spawn-blocking"],
+        "spawn_blocking, current-thread",
+        None,
+    ),
+    (
+        "cpu_current",
+        &["--handler", "cpu"],
+        "CPU work, current-thread",
+        Some(1),
+    ),
+    (
+        "tokio_multi",
+        &[
+            "--handler",
+            "tokio-sleep",
+            "--runtime",
+            "multi",
+            "--worker-threads",
+            "2",
+        ],
+        "tokio::time::sleep, 2 worker threads",
+        None,
+    ),
+    (
+        "std_multi",
+        &[
+            "--handler",
+            "std-sleep",
+            "--runtime",
+            "multi",
+            "--worker-threads",
+            "2",
+        ],
+        "std::thread::sleep, 2 worker threads",
+        Some(2),
+    ),
+    (
+        "blocking_multi",
+        &[
+            "--handler",
+            "spawn-blocking",
+            "--runtime",
+            "multi",
+            "--worker-threads",
+            "2",
+        ],
+        "spawn_blocking, 2 worker threads",
+        None,
+    ),
+    (
+        "cpu_multi",
+        &[
+            "--handler",
+            "cpu",
+            "--runtime",
+            "multi",
+            "--worker-threads",
+            "2",
+        ],
+        "CPU work, 2 worker threads",
+        Some(2),
+    ),
+];
+
+/// Chapter 4's experiments: seed 000's five 2 s requests and seed 002's
+/// `-n 50 -c 10` at 250 ms for every handler on both runtimes, and seed
+/// 001's sleeper and activer on a blocked loop. Every server reports the
+/// lag its probe saw.
+pub fn chapter4(scale: f64) -> Vec<Experiment> {
+    let delay = scaled(250, scale);
+    let mut experiments = Vec::new();
+    for (name, flags, in_words, capacity) in CHAPTER4_SETUPS {
+        let server = || {
+            let mut server =
+                ServerUnderTest::of(&chapters::CHAPTER4_BLOCKING).with_args(flags, in_words);
+            server.capacity = capacity.map_or(Capacity::Unlimited, Capacity::Limited);
+            server
+        };
+        let mut five = five_sleeps(4, server(), scale);
+        five.slug = format!("five_{name}");
+        five.fetch_report = true;
+        five.group = Some(Group::new("five_sleeps", in_words.to_string()));
+        experiments.push(five);
+        let mut load = LoadSpec::new(format!("/sleep?ms={}", delay.as_millis()), 50, 10, delay);
+        load.fixed_share = true;
+        let mut fifty = Experiment::new(
+            4,
+            ("", "002"),
+            format!(
+                "{in_words}, `-n 50 -c 10` at {}",
+                format_ms(delay.as_secs_f64() * 1000.0)
+            ),
+            server(),
+            vec![load],
+        );
+        fifty.slug = format!("fifty_{name}");
+        fifty.fetch_report = true;
+        fifty.group = Some(Group::new("fifty", in_words.to_string()));
+        experiments.push(fifty);
+    }
+    let mut blocked = sleeper_then_activer(
+        4,
+        ServerUnderTest::of(&chapters::CHAPTER4_BLOCKING).with_args(
+            &["--handler", "std-sleep"],
+            "std::thread::sleep, current-thread",
+        ),
+        scale,
+    );
+    blocked.server.capacity = Capacity::Limited(1);
+    blocked.fetch_report = true;
+    experiments.push(blocked);
+    experiments
 }
 
 /// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
@@ -353,6 +762,7 @@ impl Experiment {
         let overflows_before = sample::listen_overflows();
         let sampler = Sampler::start(server.pid());
         let predictions = self.predict();
+        let started = std::time::Instant::now();
         let runs: Vec<_> = self
             .loads
             .iter()
@@ -386,6 +796,19 @@ impl Experiment {
                 timeline: driven.timeline,
             });
         }
+        let (server_report, report_at_s) = if self.fetch_report {
+            let at = started.elapsed().as_secs_f64();
+            let body = crate::harness::http_get(&server.base_url, "/report")?;
+            let report = serde_json::from_str(&body).map_err(|error| {
+                format!(
+                    "{}'s /report is not JSON ({error}): {body}",
+                    self.server.example
+                )
+            })?;
+            (Some(report), Some(at))
+        } else {
+            (None, None)
+        };
         let samples = sampler.map(Sampler::finish);
         let listen_overflows = match (overflows_before, sample::listen_overflows()) {
             (Some(before), Some(after)) => Some(after.saturating_sub(before)),
@@ -400,7 +823,7 @@ impl Experiment {
         }
         Ok(ExperimentRecord {
             chapter: self.chapter,
-            slug: self.slug.to_string(),
+            slug: self.slug.clone(),
             seed: self.seed.to_string(),
             title: self.title.clone(),
             example: self.server.example.to_string(),
@@ -410,6 +833,9 @@ impl Experiment {
             failures_expected: self.failures_expected,
             samples,
             listen_overflows,
+            server_report,
+            report_at_s,
+            group: self.group.clone(),
             loads,
         })
     }
@@ -523,6 +949,14 @@ pub struct ExperimentRecord {
     /// run (machine-wide counter, read before and after).
     #[serde(default)]
     pub listen_overflows: Option<u64>,
+    /// The server's `GET /report` after the loads, when asked for.
+    #[serde(default)]
+    pub server_report: Option<serde_json::Value>,
+    /// When the report was fetched, in seconds since the experiment started.
+    #[serde(default)]
+    pub report_at_s: Option<f64>,
+    #[serde(default)]
+    pub group: Option<Group>,
     pub loads: Vec<LoadOutcome>,
 }
 

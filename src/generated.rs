@@ -389,8 +389,242 @@ pub fn write_chapter(dir: &Path, record: &ChapterRecord) -> Result<Vec<PathBuf>,
             write(&path, &json)?;
             written.push(path);
         }
+        if let Some(svg) = lag_chart(record, experiment) {
+            let path = dir.join(format!(
+                "chapter{}_{}_lag.svg",
+                record.chapter, experiment.slug
+            ));
+            write(&path, &svg)?;
+            written.push(path);
+        }
+    }
+    for (name, members) in groups(record) {
+        let path = dir.join(format!("chapter{}_{name}.md", record.chapter));
+        write(&path, &group_table(record, &members))?;
+        written.push(path);
+        if let Some(svg) = sweep_chart(record, &name, &members) {
+            let path = dir.join(format!("chapter{}_{name}.svg", record.chapter));
+            write(&path, &svg)?;
+            written.push(path);
+        }
     }
     Ok(written)
+}
+
+/// The tables made of several experiments, by name, in the order they first
+/// appear in the record.
+pub fn groups(record: &ChapterRecord) -> Vec<(String, Vec<&ExperimentRecord>)> {
+    let mut groups: Vec<(String, Vec<&ExperimentRecord>)> = Vec::new();
+    for experiment in &record.experiments {
+        let Some(group) = &experiment.group else {
+            continue;
+        };
+        match groups.iter_mut().find(|(name, _)| *name == group.name) {
+            Some((_, members)) => members.push(experiment),
+            None => groups.push((group.name.clone(), vec![experiment])),
+        }
+    }
+    groups
+}
+
+/// The value of a server flag (`--threads 4`) an experiment ran with.
+fn server_flag(experiment: &ExperimentRecord, flag: &str) -> Option<usize> {
+    let args = &experiment.server_args;
+    let at = args.iter().position(|arg| arg == flag)?;
+    args.get(at + 1)?.parse().ok()
+}
+
+/// How many connections each worker accepted, from chapter 2's `/report`.
+pub fn spread(experiment: &ExperimentRecord) -> Option<Vec<usize>> {
+    let workers = experiment
+        .server_report
+        .as_ref()?
+        .get("workers")?
+        .as_array()?;
+    workers
+        .iter()
+        .map(|worker| Some(worker.get("accepted")?.as_u64()? as usize))
+        .collect()
+}
+
+/// The most the loop's lag probe saw, from chapter 4's `/report`.
+fn max_lag_ms(experiment: &ExperimentRecord) -> Option<f64> {
+    experiment
+        .server_report
+        .as_ref()?
+        .get("max_lag_ms")?
+        .as_f64()
+}
+
+/// What the sticky-connection model predicts from the spread the server
+/// reported: only where connections stayed put (as many accepted as the
+/// client opened).
+pub fn sticky_prediction_s(experiment: &ExperimentRecord) -> Option<f64> {
+    let spread = spread(experiment)?;
+    let load = experiment.loads.first()?;
+    if spread.iter().sum::<usize>() != load.connections || spread.len() < 2 {
+        return None;
+    }
+    let threads = server_flag(experiment, "--threads").unwrap_or(4);
+    let service = std::time::Duration::from_secs_f64(load.predicted.min_ms / 1000.0);
+    Some(crate::model::sticky_total_s(
+        &spread,
+        threads,
+        load.requests,
+        service,
+        load.command.contains("--fixed-share"),
+    ))
+}
+
+/// A table with a row per experiment of a group: predicted beside measured,
+/// the seed's own number where it had one, how the connections spread over
+/// the workers, the loop's lag, and the server's threads and memory.
+pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let has_seed = members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.seed_rps.is_some()));
+    let has_spread = members
+        .iter()
+        .any(|e| spread(e).is_some_and(|s| s.len() > 1));
+    let has_lag = members.iter().any(|e| max_lag_ms(e).is_some());
+    let mut head = vec![
+        "setup",
+        "load",
+        "predicted total",
+        "**measured total**",
+        "predicted req/s",
+        "**measured req/s**",
+    ];
+    if has_seed {
+        head.push("seed's req/s");
+    }
+    if has_spread {
+        head.extend(["connections per worker", "predicted from the spread"]);
+    }
+    if has_lag {
+        head.push("worst loop lag");
+    }
+    head.extend(["threads", "peak RSS"]);
+    let mut out = format!("| {} |\n", head.join(" | "));
+    out.push_str(&format!("|---|---|{}\n", "--:|".repeat(head.len() - 2)));
+    for experiment in members {
+        let Some(load) = experiment.loads.first() else {
+            continue;
+        };
+        let label = experiment
+            .group
+            .as_ref()
+            .map_or(experiment.title.as_str(), |g| g.label.as_str());
+        let mut flags = format!("`-n {} -c {}", load.requests, load.connections);
+        if load.command.contains("--fixed-share") {
+            flags.push_str(" --fixed-share");
+        }
+        flags.push('`');
+        let mut row = vec![
+            label.to_string(),
+            flags,
+            format_ms(load.predicted.total_s * 1000.0),
+            format!("**{}**", format_ms(load.measured.duration_s * 1000.0)),
+            format!("{:.1}", load.predicted.rps),
+            format!("**{:.1}**", load.measured.rps),
+        ];
+        if has_seed {
+            let seed = experiment.group.as_ref().and_then(|g| g.seed_rps);
+            row.push(seed.map_or_else(|| "—".to_string(), |rps| format!("{rps:.2}")));
+        }
+        if has_spread {
+            row.push(spread(experiment).map_or_else(
+                || "—".to_string(),
+                |s| {
+                    s.iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                },
+            ));
+            row.push(
+                sticky_prediction_s(experiment)
+                    .map_or_else(|| "—".to_string(), |s| format_ms(s * 1000.0)),
+            );
+        }
+        if has_lag {
+            row.push(format_opt_ms(max_lag_ms(experiment)));
+        }
+        let samples = experiment.samples.as_ref();
+        row.push(samples.map_or_else(|| "—".to_string(), |s| s.peak_threads.to_string()));
+        row.push(samples.map_or_else(
+            || "—".to_string(),
+            |s| format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0),
+        ));
+        let failed = load.measured.requests.failed;
+        if failed > 0 {
+            row[3] = format!("{} ({failed} failed)", row[3]);
+        }
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+/// The chart of a sweep group (rows with an x value), if it is one.
+pub fn sweep_chart(
+    record: &ChapterRecord,
+    name: &str,
+    members: &[&ExperimentRecord],
+) -> Option<String> {
+    let points: Vec<(f64, f64, f64)> = members
+        .iter()
+        .filter_map(|e| {
+            let load = e.loads.first()?;
+            Some((e.group.as_ref()?.x?, load.predicted.rps, load.measured.rps))
+        })
+        .collect();
+    let first = members.first()?.loads.first()?;
+    let title = format!(
+        "Chapter {}: {} ({} connections, {})",
+        record.chapter,
+        name.replace('_', " "),
+        first.connections,
+        first.path
+    );
+    crate::charts::sweep_svg(&title, "threads (doubling)", &points)
+}
+
+/// The loop-lag chart of an experiment whose server reported its lag probe:
+/// the probe's samples put on the run's clock (seconds since the first
+/// request was sent), from just before the run to just after it.
+pub fn lag_chart(record: &ChapterRecord, experiment: &ExperimentRecord) -> Option<String> {
+    let report = experiment.server_report.as_ref()?;
+    let now_ms = report.get("now_ms")?.as_f64()?;
+    let fetched_s = experiment.report_at_s?;
+    // Where the probe's clock started, on the run's clock.
+    let probe_start_s = fetched_s - now_ms / 1000.0;
+    let end_s = timeline_of(experiment)
+        .iter()
+        .map(|span| span.end_us)
+        .max()? as f64
+        / 1e6;
+    let points: Vec<(f64, f64)> = report
+        .get("lag_ms")?
+        .as_array()?
+        .iter()
+        .filter_map(|pair| {
+            let at = probe_start_s + pair.get(0)?.as_f64()? / 1000.0;
+            let lag = pair.get(1)?.as_f64()?;
+            // A sample is taken when the probe wakes: `lag` late, after a wait that began then.
+            (0.0..=end_s + 0.05).contains(&at).then_some((at, lag))
+        })
+        .collect();
+    let title = format!(
+        "Chapter {}: loop lag, {}",
+        record.chapter,
+        experiment
+            .group
+            .as_ref()
+            .map_or(experiment.title.as_str(), |g| g.label.as_str())
+    );
+    crate::charts::lag_svg(&title, &points)
 }
 
 /// The timeline chart of a small experiment (`None` for large ones).

@@ -178,3 +178,33 @@ impl Drop for ServerProcess {
         }
     }
 }
+
+/// `GET base_url + path` over a fresh connection; the body of a 200 answer.
+pub fn http_get(base_url: &str, path: &str) -> Result<String, String> {
+    use std::io::Write;
+    let authority = base_url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority)
+        .map_err(|error| format!("cannot connect to {authority}: {error}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|error| error.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|error| format!("cannot send to {authority}: {error}"))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|error| format!("no answer from {authority}{path}: {error}"))?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{authority}{path} answered no HTTP head"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "{authority}{path} answered {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(body.to_string())
+}

@@ -64,15 +64,17 @@ impl Board {
     }
 
     /// The board as JSON: per worker its pid, the connections it accepted,
-    /// holds open now, and the requests it answered.
-    pub fn to_json(&self) -> String {
+    /// holds open now, and the requests it answered; not counting the one
+    /// connection that asks, which worker `asking` holds.
+    pub fn to_json(&self, asking: usize) -> String {
         let workers: Vec<serde_json::Value> = (0..self.workers())
             .map(|worker| {
+                let this_one = u64::from(worker == asking);
                 serde_json::json!({
                     "worker": worker,
                     "pid": self.get(worker, PID),
-                    "accepted": self.get(worker, ACCEPTED),
-                    "open": self.get(worker, OPEN),
+                    "accepted": self.get(worker, ACCEPTED).saturating_sub(this_one),
+                    "open": self.get(worker, OPEN).saturating_sub(this_one),
                     "requests": self.get(worker, REQUESTS),
                 })
             })
@@ -112,9 +114,10 @@ impl WorkerSlot {
         self.add(REQUESTS, 1);
     }
 
-    /// The whole board, as `/report` answers it.
+    /// The whole board, as `/report` answers it (the asking connection,
+    /// held by this worker, not counted).
     pub fn report(&self) -> String {
-        self.board.to_json()
+        self.board.to_json(self.index)
     }
 }
 
