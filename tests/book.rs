@@ -137,11 +137,11 @@ fn the_books_numbers_come_from_a_full_reproduce_run() {
         );
         assert!(!record.machine.cpu.is_empty() && record.machine.cores > 0);
         assert_eq!(record.command, evt::generated::command_for(record.chapter));
-        let planned: Vec<&str> = evt::experiments::chapter(record.chapter, 1.0)
-            .iter()
+        let planned: Vec<String> = evt::experiments::chapter(record.chapter, 1.0)
+            .into_iter()
             .map(|e| e.slug)
             .collect();
-        let measured: Vec<&str> = record.experiments.iter().map(|e| e.slug.as_str()).collect();
+        let measured: Vec<String> = record.experiments.iter().map(|e| e.slug.clone()).collect();
         assert_eq!(
             measured, planned,
             "chapter {}: rerun it, its experiments changed",
@@ -209,9 +209,36 @@ fn the_tables_are_views_of_the_records() {
                 "{}",
                 path.display()
             );
+            let path = dir.join(format!(
+                "chapter{}_{}_lag.svg",
+                record.chapter, experiment.slug
+            ));
+            let chart = evt::generated::lag_chart(record, experiment);
+            assert_eq!(
+                chart,
+                std::fs::read_to_string(&path).ok(),
+                "{}",
+                path.display()
+            );
+        }
+        for (name, members) in evt::generated::groups(record) {
+            let path = dir.join(format!("chapter{}_{name}.md", record.chapter));
+            assert_eq!(
+                Some(evt::generated::group_table(record, &members)),
+                std::fs::read_to_string(&path).ok(),
+                "{}",
+                path.display()
+            );
+            let path = dir.join(format!("chapter{}_{name}.svg", record.chapter));
+            assert_eq!(
+                evt::generated::sweep_chart(record, &name, &members),
+                std::fs::read_to_string(&path).ok(),
+                "{}",
+                path.display()
+            );
         }
     }
-    for seed in ["000", "001"] {
+    for seed in ["000", "001", "002"] {
         let committed = std::fs::read_to_string(dir.join(format!("seed{seed}.md"))).unwrap();
         assert_eq!(
             Some(committed),

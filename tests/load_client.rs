@@ -452,3 +452,18 @@ fn connections_stay_open_until_the_whole_run_is_over() {
         closed.duration_since(started)
     );
 }
+
+#[test]
+fn fixed_share_gives_every_connection_its_own_part_as_hey_does() {
+    let server = chapter3();
+    let mut fixed = config(&server.url("/sleep?ms=5"), 11, 4);
+    fixed.fixed_share = true;
+    let results = load::run(fixed).unwrap();
+    assert_all_completed(&results, 11);
+    let mut per_connection = [0u32; 4];
+    for span in &results.record.timeline {
+        per_connection[span.connection as usize] += 1;
+    }
+    // 11 over 4: the first 11 % 4 connections send one more.
+    assert_eq!(per_connection, [3, 3, 3, 2]);
+}

@@ -1,0 +1,179 @@
+//! Chapters 2 and 4: the capacity each design promises, on small cases whose
+//! timing physics makes robust (lower bounds from sleeps, wide upper margins).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use evt::harness::{ServerProcess, http_get};
+use evt::load::{self, LoadConfig, Target};
+
+mod common;
+use common::{example, start_with};
+
+fn server(example: &str, args: &[&str]) -> ServerProcess {
+    let mut all = vec!["--port", "0"];
+    all.extend_from_slice(args);
+    start_with(example, &all).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn run(server: &ServerProcess, path: &str, requests: u64, connections: usize) -> load::Results {
+    let target = Target::parse(&server.url(path)).unwrap();
+    let results = load::run(LoadConfig::new(target, requests, connections)).unwrap();
+    assert_eq!(results.completed(), requests, "{path}");
+    results
+}
+
+fn report(server: &ServerProcess) -> serde_json::Value {
+    serde_json::from_str(&http_get(&server.base_url, "/report").unwrap()).unwrap()
+}
+
+#[test]
+fn two_workers_of_two_threads_work_on_four_requests_at_once() {
+    for share in ["accept", "reuseport"] {
+        for pool in ["ready", "per-connection"] {
+            let server = server(
+                "chapter2_threads",
+                &[
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "2",
+                    "--share",
+                    share,
+                    "--pool",
+                    pool,
+                    "--keep-alive",
+                    "0",
+                ],
+            );
+            // 8 requests of 50 ms on 4 slots: two rounds at least, far from eight.
+            let took = run(&server, "/sleep?ms=50", 8, 8).duration;
+            assert!(
+                took >= Duration::from_millis(100) && took < Duration::from_millis(300),
+                "{share}/{pool}: {took:?}"
+            );
+            let workers = report(&server)["workers"].as_array().unwrap().clone();
+            assert_eq!(workers.len(), 2, "{share}/{pool}");
+            let answered: u64 = workers
+                .iter()
+                .map(|w| w["requests"].as_u64().unwrap())
+                .sum();
+            assert_eq!(answered, 8, "{share}/{pool}: {workers:?}");
+        }
+    }
+}
+
+#[test]
+fn kept_alive_connections_stay_with_the_worker_that_accepted_them() {
+    let server = server("chapter2_threads", &["--workers", "2", "--threads", "2"]);
+    run(&server, "/sleep?ms=10", 40, 4);
+    let workers = report(&server)["workers"].as_array().unwrap().clone();
+    let accepted: u64 = workers
+        .iter()
+        .map(|w| w["accepted"].as_u64().unwrap())
+        .sum();
+    // Four connections carried forty requests; the report's own is not counted.
+    assert_eq!(accepted, 4, "{workers:?}");
+}
+
+#[test]
+fn a_thread_per_connection_starves_connections_beyond_its_threads() {
+    // Two threads, each held by an idle kept-alive connection (keep-alive 1 s):
+    // a third connection is answered only when one of them times out.
+    let per_connection = server(
+        "chapter2_threads",
+        &[
+            "--threads",
+            "2",
+            "--pool",
+            "per-connection",
+            "--keep-alive",
+            "1",
+        ],
+    );
+    let starved = run(&per_connection, "/sleep?ms=10", 3, 3)
+        .slowest()
+        .unwrap();
+    assert!(starved >= Duration::from_millis(1000), "{starved:?}");
+    let ready = server("chapter2_threads", &["--threads", "2", "--keep-alive", "1"]);
+    let prompt = run(&ready, "/sleep?ms=10", 3, 3).slowest().unwrap();
+    assert!(prompt < starved / 2, "{prompt:?} vs {starved:?}");
+}
+
+#[test]
+fn no_worker_outlives_its_parent_even_after_kill_9() {
+    let mut parent = Command::new(example("chapter2_threads"))
+        .args(["--port", "0", "--workers", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    let workers = evt::sample::descendants(parent.id());
+    assert_eq!(workers.len(), 3, "{workers:?}");
+    parent.kill().unwrap(); // SIGKILL: the parent gets no chance to clean up.
+    parent.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while workers.iter().any(|&pid| evt::sample::is_alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let alive: Vec<u32> = workers
+        .into_iter()
+        .filter(|&pid| evt::sample::is_alive(pid))
+        .collect();
+    assert!(alive.is_empty(), "orphan workers still running: {alive:?}");
+}
+
+#[test]
+fn a_blocking_sleep_in_an_async_handler_serialises_the_loop() {
+    let blocked = server("chapter4_blocking", &["--handler", "std-sleep"]);
+    let serial = run(&blocked, "/sleep?ms=50", 4, 4).duration;
+    assert!(serial >= Duration::from_millis(200), "{serial:?}");
+    // The lag probe saw the loop's thread gone for a whole sleep.
+    let lag = report(&blocked)["max_lag_ms"].as_f64().unwrap();
+    assert!(lag >= 40.0, "{lag}");
+
+    for fix in [
+        &["--handler", "tokio-sleep"][..],
+        &["--handler", "spawn-blocking"],
+    ] {
+        let fixed = server("chapter4_blocking", fix);
+        let overlapped = run(&fixed, "/sleep?ms=50", 4, 4).duration;
+        assert!(overlapped >= Duration::from_millis(50), "{fix:?}");
+        assert!(
+            overlapped < serial / 2,
+            "{fix:?}: {overlapped:?} vs {serial:?}"
+        );
+    }
+
+    // Two loop threads: two blocked at a time, so half the serial time.
+    let two = server(
+        "chapter4_blocking",
+        &[
+            "--handler",
+            "std-sleep",
+            "--runtime",
+            "multi",
+            "--worker-threads",
+            "2",
+        ],
+    );
+    let paired = run(&two, "/sleep?ms=100", 4, 4).duration;
+    assert!(
+        paired >= Duration::from_millis(200) && paired < Duration::from_millis(380),
+        "{paired:?}"
+    );
+}
+
+#[test]
+fn cpu_work_takes_its_time_on_the_loop() {
+    let cpu = server("chapter4_blocking", &["--handler", "cpu"]);
+    // Two requests of 50 ms of CPU each on one thread: at least 100 ms.
+    let took = run(&cpu, "/sleep?ms=50", 2, 2).duration;
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+}
