@@ -65,7 +65,8 @@ struct Flags {
     pool: Pool,
     /// Accept every connection as soon as it arrives, busy or not, as
     /// gunicorn's gthread worker does (by default a worker accepts only
-    /// while it has a thread free). Applies to `--pool ready`.
+    /// while it has a thread free and holds less than a fair share of the
+    /// open connections). Applies to `--pool ready` with `--share accept`.
     #[arg(long)]
     greedy_accept: bool,
     /// Seconds a connection may wait idle for its next request (gunicorn's
@@ -132,7 +133,12 @@ fn run_worker(listener: &TcpListener, flags: &Flags, me: WorkerSlot) {
     let threads = usize::from(flags.threads);
     let keep_alive = Duration::from_secs(flags.keep_alive);
     match flags.pool {
-        Pool::Ready => ready_pool(listener, threads, flags.greedy_accept, keep_alive, me),
+        // A worker with a socket of its own (SO_REUSEPORT) takes what the kernel
+        // gave it: no other worker can.
+        Pool::Ready => {
+            let greedy = flags.greedy_accept || flags.share == Share::Reuseport;
+            ready_pool(listener, threads, greedy, keep_alive, me)
+        }
         Pool::PerConnection => thread_per_connection(listener, threads, keep_alive, me),
     }
 }
@@ -251,17 +257,20 @@ fn ready_pool(
     let mut idle: Vec<(Connection, Instant, bool)> = Vec::new();
     loop {
         let fresh = idle.iter().filter(|(_, _, is_fresh)| *is_fresh).count();
-        // Accept only with a thread free for it, unless greedy: then the kernel
-        // never gets the chance to give the connection to a freer worker.
-        let accepting = greedy || busy.load(Ordering::SeqCst) + fresh < threads;
+        let claimed = busy.load(Ordering::SeqCst) + fresh;
+        // Accept only with a thread free for it and under a fair share of the
+        // connections (they stay here while kept alive), unless greedy.
+        let accepting = greedy || (claimed < threads && me.should_accept());
         let mut fds = vec![poll_fd(wake_signal.as_raw_fd())];
         if accepting {
             fds.push(poll_fd(listener.as_raw_fd()));
         }
         let first_connection = fds.len();
         fds.extend(idle.iter().map(|(c, _, _)| poll_fd(c.as_raw_fd())));
+        // Not accepting: look again soon, as the other workers' state changes.
+        let timeout_ms = if accepting { 1000 } else { 20 };
         // SAFETY: `fds` is a valid array of pollfd of the length given.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
 
         // Connections ready to read go to the pool (latest first, so that
         // removing by index keeps the earlier indices valid).

@@ -562,9 +562,41 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
         }
         out.push_str(&format!("| {} |\n", row.join(" | ")));
     }
+    if let Some(line) = thread_cost_line(members) {
+        out.push('\n');
+        out.push_str(&line);
+    }
     out.push('\n');
     out.push_str(&stamp(record));
     out
+}
+
+/// For a sweep over threads: what each extra thread added to the server's
+/// peak resident memory, between the fewest and the most threads.
+fn thread_cost_line(members: &[&ExperimentRecord]) -> Option<String> {
+    let points: Vec<(u64, u64)> = members
+        .iter()
+        .filter(|e| e.group.as_ref().is_some_and(|g| g.x.is_some()))
+        .filter_map(|e| {
+            let samples = e.samples.as_ref()?;
+            Some((samples.peak_threads, samples.peak_rss_kib))
+        })
+        .collect();
+    let fewest = points.iter().min_by_key(|p| p.0)?;
+    let most = points.iter().max_by_key(|p| p.0)?;
+    if most.0 <= fewest.0 {
+        return None;
+    }
+    let per_thread = (most.1 as f64 - fewest.1 as f64) / (most.0 - fewest.0) as f64;
+    Some(format!(
+        "From {} to {} threads the peak resident memory went from {:.1} MiB to {:.1} MiB: \
+         **{per_thread:.1} KiB per thread** (stack pages actually touched, not the stack \
+         reserved).\n",
+        thousands(fewest.0),
+        thousands(most.0),
+        fewest.1 as f64 / 1024.0,
+        most.1 as f64 / 1024.0,
+    ))
 }
 
 /// The chart of a sweep group (rows with an x value), if it is one.

@@ -114,6 +114,7 @@ pub fn predict(streams: &[ClientStream], capacity: Capacity) -> Vec<Prediction> 
         .collect()
 }
 
+// ANCHOR: sticky
 /// Chapter 2: workers whose kept-alive connections stay with the worker that
 /// accepted them. `spread[i]` connections sit on worker i, which has
 /// `threads` threads. With `fixed_share` each connection sends its own
@@ -160,6 +161,7 @@ pub fn sticky_total_s(
         .total_s
     }
 }
+// ANCHOR_END: sticky
 
 fn summarise(sorted: &[Duration], total: Duration) -> Prediction {
     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;

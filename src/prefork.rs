@@ -114,6 +114,20 @@ impl WorkerSlot {
         self.add(REQUESTS, 1);
     }
 
+    /// Should this worker, which has a thread free, accept the next
+    /// connection on the shared socket? Only if it holds fewer than its fair
+    /// share of the open connections, ⌈(open + 1) / workers⌉. Some worker
+    /// always does, so the connection is taken as soon as that one has a
+    /// thread free: kept-alive connections spread as evenly as they can, at
+    /// the price of a new connection waiting for that worker even when a
+    /// fuller one is idle.
+    pub fn should_accept(&self) -> bool {
+        let board = &self.board;
+        let workers = board.workers();
+        let total: u64 = (0..workers).map(|worker| board.get(worker, OPEN)).sum();
+        board.get(self.index, OPEN) < (total + 1).div_ceil(workers as u64)
+    }
+
     /// The whole board, as `/report` answers it (the asking connection,
     /// held by this worker, not counted).
     pub fn report(&self) -> String {
@@ -121,6 +135,7 @@ impl WorkerSlot {
     }
 }
 
+// ANCHOR: fork_worker
 /// Forks a worker process that runs `work` and exits. The parent gets the
 /// worker's pid back. The worker dies with its parent, however the parent
 /// ends (Ctrl-C, `kill`, even `kill -9`): no orphan keeps the port.
@@ -145,6 +160,7 @@ pub fn fork_worker(work: impl FnOnce()) -> std::io::Result<u32> {
         pid => Ok(pid as u32),
     }
 }
+// ANCHOR_END: fork_worker
 
 /// Waits until any worker exits; its pid and a description of how it ended.
 pub fn wait_for_any_worker() -> (u32, String) {
