@@ -322,11 +322,14 @@ pub fn seed_comparison(seed: &str, records: &[ChapterRecord]) -> Option<String> 
                         Some(load.measured.duration_s * 1000.0),
                     )
                 };
+                let example = match &experiment.group {
+                    Some(group) => format!("`{}` ({})", experiment.example, group.label),
+                    None => format!("`{}`", experiment.example),
+                };
                 let _ = writeln!(
                     out,
-                    "| {} | `{}` | {} | {} | **{}** |",
+                    "| {} | {example} | {} | {} | **{}** |",
                     record.chapter,
-                    experiment.example,
                     describe_load(load),
                     format_ms(predicted),
                     format_opt_ms(measured),
@@ -637,6 +640,9 @@ pub fn lag_chart(record: &ChapterRecord, experiment: &ExperimentRecord) -> Optio
         .map(|span| span.end_us)
         .max()? as f64
         / 1e6;
+    // A sample is taken when the probe wakes, `lag` late: the loop was held
+    // from `at - lag` to `at`, and a probe due in between would have been
+    // later the longer it waited. So each sample draws a ramp from zero.
     let points: Vec<(f64, f64)> = report
         .get("lag_ms")?
         .as_array()?
@@ -644,9 +650,9 @@ pub fn lag_chart(record: &ChapterRecord, experiment: &ExperimentRecord) -> Optio
         .filter_map(|pair| {
             let at = probe_start_s + pair.get(0)?.as_f64()? / 1000.0;
             let lag = pair.get(1)?.as_f64()?;
-            // A sample is taken when the probe wakes: `lag` late, after a wait that began then.
-            (0.0..=end_s + 0.05).contains(&at).then_some((at, lag))
+            (0.0..=end_s + 0.5).contains(&at).then_some((at, lag))
         })
+        .flat_map(|(at, lag)| [((at - lag / 1000.0).max(0.0), 0.0), (at, lag)])
         .collect();
     let title = format!(
         "Chapter {}: loop lag, {}",
