@@ -102,31 +102,54 @@ fn a_thread_per_connection_starves_connections_beyond_its_threads() {
 }
 
 #[test]
-fn no_worker_outlives_its_parent_even_after_kill_9() {
-    let mut parent = Command::new(example("chapter2_threads"))
-        .args(["--port", "0", "--workers", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(parent.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on"), "{line}");
-    let workers = evt::sample::descendants(parent.id());
-    assert_eq!(workers.len(), 3, "{workers:?}");
-    parent.kill().unwrap(); // SIGKILL: the parent gets no chance to clean up.
-    parent.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while workers.iter().any(|&pid| evt::sample::is_alive(pid)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+fn no_worker_outlives_its_parent_however_it_ends() {
+    for signal in [libc::SIGKILL, libc::SIGINT, libc::SIGTERM] {
+        let mut parent = Command::new(example("chapter2_threads"))
+            .args(["--port", "0", "--workers", "3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(parent.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on"), "{line}");
+        let workers = evt::sample::descendants(parent.id());
+        assert_eq!(workers.len(), 3, "{workers:?}");
+        // Only the parent is signalled (SIGKILL gives it no chance to clean up).
+        // SAFETY: kill only sends a signal.
+        unsafe { libc::kill(parent.id() as libc::pid_t, signal) };
+        parent.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while workers.iter().any(|&pid| evt::sample::is_alive(pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let alive: Vec<u32> = workers
+            .into_iter()
+            .filter(|&pid| evt::sample::is_alive(pid))
+            .collect();
+        assert!(
+            alive.is_empty(),
+            "signal {signal}: orphan workers {alive:?}"
+        );
     }
-    let alive: Vec<u32> = workers
-        .into_iter()
-        .filter(|&pid| evt::sample::is_alive(pid))
-        .collect();
-    assert!(alive.is_empty(), "orphan workers still running: {alive:?}");
+}
+
+#[test]
+fn bad_flags_are_one_line_and_a_nonzero_exit() {
+    for (name, flags) in [
+        ("chapter2_threads", &["--workers", "0"][..]),
+        ("chapter2_threads", &["--threads", "many"]),
+        ("chapter2_threads", &["--share", "fork"]),
+        ("chapter4_blocking", &["--handler", "nap"]),
+        ("chapter4_blocking", &["--worker-threads", "0"]),
+    ] {
+        let output = Command::new(example(name)).args(flags).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{name} {flags:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("error:"), "{name} {flags:?}: {stderr}");
+    }
 }
 
 #[test]
