@@ -81,6 +81,24 @@ pub const CHAPTER4_BLOCKING: Example = Example {
     }),
 };
 
+pub const CHAPTER5_ASYNC_STD: Example = Example {
+    name: "chapter5_async_std",
+    what: "tide on async-std (both unmaintained; the chapter says so): an executor with a thread per core",
+    server: Some(Server {
+        default_port: 8005,
+        capacity: Capacity::Unlimited,
+    }),
+};
+
+pub const CHAPTER5_SMOL: Example = Example {
+    name: "chapter5_smol",
+    what: "hyper on smol, async-std's maintained successor: one executor thread by default",
+    server: Some(Server {
+        default_port: 8006,
+        capacity: Capacity::Unlimited,
+    }),
+};
+
 pub const CHAPTER3_ASYNC: Example = Example {
     name: "chapter3_async",
     what: "axum on a tokio current-thread runtime: one thread, one event loop",
@@ -130,9 +148,9 @@ pub const ALL: &[Chapter] = &[
     Chapter {
         number: Some(5),
         title: "Other runtimes: async-std, tide and smol",
-        page: None,
-        examples: &[],
-        experiments: none,
+        page: Some("chapter5_runtimes.md"),
+        examples: &[CHAPTER5_ASYNC_STD, CHAPTER5_SMOL],
+        experiments: experiments::chapter5,
     },
     Chapter {
         number: Some(6),

@@ -176,6 +176,9 @@ pub struct Group {
     /// What the seed write-up measured for this row, requests per second.
     #[serde(default)]
     pub seed_rps: Option<f64>,
+    /// Show the server's CPU time per request (a CPU-bound comparison).
+    #[serde(default)]
+    pub cpu_per_request: bool,
 }
 
 impl Group {
@@ -185,6 +188,7 @@ impl Group {
             label,
             x: None,
             seed_rps: None,
+            cpu_per_request: false,
         }
     }
 }
@@ -737,6 +741,144 @@ pub fn chapter4(scale: f64) -> Vec<Experiment> {
     blocked.server.capacity = Capacity::Limited(1);
     blocked.fetch_report = true;
     experiments.push(blocked);
+    experiments
+}
+
+/// Chapter 5's servers beside chapter 3's, in the order the tables show them.
+fn chapter5_servers() -> Vec<(&'static str, ServerUnderTest)> {
+    vec![
+        (
+            "tokio",
+            ServerUnderTest::of(&chapters::CHAPTER3_ASYNC)
+                .with_args(&[], "axum on tokio, current-thread (chapter 3)"),
+        ),
+        (
+            "tide",
+            ServerUnderTest::of(&chapters::CHAPTER5_ASYNC_STD)
+                .with_args(&[], "tide on async-std, default threads"),
+        ),
+        (
+            "smol",
+            ServerUnderTest::of(&chapters::CHAPTER5_SMOL)
+                .with_args(&[], "hyper on smol, one executor thread"),
+        ),
+    ]
+}
+
+/// Chapter 5: seeds 000, 001 and 002 and a thousand 2 s requests for tide,
+/// smol and chapter 3's tokio server side by side; then each runtime's
+/// CPU cost on the hello endpoint, with one executor thread and with more;
+/// and its timer's resolution (1 ms sleeps one after another).
+pub fn chapter5(scale: f64) -> Vec<Experiment> {
+    let mut experiments = Vec::new();
+    let delay = scaled(250, scale);
+    for (name, server) in chapter5_servers() {
+        let label = server.model.clone();
+        let mut five = five_sleeps(5, server.clone(), scale);
+        five.slug = format!("five_{name}");
+        five.group = Some(Group::new("io_bound", label.clone()));
+        let mut load = LoadSpec::new(format!("/sleep?ms={}", delay.as_millis()), 50, 10, delay);
+        load.fixed_share = true;
+        let mut fifty = Experiment::new(
+            5,
+            ("", "002"),
+            format!("{label}, `-n 50 -c 10`"),
+            server.clone(),
+            vec![load],
+        );
+        fifty.slug = format!("fifty_{name}");
+        fifty.group = Some(Group::new("io_bound", label.clone()));
+        let mut thousand = thousand_sleeps(5, server.clone(), scale);
+        thousand.slug = format!("thousand_{name}");
+        thousand.group = Some(Group::new("io_bound", label.clone()));
+        let mut activer = sleeper_then_activer(5, server.clone(), scale);
+        activer.slug = format!("sleeper_activer_{name}");
+        experiments.extend([five, fifty, thousand, activer]);
+    }
+    // CPU per request: no delay, so what is measured is each runtime's own
+    // work. tide's own listener gets fewer requests: it answers ~40 ms late.
+    let many = ((100_000.0 * scale.max(0.1)) as u64).max(1000);
+    let hello: [(&str, &chapters::Example, &[&str], &str, u64); 6] = [
+        (
+            "tokio",
+            &chapters::CHAPTER3_ASYNC,
+            &[],
+            "axum on tokio, 1 thread",
+            many,
+        ),
+        (
+            "tide_1",
+            &chapters::CHAPTER5_ASYNC_STD,
+            &["--threads", "1"],
+            "tide on async-std, 1 executor thread",
+            many,
+        ),
+        (
+            "tide",
+            &chapters::CHAPTER5_ASYNC_STD,
+            &[],
+            "tide on async-std, default (one per core)",
+            many,
+        ),
+        (
+            "tide_listener",
+            &chapters::CHAPTER5_ASYNC_STD,
+            &["--tide-listener"],
+            "tide's own listener (Nagle on)",
+            2000,
+        ),
+        (
+            "smol",
+            &chapters::CHAPTER5_SMOL,
+            &[],
+            "hyper on smol, 1 executor thread",
+            many,
+        ),
+        (
+            "smol_2",
+            &chapters::CHAPTER5_SMOL,
+            &["--threads", "2"],
+            "hyper on smol, 2 executor threads",
+            many,
+        ),
+    ];
+    for (name, example, flags, label, requests) in hello {
+        let server = ServerUnderTest::of(example).with_args(flags, label);
+        let mut experiment = Experiment::new(
+            5,
+            ("", ""),
+            format!("{label}: `GET /`, {requests} requests over 50 connections"),
+            server,
+            vec![LoadSpec::new("/".into(), requests, 50, Duration::ZERO)],
+        );
+        experiment.slug = format!("hello_{name}");
+        let mut group = Group::new("hello", label.to_string());
+        group.cpu_per_request = true;
+        experiment.group = Some(group);
+        experiments.push(experiment);
+    }
+    // Timer resolution: 1 ms sleeps, one at a time.
+    let mut timed = chapter5_servers();
+    timed.push((
+        "tide_listener",
+        ServerUnderTest::of(&chapters::CHAPTER5_ASYNC_STD)
+            .with_args(&["--tide-listener"], "tide's own listener (Nagle on)"),
+    ));
+    for (name, server) in timed {
+        let label = server.model.clone();
+        let tick = Duration::from_millis(1);
+        let requests = if name == "tide_listener" { 100 } else { 500 };
+        let mut experiment = Experiment::new(
+            5,
+            ("", ""),
+            format!("{label}: `/sleep?ms=1`, one at a time"),
+            server,
+            vec![LoadSpec::new("/sleep?ms=1".into(), requests, 1, tick)],
+        );
+        experiment.slug = format!("timer_{name}");
+        experiment.group = Some(Group::new("timer", label));
+        experiments.push(experiment);
+    }
     experiments
 }
 

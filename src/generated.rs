@@ -490,6 +490,9 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
         .iter()
         .any(|e| spread(e).is_some_and(|s| s.len() > 1));
     let has_lag = members.iter().any(|e| max_lag_ms(e).is_some());
+    let has_cpu = members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.cpu_per_request));
     let mut head = vec![
         "setup",
         "load",
@@ -497,6 +500,7 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
         "**measured total**",
         "predicted req/s",
         "**measured req/s**",
+        "median",
     ];
     if has_seed {
         head.push("seed's req/s");
@@ -506,6 +510,9 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
     }
     if has_lag {
         head.push("worst loop lag");
+    }
+    if has_cpu {
+        head.push("server CPU per request");
     }
     head.extend(["threads", "peak RSS"]);
     let mut out = format!("| {} |\n", head.join(" | "));
@@ -523,13 +530,16 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
             flags.push_str(" --fixed-share");
         }
         flags.push('`');
+        // A load with no delay has nothing for the model to predict.
+        let predicted = (load.predicted.total_s > 0.0).then_some(&load.predicted);
         let mut row = vec![
             label.to_string(),
             flags,
-            format_ms(load.predicted.total_s * 1000.0),
+            predicted.map_or_else(|| "—".into(), |p| format_ms(p.total_s * 1000.0)),
             format!("**{}**", format_ms(load.measured.duration_s * 1000.0)),
-            format!("{:.1}", load.predicted.rps),
+            predicted.map_or_else(|| "—".into(), |p| format!("{:.1}", p.rps)),
             format!("**{:.1}**", load.measured.rps),
+            format_opt_ms(load.measured.latency_ms.p50),
         ];
         if has_seed {
             let seed = experiment.group.as_ref().and_then(|g| g.seed_rps);
@@ -552,6 +562,13 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
         }
         if has_lag {
             row.push(format_opt_ms(max_lag_ms(experiment)));
+        }
+        if has_cpu {
+            let completed = load.measured.requests.completed.max(1) as f64;
+            row.push(experiment.samples.as_ref().map_or_else(
+                || "—".to_string(),
+                |s| format!("{:.1} µs", s.cpu_ms as f64 * 1000.0 / completed),
+            ));
         }
         let samples = experiment.samples.as_ref();
         row.push(samples.map_or_else(|| "—".to_string(), |s| s.peak_threads.to_string()));
