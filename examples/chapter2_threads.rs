@@ -267,8 +267,14 @@ fn ready_pool(
         }
         let first_connection = fds.len();
         fds.extend(idle.iter().map(|(c, _, _)| poll_fd(c.as_raw_fd())));
-        // Not accepting: look again soon, as the other workers' state changes.
-        let timeout_ms = if accepting { 1000 } else { 20 };
+        // A free thread held back only by the fair share: look again within a
+        // millisecond, as the other workers' counts change. Otherwise a thread
+        // finishing (or a connection) wakes this poller.
+        let timeout_ms = if !accepting && claimed < threads {
+            1
+        } else {
+            1000
+        };
         // SAFETY: `fds` is a valid array of pollfd of the length given.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
 

@@ -99,6 +99,12 @@ pub const CHAPTER5_SMOL: Example = Example {
     }),
 };
 
+pub const CHAPTER6_CLIENT: Example = Example {
+    name: "chapter6_client",
+    what: "N requests with reqwest: sequential, from threads, or as futures (seed 003)",
+    server: None,
+};
+
 pub const CHAPTER3_ASYNC: Example = Example {
     name: "chapter3_async",
     what: "axum on a tokio current-thread runtime: one thread, one event loop",
@@ -155,9 +161,9 @@ pub const ALL: &[Chapter] = &[
     Chapter {
         number: Some(6),
         title: "The client side",
-        page: None,
-        examples: &[],
-        experiments: none,
+        page: Some("chapter6_client.md"),
+        examples: &[CHAPTER6_CLIENT],
+        experiments: experiments::chapter6,
     },
     Chapter {
         number: Some(7),

@@ -135,6 +135,95 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[(f64, f64, f64)]) -> Opti
     Some(svg)
 }
 
+/// Several measured lines against a doubling x axis, each with its
+/// model's line beside it in a lighter shade; both axes logarithmic (times
+/// from half a second to half a minute). Each line is `(name, points)`.
+pub fn lines_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    measured: &[(String, Vec<(f64, f64)>)],
+    predicted: &[(String, Vec<(f64, f64)>)],
+) -> Option<String> {
+    let all = measured
+        .iter()
+        .chain(predicted)
+        .flat_map(|(_, points)| points);
+    let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::INFINITY, 0f64, f64::INFINITY, 0f64);
+    for &(x, y) in all {
+        x_min = x_min.min(x);
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    if !(x_max > 0.0 && y_max > 0.0) {
+        return None;
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 420)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                (x_min.max(1e-3)..x_max * 1.1).log_scale(),
+                (y_min.max(1e-3) * 0.8..y_max * 1.25).log_scale(),
+            )
+            .ok()?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .draw()
+            .ok()?;
+        let palette = [
+            ANSWERED,
+            FAILED,
+            RGBColor(60, 150, 80),
+            RGBColor(150, 90, 170),
+        ];
+        for (index, (name, points)) in measured.iter().enumerate() {
+            let colour = palette[index % palette.len()];
+            if let Some((_, model)) = predicted.iter().find(|(n, _)| n == name) {
+                chart
+                    .draw_series(LineSeries::new(
+                        model.clone(),
+                        colour.mix(0.35).stroke_width(1),
+                    ))
+                    .ok()?;
+            }
+            chart
+                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                .ok()?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&point| Circle::new(point, 3, colour.filled())),
+                )
+                .ok()?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .ok()?;
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
 /// The event loop's lag over a run: how late a task that asks to wake every
 /// 10 ms woke, against seconds since the first request was sent. Points are
 /// `(seconds, lag in ms)`.

@@ -82,6 +82,8 @@ pub struct LoadSpec {
     pub fixed_share: bool,
     /// A new connection per request (`--no-keepalive`).
     pub no_keepalive: bool,
+    /// Flags for a command driver beyond the load's own (`--mode async`).
+    pub extra_args: Vec<String>,
 }
 
 /// Long enough for the slowest request any experiment predicts.
@@ -99,6 +101,7 @@ impl LoadSpec {
             driver: Driver::Engine,
             fixed_share: false,
             no_keepalive: false,
+            extra_args: Vec::new(),
         }
     }
 
@@ -119,6 +122,7 @@ impl LoadSpec {
         if self.no_keepalive {
             args.push("--no-keepalive".into());
         }
+        args.extend(self.extra_args.iter().cloned());
         args.push(url.to_string());
         args
     }
@@ -179,6 +183,9 @@ pub struct Group {
     /// Show the server's CPU time per request (a CPU-bound comparison).
     #[serde(default)]
     pub cpu_per_request: bool,
+    /// Which line of a chart of several this row belongs to (a client's mode).
+    #[serde(default)]
+    pub series: Option<String>,
 }
 
 impl Group {
@@ -189,6 +196,7 @@ impl Group {
             x: None,
             seed_rps: None,
             cpu_per_request: false,
+            series: None,
         }
     }
 }
@@ -882,6 +890,81 @@ pub fn chapter5(scale: f64) -> Vec<Experiment> {
     experiments
 }
 
+/// Chapter 6's client modes, as `--mode` takes them.
+const CLIENT_MODES: [&str; 3] = ["sequential", "threads", "async"];
+
+/// One run of chapter 6's client: `requests` requests in `mode`, all at once
+/// unless sequential, against `server`.
+fn client_run(
+    group: &str,
+    server: ServerUnderTest,
+    mode: &str,
+    requests: u64,
+    delay: Duration,
+) -> Experiment {
+    let connections = if mode == "sequential" {
+        1
+    } else {
+        requests as usize
+    };
+    let mut load = LoadSpec::new(
+        format!("/sleep?ms={}", delay.as_millis()),
+        requests,
+        connections,
+        delay,
+    );
+    load.driver = Driver::Command {
+        example: chapters::CHAPTER6_CLIENT.name,
+    };
+    load.extra_args = vec!["--mode".into(), mode.into()];
+    let mut experiment = Experiment::new(
+        6,
+        ("", "003"),
+        format!("{mode} client, N = {requests}, against {}", server.model),
+        server,
+        vec![load],
+    );
+    experiment.slug = format!("{group}_{mode}_n{requests}");
+    let mut row = Group::new(group, format!("{mode}, N = {requests}"));
+    row.x = Some(requests as f64);
+    row.series = Some(mode.to_string());
+    experiment.group = Some(row);
+    experiment
+}
+
+/// Chapter 6 (seed 003, which never got its results): N requests sent
+/// sequentially, from threads and as futures, against a server of capacity
+/// 8 (4 workers × 2 threads, seed 003's uWSGI) at 500 ms, and against chapter
+/// 3's server, which has no capacity limit.
+pub fn chapter6(scale: f64) -> Vec<Experiment> {
+    let delay = scaled(500, scale);
+    let uwsgi = || {
+        threads_server(
+            &["--workers", "4", "--threads", "2"],
+            "4 workers × 2 threads (seed 003's uWSGI)",
+            8,
+        )
+    };
+    let mut experiments = Vec::new();
+    for mode in CLIENT_MODES {
+        for requests in [1u64, 2, 4, 8, 16, 32, 64] {
+            let mut experiment = client_run("capacity8", uwsgi(), mode, requests, delay);
+            experiment.fetch_report = true;
+            experiments.push(experiment);
+        }
+    }
+    let unlimited = || {
+        ServerUnderTest::of(&chapters::CHAPTER3_ASYNC)
+            .with_args(&[], "chapter 3's event loop (no capacity limit)")
+    };
+    for mode in ["threads", "async"] {
+        for requests in [64u64, 256, 1024, 4096] {
+            experiments.push(client_run("unlimited", unlimited(), mode, requests, delay));
+        }
+    }
+    experiments
+}
+
 /// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
 pub fn chapter(number: u32, scale: f64) -> Vec<Experiment> {
     chapters::find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(scale))
@@ -947,6 +1030,7 @@ impl Experiment {
                 measured: driven.summary,
                 report: driven.report,
                 timeline: driven.timeline,
+                client_samples: driven.client_samples,
             });
         }
         let (server_report, report_at_s) = if self.fetch_report {
@@ -1023,6 +1107,7 @@ struct Driven {
     summary: Summary,
     report: String,
     timeline: Vec<Span>,
+    client_samples: Option<ServerSamples>,
 }
 
 /// Runs one load with its driver, from exactly the flags the book prints.
@@ -1036,15 +1121,24 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 summary: Summary::of(&results),
                 report: load::report::text(&results),
                 timeline: results.record.timeline.clone(),
+                client_samples: None,
             })
         }
         Driver::Command { example } => {
             let program = crate::harness::examples_dir().join(example);
-            let output = std::process::Command::new(&program)
+            let child = std::process::Command::new(&program)
                 .args(args)
                 .arg("--json")
-                .output()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
                 .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+            // The client is what is studied here: sample its threads and memory.
+            let sampler = Sampler::start(child.id());
+            let output = child
+                .wait_with_output()
+                .map_err(|error| format!("{example} did not finish: {error}"))?;
+            let client_samples = sampler.map(Sampler::finish);
             let summary: Summary = serde_json::from_slice(&output.stdout).map_err(|error| {
                 format!(
                     "{example} did not print a load report ({error}); its stderr: {}",
@@ -1055,6 +1149,7 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 report: summary.to_json(),
                 summary,
                 timeline: Vec::new(),
+                client_samples,
             })
         }
     }
@@ -1077,6 +1172,10 @@ pub struct LoadOutcome {
     /// When each request ran (the first ones; empty for a command driver).
     #[serde(default)]
     pub timeline: Vec<Span>,
+    /// The client's own threads and memory, for a command driver (the
+    /// client is what chapter 6 is about).
+    #[serde(default)]
+    pub client_samples: Option<ServerSamples>,
 }
 
 /// One experiment's record, as `book/generated/chapterN.json` keeps it.

@@ -490,6 +490,9 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
         .iter()
         .any(|e| spread(e).is_some_and(|s| s.len() > 1));
     let has_lag = members.iter().any(|e| max_lag_ms(e).is_some());
+    let has_client = members
+        .iter()
+        .any(|e| e.loads.iter().any(|l| l.client_samples.is_some()));
     let has_cpu = members
         .iter()
         .any(|e| e.group.as_ref().is_some_and(|g| g.cpu_per_request));
@@ -513,6 +516,9 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
     }
     if has_cpu {
         head.push("server CPU per request");
+    }
+    if has_client {
+        head.extend(["client threads", "client peak RSS"]);
     }
     head.extend(["threads", "peak RSS"]);
     let mut out = format!("| {} |\n", head.join(" | "));
@@ -570,6 +576,14 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
                 |s| format!("{:.1} µs", s.cpu_ms as f64 * 1000.0 / completed),
             ));
         }
+        if has_client {
+            let client = load.client_samples.as_ref();
+            row.push(client.map_or_else(|| "—".to_string(), |s| s.peak_threads.to_string()));
+            row.push(client.map_or_else(
+                || "—".to_string(),
+                |s| format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0),
+            ));
+        }
         let samples = experiment.samples.as_ref();
         row.push(samples.map_or_else(|| "—".to_string(), |s| s.peak_threads.to_string()));
         row.push(samples.map_or_else(
@@ -625,6 +639,12 @@ pub fn sweep_chart(
     name: &str,
     members: &[&ExperimentRecord],
 ) -> Option<String> {
+    if members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.series.is_some()))
+    {
+        return series_chart(record, name, members);
+    }
     let points: Vec<(f64, f64, f64)> = members
         .iter()
         .filter_map(|e| {
@@ -641,6 +661,47 @@ pub fn sweep_chart(
         first.path
     );
     crate::charts::sweep_svg(&title, "threads (doubling)", &points)
+}
+
+/// A group whose rows belong to several lines (chapter 6's client modes):
+/// total time against the swept value, measured and predicted, per line.
+fn series_chart(
+    record: &ChapterRecord,
+    name: &str,
+    members: &[&ExperimentRecord],
+) -> Option<String> {
+    let mut measured: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut predicted: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for experiment in members {
+        let group = experiment.group.as_ref()?;
+        let (Some(series), Some(x)) = (group.series.clone(), group.x) else {
+            continue;
+        };
+        let load = experiment.loads.first()?;
+        for (lines, y) in [
+            (&mut measured, load.measured.duration_s),
+            (&mut predicted, load.predicted.total_s),
+        ] {
+            match lines.iter_mut().find(|(n, _)| *n == series) {
+                Some((_, points)) => points.push((x, y)),
+                None => lines.push((series.clone(), vec![(x, y)])),
+            }
+        }
+    }
+    let first = members.first()?.loads.first()?;
+    let title = format!(
+        "Chapter {}: {} ({}; thin lines: the model)",
+        record.chapter,
+        name.replace('_', " "),
+        first.path
+    );
+    crate::charts::lines_svg(
+        &title,
+        "requests sent (N)",
+        "total time, s",
+        &measured,
+        &predicted,
+    )
 }
 
 /// The loop-lag chart of an experiment whose server reported its lag probe:
