@@ -518,7 +518,7 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
         head.push("server CPU per request");
     }
     if has_client {
-        head.extend(["client threads", "client peak RSS"]);
+        head.extend(["client threads", "client peak RSS", "client CPU"]);
     }
     head.extend(["threads", "peak RSS"]);
     let mut out = format!("| {} |\n", head.join(" | "));
@@ -583,6 +583,7 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
                 || "—".to_string(),
                 |s| format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0),
             ));
+            row.push(client.map_or_else(|| "—".to_string(), |s| format_ms(s.cpu_ms as f64)));
         }
         let samples = experiment.samples.as_ref();
         row.push(samples.map_or_else(|| "—".to_string(), |s| s.peak_threads.to_string()));

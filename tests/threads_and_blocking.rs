@@ -200,3 +200,58 @@ fn cpu_work_takes_its_time_on_the_loop() {
     let took = run(&cpu, "/sleep?ms=50", 2, 2).duration;
     assert!(took >= Duration::from_millis(100), "{took:?}");
 }
+
+/// Chapter 6's client in `mode`, 8 requests of 50 ms; its JSON report.
+fn client(server: &ServerProcess, mode: &str) -> serde_json::Value {
+    let output = Command::new(example("chapter6_client"))
+        .args(["--mode", mode, "-n", "8", "--json"])
+        .arg(server.url("/sleep?ms=50"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{mode}: {output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn the_client_modes_agree_with_the_model_against_capacity_two() {
+    let server = server("chapter2_threads", &["--threads", "2"]);
+    // Sequential: eight 50 ms requests one after another.
+    let sequential = client(&server, "sequential");
+    assert!(
+        sequential["duration_s"].as_f64().unwrap() >= 0.4,
+        "{sequential}"
+    );
+    assert_eq!(sequential["requests"]["completed"], 8);
+    // Threads and futures: two at a time on the server, four rounds of 50 ms.
+    for mode in ["threads", "async"] {
+        let report = client(&server, mode);
+        let took = report["duration_s"].as_f64().unwrap();
+        assert!((0.2..0.3).contains(&took), "{mode}: {report}");
+    }
+}
+
+#[test]
+fn the_client_says_what_is_wrong_in_one_line() {
+    let refused = Command::new(example("chapter6_client"))
+        .args(["--mode", "async", "-n", "2", "http://127.0.0.1:9/"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+    for bad in [
+        &["ftp://example.com/"][..],
+        &["--mode", "fibers", "http://127.0.0.1:9/"],
+    ] {
+        let output = Command::new(example("chapter6_client"))
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).starts_with("error:"),
+            "{bad:?}"
+        );
+    }
+}
