@@ -644,7 +644,7 @@ pub fn sweep_chart(
         .iter()
         .any(|e| e.group.as_ref().is_some_and(|g| g.series.is_some()))
     {
-        return series_chart(record, name, members);
+        return series_chart(record, members);
     }
     let points: Vec<(f64, f64, f64)> = members
         .iter()
@@ -666,11 +666,7 @@ pub fn sweep_chart(
 
 /// A group whose rows belong to several lines (chapter 6's client modes):
 /// total time against the swept value, measured and predicted, per line.
-fn series_chart(
-    record: &ChapterRecord,
-    name: &str,
-    members: &[&ExperimentRecord],
-) -> Option<String> {
+fn series_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Option<String> {
     let mut measured: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut predicted: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for experiment in members {
@@ -689,12 +685,12 @@ fn series_chart(
             }
         }
     }
-    let first = members.first()?.loads.first()?;
+    let first = members.first()?;
     let title = format!(
-        "Chapter {}: {} ({}; thin lines: the model)",
+        "Chapter {}: {} against {} (thin: the model)",
         record.chapter,
-        name.replace('_', " "),
-        first.path
+        first.loads.first()?.path,
+        first.model
     );
     crate::charts::lines_svg(
         &title,
