@@ -111,6 +111,10 @@ async fn serve(listener: async_std::net::TcpListener, app: tide::Server<()>) {
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         async_std::task::spawn(async move {
+            if asks_for_http_1_0(&stream).await {
+                refuse_http_1_0(stream).await;
+                return;
+            }
             let _ = async_h1::accept(stream, |request| {
                 let app = app.clone();
                 async move { app.respond(request).await }
@@ -120,3 +124,47 @@ async fn serve(listener: async_std::net::TcpListener, app: tide::Server<()>) {
     }
 }
 // ANCHOR_END: accept_loop
+
+// ANCHOR: http_1_0
+/// Whether the connection's first request line says HTTP/1.0. tide's HTTP
+/// layer (async-h1) speaks only HTTP/1.1 and closes an HTTP/1.0 connection
+/// without a word; ab speaks HTTP/1.0 and counts an empty reply as a
+/// complete request, so it would read this server as infinitely fast.
+async fn asks_for_http_1_0(stream: &async_std::net::TcpStream) -> bool {
+    let mut head = [0u8; 1024];
+    let deadline = std::time::Instant::now() + evt::blocking::READ_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        let seen = match stream.peek(&mut head).await {
+            Ok(0) | Err(_) => return false,
+            Ok(seen) => seen,
+        };
+        if let Some(end) = head[..seen].windows(2).position(|pair| pair == b"\r\n") {
+            return head[..end].ends_with(b"HTTP/1.0");
+        }
+        if seen == head.len() {
+            return false;
+        }
+        async_std::task::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    false
+}
+
+/// Answers an HTTP/1.0 request with a status that says why, and closes.
+async fn refuse_http_1_0(mut stream: async_std::net::TcpStream) {
+    use async_std::io::WriteExt;
+    let body = "tide (async-h1) speaks HTTP/1.1 only; send HTTP/1.1 (ab cannot)\n";
+    let answer = format!(
+        "HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Read what the client sent until it closes: closing with its request
+    // unread would reset the connection and could destroy the answer.
+    let mut sink = [0u8; 4096];
+    let drain =
+        async { while let Ok(1..) = async_std::io::ReadExt::read(&mut stream, &mut sink).await {} };
+    let _ = async_std::future::timeout(evt::blocking::READ_TIMEOUT, drain).await;
+}
+// ANCHOR_END: http_1_0

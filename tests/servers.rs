@@ -269,3 +269,18 @@ fn every_server_answers_clients_that_hold_their_connections_open() {
         }
     }
 }
+
+#[test]
+fn every_server_answers_http_1_0_with_a_status() {
+    // ab speaks HTTP/1.0 and counts a silent close as a complete request.
+    for (example, _) in evt::chapters::servers() {
+        let server = start(example.name);
+        let answer = raw(&server, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+        let status = status_line(&answer);
+        assert!(
+            status.starts_with("HTTP/1.") && (status.contains("200") || status.contains("505")),
+            "{}: {answer:?}",
+            example.name
+        );
+    }
+}
