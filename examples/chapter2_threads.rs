@@ -17,18 +17,14 @@
 //!   wait in poll(2), costing no thread) or one connection from accept to
 //!   close (`per-connection`: an idle client holds a thread).
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use evt::blocking::{Connection, READ_TIMEOUT};
+use evt::blocking::READ_TIMEOUT;
+use evt::pool;
 use evt::prefork::{self, Board, WorkerSlot};
-use evt::routes::Route;
+use evt::routes::{Reply, Route};
 use evt::server::{ServerArgs, announce, parse_flags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,194 +133,27 @@ fn run_worker(listener: &TcpListener, flags: &Flags, me: WorkerSlot) {
         // gave it: no other worker can.
         Pool::Ready => {
             let greedy = flags.greedy_accept || flags.share == Share::Reuseport;
-            ready_pool(listener, threads, greedy, keep_alive, me)
+            pool::ready_pool(listener, threads, greedy, keep_alive, me, handle)
         }
-        Pool::PerConnection => thread_per_connection(listener, threads, keep_alive, me),
+        Pool::PerConnection => {
+            pool::thread_per_connection(listener, threads, keep_alive, me, handle)
+        }
     }
 }
 
-// ANCHOR: serve_one
-/// What a thread does with one request: read it, wait the delay on this
-/// thread (a blocking sleep: the thread is busy, as a Flask view is), answer.
-/// True if the connection stays open for another request.
-fn serve_one(connection: &mut Connection, keep_alive: Duration, me: WorkerSlot) -> bool {
-    let Some(request) = connection.next_request() else {
-        return false;
-    };
-    if let Some(delay) = request.route.delay() {
+// ANCHOR: handler
+/// What a thread does with a request: wait the delay on this thread (a
+/// blocking sleep: the thread is busy, as a Flask view is), then answer.
+fn handle(route: &Route, me: WorkerSlot) -> Reply {
+    if let Some(delay) = route.delay() {
         std::thread::sleep(delay);
     }
-    let mut reply = request.route.reply();
-    if request.route == Route::Report {
-        reply.status = 200;
-        reply.body = me.report() + "\n";
-    }
-    me.answered();
-    let keep_open = request.keep_alive && !keep_alive.is_zero();
-    connection.respond(&reply, keep_open).is_ok() && keep_open
-}
-// ANCHOR_END: serve_one
-
-// ANCHOR: per_connection
-/// `--pool per-connection`: every thread accepts a connection and serves it
-/// until the client closes it or it idles for `keep_alive`. A thread blocked in
-/// accept() is a free thread, so the kernel hands each new connection to a
-/// free thread of some worker. But an idle client holds its thread: with
-/// more open connections than threads, the rest wait in the backlog.
-fn thread_per_connection(
-    listener: TcpListener,
-    threads: usize,
-    keep_alive: Duration,
-    me: WorkerSlot,
-) {
-    let listener = Arc::new(listener);
-    let pool: Vec<_> = (0..threads)
-        .map(|_| {
-            let listener = Arc::clone(&listener);
-            std::thread::spawn(move || {
-                loop {
-                    let Ok((stream, _peer)) = listener.accept() else {
-                        // Out of file descriptors, most often: back off, go on.
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    };
-                    me.accepted();
-                    let mut connection = Connection::new(stream);
-                    while serve_one(&mut connection, keep_alive, me) {
-                        // The thread now waits for this client's next request.
-                        connection.set_read_timeout(keep_alive);
-                    }
-                    connection.close();
-                    me.closed();
-                }
-            })
-        })
-        .collect();
-    for thread in pool {
-        let _ = thread.join();
+    match route {
+        Route::Report => Reply {
+            status: 200,
+            body: me.report() + "\n",
+        },
+        _ => route.reply(),
     }
 }
-// ANCHOR_END: per_connection
-
-// ANCHOR: ready_pool
-/// `--pool ready` (gunicorn's gthread worker): this thread polls the
-/// listening socket and every idle connection; a connection with a request
-/// ready goes to the pool's queue, a thread serves it, and if it stays open
-/// it comes back here to wait. Idle connections cost no thread.
-fn ready_pool(
-    listener: TcpListener,
-    threads: usize,
-    greedy: bool,
-    keep_alive: Duration,
-    me: WorkerSlot,
-) {
-    listener
-        .set_nonblocking(true)
-        .expect("a socket can be made non-blocking");
-    let (ready_tx, ready_rx) = mpsc::channel::<Connection>();
-    let ready_rx = Arc::new(Mutex::new(ready_rx));
-    let (back_tx, back_rx) = mpsc::channel::<Connection>();
-    let (waker, wake_signal) = UnixStream::pair().expect("a socket pair to wake the poller");
-    waker.set_nonblocking(true).expect("non-blocking waker");
-    wake_signal
-        .set_nonblocking(true)
-        .expect("non-blocking waker");
-    let waker = Arc::new(waker);
-    // Requests given to the pool and not yet answered.
-    let busy = Arc::new(AtomicUsize::new(0));
-
-    for _ in 0..threads {
-        let (ready_rx, back_tx) = (Arc::clone(&ready_rx), back_tx.clone());
-        let (waker, busy) = (Arc::clone(&waker), Arc::clone(&busy));
-        std::thread::spawn(move || {
-            loop {
-                let next = ready_rx.lock().map(|queue| queue.recv());
-                let Ok(Ok(mut connection)) = next else { return };
-                if serve_one(&mut connection, keep_alive, me) {
-                    let _ = back_tx.send(connection);
-                } else {
-                    connection.close();
-                    me.closed();
-                }
-                busy.fetch_sub(1, Ordering::SeqCst);
-                let _ = (&*waker).write(&[1]);
-            }
-        });
-    }
-
-    // The poller. `idle` are open connections with nothing to read yet;
-    // `fresh` counts those just accepted that never sent a request.
-    let mut idle: Vec<(Connection, Instant, bool)> = Vec::new();
-    loop {
-        let fresh = idle.iter().filter(|(_, _, is_fresh)| *is_fresh).count();
-        let claimed = busy.load(Ordering::SeqCst) + fresh;
-        // Accept only with a thread free for it and under a fair share of the
-        // connections (they stay here while kept alive), unless greedy.
-        let accepting = greedy || (claimed < threads && me.should_accept());
-        let mut fds = vec![poll_fd(wake_signal.as_raw_fd())];
-        if accepting {
-            fds.push(poll_fd(listener.as_raw_fd()));
-        }
-        let first_connection = fds.len();
-        fds.extend(idle.iter().map(|(c, _, _)| poll_fd(c.as_raw_fd())));
-        // A free thread held back only by the fair share: look again within a
-        // millisecond, as the other workers' counts change. Otherwise a thread
-        // finishing (or a connection) wakes this poller.
-        let timeout_ms = if !accepting && claimed < threads {
-            1
-        } else {
-            1000
-        };
-        // SAFETY: `fds` is a valid array of pollfd of the length given.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-
-        // Connections ready to read go to the pool (latest first, so that
-        // removing by index keeps the earlier indices valid).
-        for index in (0..idle.len()).rev() {
-            if fds[first_connection + index].revents != 0 {
-                let (connection, _, _) = idle.swap_remove(index);
-                busy.fetch_add(1, Ordering::SeqCst);
-                let _ = ready_tx.send(connection);
-            }
-        }
-        // One new connection per wake-up: if other workers also wait on this
-        // socket, each gets its chance.
-        if accepting && fds[1].revents != 0 {
-            if let Ok((stream, _peer)) = listener.accept() {
-                me.accepted();
-                idle.push((Connection::new(stream), Instant::now(), true));
-            }
-        }
-        // Connections the pool hands back wait here for their next request.
-        let mut drained = [0u8; 64];
-        while let Ok(1..) = (&wake_signal).read(&mut drained) {}
-        while let Ok(connection) = back_rx.try_recv() {
-            if connection.has_buffered_bytes() {
-                busy.fetch_add(1, Ordering::SeqCst);
-                let _ = ready_tx.send(connection);
-            } else {
-                idle.push((connection, Instant::now(), false));
-            }
-        }
-        // Kept-alive connections idle too long are closed.
-        let now = Instant::now();
-        for index in (0..idle.len()).rev() {
-            let (_, since, fresh) = &idle[index];
-            // A new connection gets READ_TIMEOUT to send its first request.
-            let limit = if *fresh { READ_TIMEOUT } else { keep_alive };
-            if now - *since > limit {
-                idle.swap_remove(index).0.close();
-                me.closed();
-            }
-        }
-    }
-}
-// ANCHOR_END: ready_pool
-
-fn poll_fd(fd: std::os::fd::RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
+// ANCHOR_END: handler

@@ -15,6 +15,7 @@ pub mod generated;
 pub mod harness;
 pub mod load;
 pub mod model;
+pub mod pool;
 pub mod prefork;
 pub mod routes;
 pub mod sample;
