@@ -23,9 +23,9 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use evt::blocking::READ_TIMEOUT;
 use evt::pool;
-use evt::prefork::{self, Board, WorkerSlot};
+use evt::prefork::{self, WorkerSlot};
 use evt::routes::{Reply, Route};
-use evt::server::{ServerArgs, announce, parse_flags};
+use evt::server::{ServerArgs, parse_flags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Share {
@@ -78,51 +78,25 @@ fn main() {
         "Chapter 2: W worker processes × T threads on one port (gunicorn's pre-fork model).",
         8002,
     );
-    let workers = usize::from(flags.workers);
     flags.server.listen.reuse_port = flags.share == Share::Reuseport;
-    // The parent opens the port before forking: one socket the workers share,
-    // or (SO_REUSEPORT) one socket per worker on the same port.
-    let first = flags.server.bind_or_exit();
-    let addr = first.local_addr().expect("a bound socket has an address");
-    let mut listeners = vec![first];
-    if flags.share == Share::Reuseport {
-        flags.server.port = addr.port();
-        while listeners.len() < workers {
-            listeners.push(flags.server.bind_or_exit());
-        }
-    }
-    let board = Board::shared(workers).unwrap_or_else(|error| {
-        eprintln!("error: cannot map memory shared by the workers: {error}");
-        std::process::exit(1);
-    });
-
-    // Fork the workers. Each child inherits the socket(s) and runs its pool;
-    // the parent only watches them.
-    let mut pids = Vec::new();
-    for index in 0..workers {
-        let listener = &listeners[index % listeners.len()];
-        let slot = board.slot(index);
-        match prefork::fork_worker(|| run_worker(listener, &flags, slot)) {
-            Ok(pid) => pids.push(pid),
-            Err(error) => {
-                eprintln!("error: cannot start worker {index}: {error}");
-                prefork::stop_workers(&pids);
-                std::process::exit(1);
-            }
-        }
-    }
-    announce(addr);
-    // A worker only ends if something broke it: stop the rest, say so.
-    let (pid, how) = prefork::wait_for_any_worker();
-    prefork::stop_workers(&pids);
-    eprintln!("error: worker {pid} ended ({how}); stopped the others");
-    std::process::exit(1);
+    // The parent opens the port (one socket the workers share, or with
+    // SO_REUSEPORT one per worker), forks the workers, and watches them.
+    let sockets = if flags.share == Share::Reuseport {
+        flags.workers
+    } else {
+        1
+    };
+    prefork::serve_with_workers(
+        &flags.server,
+        usize::from(sockets),
+        usize::from(flags.workers),
+        |listener, me| run_worker(listener, &flags, me),
+    );
 }
 // ANCHOR_END: prefork
 
 /// One worker process: its pool of threads on its listening socket.
 fn run_worker(listener: &TcpListener, flags: &Flags, me: WorkerSlot) {
-    me.started();
     let listener = listener
         .try_clone()
         .expect("a worker can duplicate its inherited socket");

@@ -21,3 +21,4 @@ pub mod routes;
 pub mod sample;
 pub mod server;
 pub mod sys;
+pub mod upstream;

@@ -135,6 +135,54 @@ impl WorkerSlot {
     }
 }
 
+// ANCHOR: serve_with_workers
+/// The parent's whole job: open the port (`sockets` listening sockets: one
+/// that every worker shares, or with SO_REUSEPORT one per worker), fork
+/// `workers` workers that each run `work` on their socket, say where it
+/// listens, and watch. A worker only ends if something broke it: then the
+/// others are stopped and the parent exits with the reason.
+pub fn serve_with_workers(
+    server: &crate::server::ServerArgs,
+    sockets: usize,
+    workers: usize,
+    work: impl Fn(&std::net::TcpListener, WorkerSlot),
+) -> ! {
+    let first = server.bind_or_exit();
+    let addr = first.local_addr().expect("a bound socket has an address");
+    let mut listeners = vec![first];
+    let mut same_port = server.clone();
+    same_port.port = addr.port();
+    while listeners.len() < sockets.max(1) {
+        listeners.push(same_port.bind_or_exit());
+    }
+    let board = Board::shared(workers).unwrap_or_else(|error| {
+        eprintln!("error: cannot map memory shared by the workers: {error}");
+        std::process::exit(1);
+    });
+    let mut pids = Vec::new();
+    for index in 0..workers {
+        let listener = &listeners[index % listeners.len()];
+        let slot = board.slot(index);
+        match fork_worker(|| {
+            slot.started();
+            work(listener, slot)
+        }) {
+            Ok(pid) => pids.push(pid),
+            Err(error) => {
+                eprintln!("error: cannot start worker {index}: {error}");
+                stop_workers(&pids);
+                std::process::exit(1);
+            }
+        }
+    }
+    crate::server::announce(addr);
+    let (pid, how) = wait_for_any_worker();
+    stop_workers(&pids);
+    eprintln!("error: worker {pid} ended ({how}); stopped the others");
+    std::process::exit(1);
+}
+// ANCHOR_END: serve_with_workers
+
 // ANCHOR: fork_worker
 /// Forks a worker process that runs `work` and exits. The parent gets the
 /// worker's pid back. The worker dies with its parent, however the parent

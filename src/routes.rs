@@ -10,6 +10,7 @@
 //! | `GET /sleep?ms=N`   | waits N ms (default 2000), then answers           |
 //! | `GET /sleeper?ms=N` | waits N ms (default 10000): seed 001's slow route |
 //! | `GET /activer`      | at once: seed 001's fast route                    |
+//! | `GET /proxy`        | a proxy (chapter 7) calls its upstream once and answers JSON; 404 elsewhere |
 //! | `GET /report`       | what the server measures of itself, as JSON (chapter 2: connections per worker; chapter 4: the loop's lag); 404 where it keeps nothing |
 //! | anything else       | 404; a bad `ms` is 400; a method other than GET 405 |
 
@@ -36,6 +37,8 @@ pub enum Route {
     Sleeper(Duration),
     /// `GET /activer`
     Activer,
+    /// `GET /proxy`: a proxy calls its upstream; servers without one answer 404.
+    Proxy,
     /// `GET /report`: what this server measures of itself. The servers that
     /// keep something answer it themselves; the rest answer 404.
     Report,
@@ -64,6 +67,7 @@ impl Route {
             "/" => Route::Hello,
             "/activer" => Route::Activer,
             "/report" => Route::Report,
+            "/proxy" => Route::Proxy,
             "/sleep" => match delay_from_query(query, DEFAULT_SLEEP_MS) {
                 Ok(delay) => Route::Sleep(delay),
                 Err(reason) => return Route::BadRequest(reason),
@@ -105,6 +109,7 @@ impl Route {
             Route::Sleep(delay) => (200, format!("slept {} ms\n", delay.as_millis())),
             Route::Sleeper(delay) => (200, format!("sleeper: slept {} ms\n", delay.as_millis())),
             Route::Report => (404, "this server keeps no report\n".to_string()),
+            Route::Proxy => (404, "this server has no upstream\n".to_string()),
             Route::NotFound => (
                 404,
                 "not found: try /, /sleep?ms=N, /sleeper or /activer\n".to_string(),
