@@ -90,7 +90,7 @@ impl BlockingUpstream {
 
     fn exchange(&mut self) -> Result<(u16, usize), String> {
         if self.connection.is_none() {
-            let stream = TcpStream::connect(&self.target.addr)
+            let stream = TcpStream::connect(self.target.addr)
                 .map_err(|error| format!("cannot connect to {}: {error}", self.target.authority))?;
             let _ = stream.set_nodelay(true);
             stream
