@@ -105,6 +105,15 @@ pub const CHAPTER6_CLIENT: Example = Example {
     server: None,
 };
 
+pub const CHAPTER7_PROXY: Example = Example {
+    name: "chapter7_proxy",
+    what: "GET /proxy calls an upstream: a blocking pool per worker, or an event loop per worker (seed 004)",
+    server: Some(Server {
+        default_port: 8007,
+        capacity: Capacity::Limited(20),
+    }),
+};
+
 pub const CHAPTER3_ASYNC: Example = Example {
     name: "chapter3_async",
     what: "axum on a tokio current-thread runtime: one thread, one event loop",
@@ -168,9 +177,9 @@ pub const ALL: &[Chapter] = &[
     Chapter {
         number: Some(7),
         title: "A proxy under high I/O",
-        page: None,
-        examples: &[],
-        experiments: none,
+        page: Some("chapter7_proxy.md"),
+        examples: &[CHAPTER7_PROXY],
+        experiments: experiments::chapter7,
     },
     Chapter {
         number: Some(8),

@@ -84,6 +84,9 @@ pub struct LoadSpec {
     pub no_keepalive: bool,
     /// Flags for a command driver beyond the load's own (`--mode async`).
     pub extra_args: Vec<String>,
+    /// Run for this long (`-z`) instead of `requests` requests; `requests`
+    /// then holds the model's estimate, for the prediction.
+    pub duration: Option<Duration>,
 }
 
 /// Long enough for the slowest request any experiment predicts.
@@ -102,20 +105,26 @@ impl LoadSpec {
             fixed_share: false,
             no_keepalive: false,
             extra_args: Vec::new(),
+            duration: None,
         }
     }
 
     /// The `load` flags this load runs with: the run parses exactly these,
     /// and the book prints exactly these.
     pub fn load_args(&self, url: &str) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "-n".into(),
-            self.requests.to_string(),
+        let mut args: Vec<String> = match self.duration {
+            Some(duration) => vec![
+                "-z".into(),
+                humantime::format_duration(duration).to_string(),
+            ],
+            None => vec!["-n".into(), self.requests.to_string()],
+        };
+        args.extend([
             "-c".into(),
             self.connections.to_string(),
             "--timeout".into(),
             humantime::format_duration(self.timeout).to_string(),
-        ];
+        ]);
         if self.fixed_share {
             args.push("--fixed-share".into());
         }
@@ -186,6 +195,9 @@ pub struct Group {
     /// Which line of a chart of several this row belongs to (a client's mode).
     #[serde(default)]
     pub series: Option<String>,
+    /// Show the group as seed 004's latency table (min, p50, p99, p99.9, max, mean).
+    #[serde(default)]
+    pub latency_table: bool,
 }
 
 impl Group {
@@ -197,6 +209,7 @@ impl Group {
             seed_rps: None,
             cpu_per_request: false,
             series: None,
+            latency_table: false,
         }
     }
 }
@@ -965,6 +978,110 @@ pub fn chapter6(scale: f64) -> Vec<Experiment> {
     experiments
 }
 
+/// Chapter 7's proxy with `model_args`, in front of an upstream that sleeps
+/// `delay`; loaded like seed 004 (400 connections for `duration`).
+fn proxy_run(
+    group: &str,
+    (name, model_args, in_words): (String, Vec<String>, String),
+    capacity: Capacity,
+    delay: Duration,
+    duration: Duration,
+) -> Experiment {
+    let mut args: Vec<String> = vec![
+        "--upstream".into(),
+        format!("{{upstream}}/sleep?ms={}", delay.as_millis()),
+    ];
+    args.extend(model_args);
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = ServerUnderTest::of(&chapters::CHAPTER7_PROXY).with_args(&arg_refs, &in_words);
+    server.capacity = capacity;
+    let connections = 400;
+    // The model's estimate of how many requests fit in the run, for its
+    // prediction. With no upstream delay the model (which knows no overhead)
+    // has nothing to say: one round stands in, and the table shows "—".
+    let estimate = if delay.is_zero() {
+        connections as u64
+    } else {
+        let rate = model::steady_throughput(connections, capacity, delay);
+        (rate * duration.as_secs_f64()).round().max(1.0) as u64
+    };
+    let mut load = LoadSpec::new("/proxy".into(), estimate, connections, delay);
+    load.duration = Some(duration);
+    load.timeout = Duration::from_secs(30);
+    let mut experiment = Experiment::new(
+        7,
+        ("", "004"),
+        format!(
+            "{in_words}, upstream {} ms, 400 connections for {}",
+            delay.as_millis(),
+            humantime::format_duration(duration)
+        ),
+        server,
+        vec![load],
+    );
+    experiment.upstreams = vec![
+        ServerUnderTest::of(&chapters::CHAPTER3_ASYNC)
+            .with_args(&[], "chapter 3's event loop as the upstream"),
+    ];
+    experiment.slug = format!("{group}_{name}");
+    experiment.fetch_report = false;
+    let mut row = Group::new(group, in_words);
+    row.latency_table = true;
+    experiment.group = Some(row);
+    experiment
+}
+
+/// The proxy's setups: threads with pools 10 … 1,000 per worker, and async;
+/// two workers each, like seed 004's gunicorn.
+fn proxy_setups() -> Vec<(String, Vec<String>, String, Capacity, Option<f64>)> {
+    let mut setups: Vec<_> = [10usize, 20, 50, 100, 200, 400, 800, 1000]
+        .into_iter()
+        .map(|pool| {
+            (
+                format!("threads_{pool}"),
+                vec![
+                    "--model".into(),
+                    "threads".into(),
+                    "--pool".into(),
+                    pool.to_string(),
+                ],
+                format!("threads, pool {pool} × 2 workers"),
+                Capacity::Limited(2 * pool),
+                Some(pool as f64),
+            )
+        })
+        .collect();
+    setups.push((
+        "async".into(),
+        vec!["--model".into(), "async".into()],
+        "async, a loop × 2 workers".into(),
+        Capacity::Unlimited,
+        None,
+    ));
+    setups
+}
+
+/// Chapter 7: seed 004's proxy under 400 connections, upstream delays of
+/// 0 ms (the seed's nginx) and 100 ms.
+pub fn chapter7(scale: f64) -> Vec<Experiment> {
+    let duration = scaled(20_000, scale);
+    let mut experiments = Vec::new();
+    for delay_ms in [0u64, 100] {
+        let delay = scaled(delay_ms, scale);
+        let group = format!("proxy_{delay_ms}ms");
+        for (name, args, in_words, capacity, x) in proxy_setups() {
+            let mut experiment =
+                proxy_run(&group, (name, args, in_words), capacity, delay, duration);
+            if let Some(group) = experiment.group.as_mut() {
+                // Only the delayed upstream has a prediction worth charting.
+                group.x = if delay_ms > 0 { x } else { None };
+            }
+            experiments.push(experiment);
+        }
+    }
+    experiments
+}
+
 /// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
 pub fn chapter(number: u32, scale: f64) -> Vec<Experiment> {
     chapters::find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(scale))
@@ -1023,7 +1140,11 @@ impl Experiment {
             loads.push(LoadOutcome {
                 path: spec.path.clone(),
                 start_after_s: spec.start_after.as_secs_f64(),
-                requests: spec.requests,
+                // A timed run sends what it sends.
+                requests: match spec.duration {
+                    Some(_) => driven.summary.requests.sent,
+                    None => spec.requests,
+                },
                 connections: spec.connections,
                 command: command_line(example, &args),
                 predicted,

@@ -483,6 +483,12 @@ pub fn sticky_prediction_s(experiment: &ExperimentRecord) -> Option<f64> {
 /// the seed's own number where it had one, how the connections spread over
 /// the workers, the loop's lag, and the server's threads and memory.
 pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    if members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.latency_table))
+    {
+        return latency_table(record, members);
+    }
     let has_seed = members
         .iter()
         .any(|e| e.group.as_ref().is_some_and(|g| g.seed_rps.is_some()));
@@ -600,6 +606,66 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
     if let Some(line) = thread_cost_line(members) {
         out.push('\n');
         out.push_str(&line);
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+/// Seed 004's table: per row the requests in the run, its length, and the
+/// latency distribution, with the model's requests/s and what the server
+/// used (threads, memory, CPU as a share of one core).
+fn latency_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let mut out = String::from(
+        "| setup | predicted req/s | **requests** | duration | **req/s** | min | p50 | p99 | p99.9 | max | mean | not 2xx | failed | threads | peak RSS | CPU |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for experiment in members {
+        let Some(load) = experiment.loads.first() else {
+            continue;
+        };
+        let label = experiment
+            .group
+            .as_ref()
+            .map_or(experiment.title.as_str(), |g| g.label.as_str());
+        let m = &load.measured;
+        let l = &m.latency_ms;
+        let samples = experiment.samples.as_ref();
+        let predicted = if load.predicted.total_s > 0.0 && load.predicted.min_ms > 0.0 {
+            format!("{:.0}", load.predicted.rps)
+        } else {
+            "—".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "| {label} | {predicted} | **{}** | {} | **{:.0}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            thousands(m.requests.completed),
+            format_ms(m.duration_s * 1000.0),
+            m.rps,
+            format_opt_ms(l.min),
+            format_opt_ms(l.p50),
+            format_opt_ms(l.p99),
+            format_opt_ms(l.p999),
+            format_opt_ms(l.max),
+            format_opt_ms(l.mean),
+            thousands(
+                m.status_codes
+                    .iter()
+                    .filter(|(code, _)| !code.starts_with('2'))
+                    .map(|(_, count)| count)
+                    .sum()
+            ),
+            thousands(m.requests.failed),
+            samples.map_or_else(|| "—".to_string(), |s| s.peak_threads.to_string()),
+            samples.map_or_else(
+                || "—".to_string(),
+                |s| format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0)
+            ),
+            samples.map_or_else(
+                || "—".to_string(),
+                |s| format!("{:.0} %", s.cpu_ms as f64 / (m.duration_s * 10.0))
+            ),
+        );
     }
     out.push('\n');
     out.push_str(&stamp(record));
