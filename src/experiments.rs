@@ -1031,9 +1031,12 @@ fn proxy_run(
     experiment
 }
 
+/// One proxy setup: file-name part, flags, in words, capacity, chart x.
+type ProxySetup = (String, Vec<String>, String, Capacity, Option<f64>);
+
 /// The proxy's setups: threads with pools 10 … 1,000 per worker, and async;
 /// two workers each, like seed 004's gunicorn.
-fn proxy_setups() -> Vec<(String, Vec<String>, String, Capacity, Option<f64>)> {
+fn proxy_setups() -> Vec<ProxySetup> {
     let mut setups: Vec<_> = [10usize, 20, 50, 100, 200, 400, 800, 1000]
         .into_iter()
         .map(|pool| {
