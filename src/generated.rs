@@ -727,7 +727,12 @@ pub fn sweep_chart(
         first.connections,
         first.path
     );
-    crate::charts::sweep_svg(&title, "threads (doubling)", &points)
+    let x_label = if name == "thread_sweep" {
+        "threads (doubling)"
+    } else {
+        "threads per worker (the pool)"
+    };
+    crate::charts::sweep_svg(&title, x_label, &points)
 }
 
 /// A group whose rows belong to several lines (chapter 6's client modes):
