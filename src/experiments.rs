@@ -1064,6 +1064,99 @@ fn proxy_setups() -> Vec<ProxySetup> {
     setups
 }
 
+/// Seed 004's own results (2017, Python 3.6, gunicorn with 2 workers, wrk
+/// with 400 connections for 20 s against a route that calls nginx): variant,
+/// then min, p50, p99, p99.9, max and mean in ms, duration in s, requests.
+/// The last three rows are the seed's stack rerun by the team on this
+/// machine (nginx upstream, gunicorn 2 workers, `wrk -t2 -c400 -d10s`), as
+/// the issue reported them; cells it did not report are NaN.
+pub const SEED_004: [(&str, [f64; 6], f64, u64); 14] = [
+    (
+        "aiohttp",
+        [163.27, 247.72, 352.75, 404.59, 1414.08, 257.59],
+        20.10,
+        30702,
+    ),
+    (
+        "flask:gevent",
+        [85.02, 945.17, 6587.19, 8177.32, 8192.75, 1207.66],
+        20.08,
+        7491,
+    ),
+    (
+        "flask:meinheld",
+        [124.99, 2526.55, 6753.13, 6857.55, 6857.55, 3036.93],
+        20.10,
+        190,
+    ),
+    (
+        "flask:10",
+        [163.05, 4419.11, 4505.59, 4659.46, 4667.55, 3880.05],
+        20.05,
+        1797,
+    ),
+    (
+        "flask:20",
+        [110.23, 2368.20, 3140.01, 3434.39, 3476.06, 2163.02],
+        20.09,
+        3364,
+    ),
+    (
+        "flask:50",
+        [122.17, 472.98, 3978.68, 8599.01, 9845.94, 541.13],
+        20.10,
+        4606,
+    ),
+    (
+        "flask:100",
+        [118.26, 499.16, 4428.77, 8714.60, 9987.37, 556.77],
+        20.10,
+        4555,
+    ),
+    (
+        "flask:200",
+        [112.06, 459.85, 4493.61, 8548.99, 9683.27, 527.02],
+        20.10,
+        4378,
+    ),
+    (
+        "flask:400",
+        [121.63, 526.72, 3195.23, 8069.06, 9686.35, 580.54],
+        20.06,
+        4336,
+    ),
+    (
+        "flask:800",
+        [127.94, 430.07, 4503.95, 8653.69, 9722.19, 514.47],
+        20.09,
+        4381,
+    ),
+    (
+        "flask:1000",
+        [184.76, 732.21, 1919.72, 5323.73, 7364.60, 786.26],
+        20.04,
+        4121,
+    ),
+    (
+        "rerun here, aiohttp",
+        [f64::NAN, 207.0, 433.0, f64::NAN, f64::NAN, f64::NAN],
+        10.0,
+        16854,
+    ),
+    (
+        "rerun here, flask gthread × 10",
+        [f64::NAN, 780.0, f64::NAN, f64::NAN, f64::NAN, f64::NAN],
+        10.0,
+        4953,
+    ),
+    (
+        "rerun here, flask gthread × 100",
+        [f64::NAN, f64::NAN, 8730.0, f64::NAN, f64::NAN, f64::NAN],
+        10.0,
+        3633,
+    ),
+];
+
 /// Chapter 7: seed 004's proxy under 400 connections, upstream delays of
 /// 0 ms (the seed's nginx) and 100 ms.
 pub fn chapter7(scale: f64) -> Vec<Experiment> {

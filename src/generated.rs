@@ -667,8 +667,45 @@ fn latency_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
             ),
         );
     }
+    if members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.name == "proxy_0ms"))
+    {
+        out.push_str(&seed_004_rows());
+    }
     out.push('\n');
     out.push_str(&stamp(record));
+    out
+}
+
+/// Seed 004's own rows, in the same columns, under chapter 7's 0 ms table
+/// (its upstream was nginx): what Python measured, beside what Rust does.
+fn seed_004_rows() -> String {
+    let mut out = String::new();
+    for (variant, [min, p50, p99, p999, max, mean], duration_s, requests) in
+        crate::experiments::SEED_004
+    {
+        let cell = |ms: f64| {
+            if ms.is_nan() {
+                "—".to_string()
+            } else {
+                format_ms(ms)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| *seed 004: {variant}* | — | *{}* | {} | *{:.0}* | {} | {} | {} | {} | {} | {} | — | — | — | — | — |",
+            thousands(requests),
+            format_ms(duration_s * 1000.0),
+            requests as f64 / duration_s,
+            cell(min),
+            cell(p50),
+            cell(p99),
+            cell(p999),
+            cell(max),
+            cell(mean),
+        );
+    }
     out
 }
 
