@@ -178,15 +178,17 @@ impl std::os::fd::AsRawFd for Connection {
 
 /// How a request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyLength {
+pub enum BodyLength {
     Known(u64),
     /// Chunked or otherwise encoded: this server does not read it, so the
     /// connection closes after the answer.
     Unframed,
 }
 
+/// What the bytes read so far make: a whole request head, not yet one, or
+/// something to answer with an error.
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed {
+pub enum Parsed {
     Complete {
         request: Request,
         head_length: usize,
@@ -196,7 +198,9 @@ enum Parsed {
     Bad(Route),
 }
 
-fn parse(bytes: &[u8]) -> Parsed {
+/// Parses a request head from the start of `bytes` (shared with chapter 8's
+/// hand-written event loop, which reads sockets its own way).
+pub fn parse(bytes: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let head_length = match request.parse(bytes) {

@@ -114,6 +114,15 @@ pub const CHAPTER7_PROXY: Example = Example {
     }),
 };
 
+pub const CHAPTER8_MINIMAL_LOOP: Example = Example {
+    name: "chapter8_minimal_loop",
+    what: "a hand-written event loop (epoll via mio, one thread) that keeps no buffer for a waiting connection",
+    server: Some(Server {
+        default_port: 8008,
+        capacity: Capacity::Unlimited,
+    }),
+};
+
 pub const CHAPTER3_ASYNC: Example = Example {
     name: "chapter3_async",
     what: "axum on a tokio current-thread runtime: one thread, one event loop",
@@ -185,7 +194,7 @@ pub const ALL: &[Chapter] = &[
         number: Some(8),
         title: "Ten thousand connections",
         page: None,
-        examples: &[],
+        examples: &[CHAPTER8_MINIMAL_LOOP],
         experiments: none,
     },
     Chapter {
