@@ -260,5 +260,6 @@ fn results_of(
         duration: ended - started,
         record,
         interrupted: false,
+        connect: None,
     }
 }

@@ -467,3 +467,25 @@ fn fixed_share_gives_every_connection_its_own_part_as_hey_does() {
     // 11 over 4: the first 11 % 4 connections send one more.
     assert_eq!(per_connection, [3, 3, 3, 2]);
 }
+
+#[test]
+fn a_connect_rate_opens_every_connection_first_and_keeps_it_out_of_the_latencies() {
+    let server = chapter3();
+    let mut paced = config(&server.url("/sleep?ms=5"), 20, 20);
+    paced.connect_rate = Some(100);
+    let results = load::run(paced).unwrap();
+    assert_all_completed(&results, 20);
+    let phase = results.connect.expect("a connect phase");
+    assert_eq!(phase.opened, 20);
+    // Twenty connections at 100 a second: the last one's turn is 190 ms in.
+    assert!(phase.took >= Duration::from_millis(190), "{phase:?}");
+    // The requests' own clock starts after it: one 5 ms round, not 190 ms.
+    assert!(
+        results.duration < phase.took,
+        "{:?} vs {phase:?}",
+        results.duration
+    );
+    let summary = Summary::of(&results);
+    assert_eq!(summary.connect.unwrap().opened, 20);
+    assert!(summary.to_json().contains("\"connect\""));
+}

@@ -49,6 +49,11 @@ pub struct LoadArgs {
     /// and wrk do.
     #[arg(long)]
     pub fixed_share: bool,
+    /// Open every connection first, at most this many per second, and start
+    /// the requests when all are open; connecting is then reported apart
+    /// from the latencies (for thousands of connections: chapter 8).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_rate: Option<u32>,
     /// OS threads driving the connections [default: one per two cores, at most -c;
     /// the other cores are left to the server on the same machine].
     #[arg(long)]
@@ -104,6 +109,7 @@ impl LoadArgs {
                 .threads
                 .unwrap_or_else(|| default_threads(self.connections)),
             fixed_share: self.fixed_share,
+            connect_rate: self.connect_rate,
         })
     }
 }

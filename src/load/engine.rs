@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::http1::{Connection, ExchangeError, RequestBytes};
-use super::record::{ErrorKind, Failure, Recorder, Results, Span};
+use super::record::{ConnectPhase, ErrorKind, Failure, Recorder, Results, Span};
 use super::target::Target;
 
 /// When a run stops sending.
@@ -48,6 +48,11 @@ pub struct LoadConfig {
     /// count (as oha and wrk do). On a server whose connections stick to one
     /// of several workers, the two read differently (chapter 2).
     pub fixed_share: bool,
+    /// Open every connection first, this many per second, and send the first
+    /// request only when all are open (chapter 8: ten thousand connections
+    /// at once would overflow the listen backlog, and the kernel's 1 s
+    /// retransmits would land inside the latencies).
+    pub connect_rate: Option<u32>,
 }
 
 impl LoadConfig {
@@ -62,6 +67,7 @@ impl LoadConfig {
             keepalive: true,
             threads: default_threads(connections),
             fixed_share: false,
+            connect_rate: None,
         }
     }
 }
@@ -87,6 +93,10 @@ struct Shared {
     /// Connections still sending; the last to finish says so on `all_done`.
     active: AtomicUsize,
     all_done: watch::Sender<bool>,
+    /// With `connect_rate`: connections through their connect attempt, and
+    /// when the last one was (the requests start then).
+    connected: AtomicUsize,
+    all_connected: watch::Sender<Option<Instant>>,
 }
 
 impl Shared {
@@ -97,7 +107,10 @@ impl Shared {
         }
         match self.config.stop {
             Stop::AfterRequests(total) => self.issued.fetch_add(1, Ordering::Relaxed) < total,
-            Stop::AfterDuration(duration) => self.started.elapsed() < duration,
+            Stop::AfterDuration(duration) => {
+                let began = self.all_connected.borrow().unwrap_or(self.started);
+                began.elapsed() < duration
+            }
         }
     }
 }
@@ -150,7 +163,10 @@ impl LoadRun {
         let thread_count = config.threads.clamp(1, config.connections.max(1));
         let (cancel, _) = watch::channel(false);
         let (all_done, _) = watch::channel(false);
+        let (all_connected, _) = watch::channel(None);
         let shared = Arc::new(Shared {
+            connected: AtomicUsize::new(0),
+            all_connected,
             started: Instant::now(),
             issued: AtomicU64::new(0),
             completed: AtomicU64::new(0),
@@ -232,13 +248,22 @@ impl LoadRun {
                     .push("a load thread panicked; its requests are not counted".into()),
             }
         }
-        let duration = finished - self.shared.started;
+        // With pre-connected connections the run's clock starts at the first request.
+        let requests_began = *self.shared.all_connected.borrow();
+        let connect = requests_began.map(|began| ConnectPhase {
+            took: began - self.shared.started,
+            opened: record.preconnected,
+            slowest: Duration::from_micros(record.slowest_connect_us),
+        });
+        let duration =
+            finished.saturating_duration_since(requests_began.unwrap_or(self.shared.started));
         Results {
             url: self.shared.config.target.url.clone(),
             connections: self.shared.config.connections,
             duration,
             record,
             interrupted: self.shared.cancelled.load(Ordering::Relaxed),
+            connect,
         }
     }
 }
@@ -303,6 +328,44 @@ fn drive_connections(shared: Arc<Shared>, first: usize, count: usize) -> ThreadO
 }
 
 // ANCHOR: connection_loop
+// ANCHOR: preconnect
+/// `--connect-rate`: connection `number` connects at its turn (rate per
+/// second), then waits until every connection has tried, so the requests
+/// start together on open connections. A connection that fails to open
+/// connects again with its first request, which then counts the failure.
+async fn preconnect(
+    shared: &Shared,
+    record: &RefCell<Recorder>,
+    number: u32,
+    rate: u32,
+    connection: &mut Option<Connection>,
+) {
+    let turn = shared.started + Duration::from_secs_f64(f64::from(number) / f64::from(rate.max(1)));
+    tokio::time::sleep_until(turn.into()).await;
+    let began = Instant::now();
+    let timeout = shared.config.timeout;
+    if let Ok(Ok(open)) =
+        tokio::time::timeout(timeout, Connection::connect(shared.config.target.addr)).await
+    {
+        *connection = Some(open);
+        let mut record = record.borrow_mut();
+        record.preconnected += 1;
+        record.slowest_connect_us = record
+            .slowest_connect_us
+            .max(began.elapsed().as_micros() as u64);
+    }
+    if shared.connected.fetch_add(1, Ordering::AcqRel) + 1 == shared.config.connections {
+        shared.all_connected.send_replace(Some(Instant::now()));
+    }
+    let mut all = shared.all_connected.subscribe();
+    let mut cancel = shared.cancel.subscribe();
+    tokio::select! {
+        _ = all.wait_for(Option::is_some) => {}
+        _ = cancel.wait_for(|&cancelled| cancelled) => {}
+    }
+}
+// ANCHOR_END: preconnect
+
 /// One connection: send, wait for the whole response, record, repeat.
 async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>, number: u32) {
     let done = ConnectionDone::new(&shared);
@@ -323,6 +386,9 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>, num
         }
         _ => u64::MAX,
     };
+    if let Some(rate) = config.connect_rate {
+        preconnect(&shared, &record, number, rate, &mut connection).await;
+    }
     while own_share > 0 && shared.take_ticket() {
         own_share -= 1;
         let started = Instant::now();

@@ -112,6 +112,9 @@ pub struct Recorder {
     pub timeline: Vec<Span>,
     /// What went wrong outside any one request (a thread that did not start).
     pub problems: Vec<String>,
+    /// Connections opened before the requests (`--connect-rate`), and the slowest.
+    pub preconnected: u64,
+    pub slowest_connect_us: u64,
 }
 
 impl Default for Recorder {
@@ -128,6 +131,8 @@ impl Default for Recorder {
             sum_us: 0,
             status_codes: BTreeMap::new(),
             failures: BTreeMap::new(),
+            preconnected: 0,
+            slowest_connect_us: 0,
         }
     }
 }
@@ -170,6 +175,8 @@ impl Recorder {
             .sort_by_key(|span| (span.start_us, span.connection));
         self.timeline.truncate(TIMELINE_CAP);
         self.problems.extend(other.problems.iter().cloned());
+        self.preconnected += other.preconnected;
+        self.slowest_connect_us = self.slowest_connect_us.max(other.slowest_connect_us);
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
         self.exact_min_us = self.exact_min_us.min(other.exact_min_us);
@@ -205,6 +212,20 @@ pub struct Results {
     pub record: Recorder,
     /// True when the run was stopped early (Ctrl-C).
     pub interrupted: bool,
+    /// With `--connect-rate`: how the connections were opened before the
+    /// first request (not part of `duration` nor of any latency).
+    pub connect: Option<ConnectPhase>,
+}
+
+/// The connections opened before any request was sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectPhase {
+    /// From the first connection attempt to the last connection open.
+    pub took: Duration,
+    /// Connections that opened (the rest connect with their first request).
+    pub opened: u64,
+    /// The slowest single connect.
+    pub slowest: Duration,
 }
 
 impl Results {

@@ -26,6 +26,17 @@ pub struct Summary {
     pub latency_ms: LatencyMs,
     pub status_codes: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
+    /// With `--connect-rate`: the connecting before the first request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<ConnectSummary>,
+}
+
+/// The connect phase of a `--connect-rate` run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ConnectSummary {
+    pub duration_s: f64,
+    pub opened: u64,
+    pub slowest_ms: f64,
 }
 
 /// `sent == completed + failed`, always.
@@ -91,6 +102,11 @@ impl Summary {
                 .iter()
                 .map(|(kind, seen)| (kind.name().to_string(), seen.count))
                 .collect(),
+            connect: results.connect.map(|phase| ConnectSummary {
+                duration_s: (phase.took.as_secs_f64() * 1e6).round() / 1e6,
+                opened: phase.opened,
+                slowest_ms: (phase.slowest.as_secs_f64() * 1e6).round() / 1e3,
+            }),
         }
     }
 
@@ -128,6 +144,15 @@ pub fn text(results: &Results) -> String {
     }
     let _ = writeln!(out, "  URL:          {}", results.url);
     let _ = writeln!(out, "  Connections:  {}", results.connections);
+    if let Some(phase) = results.connect {
+        let _ = writeln!(
+            out,
+            "  Connecting:   {} opened in {} before the first request (slowest {}); not in the times below",
+            phase.opened,
+            human(phase.took),
+            human(phase.slowest)
+        );
+    }
     let _ = writeln!(out, "  Total:        {}", human(results.duration));
     let _ = writeln!(out, "  Requests/s:   {:.2}", results.rps());
     let requests = summary.requests;
