@@ -9,7 +9,7 @@
 //! thread, one loop, no pool anywhere.
 
 use evt::blocking::Connection;
-use evt::server::{ServerArgs, announce};
+use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce};
 
 fn main() {
     let args = ServerArgs::parse_for(
@@ -27,18 +27,13 @@ fn main() {
     // The whole server: take the next connection, read its request, handle
     // it, answer, close, repeat. Connections that arrive meanwhile wait in the
     // kernel's listen backlog until this loop comes back to `accept`.
-    let mut accept_failures = 0u64;
+    let mut failures = AcceptFailures::default();
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,
             Err(error) => {
-                accept_failures += 1;
-                if accept_failures == 1 {
-                    eprintln!(
-                        "warning: accept failed: {error} (raise `ulimit -n` if it says too many open files)"
-                    );
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                failures.note(&error);
+                std::thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
         };

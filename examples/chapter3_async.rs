@@ -48,14 +48,9 @@ fn main() {
         .build()
         .expect("a current-thread runtime needs no resources that can run out");
     runtime.block_on(async {
-        listener
-            .set_nonblocking(true)
-            .expect("a bound socket can be made non-blocking");
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .expect("inside a runtime a std listener converts");
         let app = Router::new().fallback(handle);
         announce(addr);
-        axum_serve::serve(listener, app).await;
+        axum_serve::serve(axum_serve::into_tokio(listener), app).await;
     });
     // ANCHOR_END: runtime
 }

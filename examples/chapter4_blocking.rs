@@ -201,11 +201,6 @@ fn main() {
     });
     // ANCHOR_END: runtime
     runtime.block_on(async {
-        listener
-            .set_nonblocking(true)
-            .expect("a bound socket can be made non-blocking");
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .expect("inside a runtime a std listener converts");
         let lag = Arc::new(LagLog {
             started: Instant::now(),
             samples: Mutex::new(Vec::new()),
@@ -217,6 +212,6 @@ fn main() {
         });
         let app = Router::new().fallback(handle).with_state(server);
         announce(addr);
-        axum_serve::serve(listener, app).await;
+        axum_serve::serve(axum_serve::into_tokio(listener), app).await;
     });
 }

@@ -15,7 +15,7 @@
 
 use clap::Parser;
 use evt::routes::Route;
-use evt::server::{ServerArgs, announce, parse_flags};
+use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 
 #[derive(Debug, Parser)]
 struct Flags {
@@ -92,18 +92,13 @@ fn main() {
 /// The accept loop, ours: as chapter 3's, one task per connection, and
 /// TCP_NODELAY on every connection, which tide's own listener does not set.
 async fn serve(listener: async_std::net::TcpListener, app: tide::Server<()>) {
-    let mut accept_failures = 0u64;
+    let mut failures = AcceptFailures::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,
             Err(error) => {
-                accept_failures += 1;
-                if accept_failures == 1 {
-                    eprintln!(
-                        "warning: accept failed: {error} (raise `ulimit -n` if it says too many open files)"
-                    );
-                }
-                async_std::task::sleep(std::time::Duration::from_millis(10)).await;
+                failures.note(&error);
+                async_std::task::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use evt::routes::{MAX_HEADER_BYTES, Route};
-use evt::server::{ServerArgs, announce, parse_flags};
+use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use smol::{Async, Executor};
@@ -81,18 +81,13 @@ fn main() {
 // ANCHOR: accept_loop
 /// Accept a connection, give it a task, go back to accepting.
 async fn accept_loop(executor: &Arc<Executor<'static>>, listener: Async<std::net::TcpListener>) {
-    let mut accept_failures = 0u64;
+    let mut failures = AcceptFailures::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,
             Err(error) => {
-                accept_failures += 1;
-                if accept_failures == 1 {
-                    eprintln!(
-                        "warning: accept failed: {error} (raise `ulimit -n` if it says too many open files)"
-                    );
-                }
-                smol::Timer::after(std::time::Duration::from_millis(10)).await;
+                failures.note(&error);
+                smol::Timer::after(ACCEPT_BACKOFF).await;
                 continue;
             }
         };

@@ -186,13 +186,8 @@ fn async_worker(listener: std::net::TcpListener, flags: &Flags) {
         url: flags.upstream.clone(),
     };
     runtime.block_on(async {
-        listener
-            .set_nonblocking(true)
-            .expect("a bound socket can be made non-blocking");
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .expect("inside a runtime a std listener converts");
         let app = Router::new().fallback(handle).with_state(upstream);
-        axum_serve::serve(listener, app).await;
+        axum_serve::serve(axum_serve::into_tokio(listener), app).await;
     });
 }
 // ANCHOR_END: async

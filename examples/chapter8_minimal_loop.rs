@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use evt::blocking::{BodyLength, Parsed, parse, response_bytes};
 use evt::routes::{MAX_HEADER_BYTES, Reply, Route};
-use evt::server::{ServerArgs, announce};
+use evt::server::{AcceptFailures, ServerArgs, announce};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
@@ -61,171 +61,202 @@ fn main() {
         .register(&mut listener, LISTENER, Interest::READABLE)
         .expect("a listening socket registers");
     announce(addr);
-    run(poll, listener);
+    EventLoop {
+        poll,
+        listener,
+        connections: Vec::new(),
+        free: Vec::new(),
+        timers: BinaryHeap::new(),
+        scratch: vec![0u8; 16 * 1024],
+        failures: AcceptFailures::default(),
+    }
+    .run();
 }
 
 // ANCHOR: event_loop
-fn run(mut poll: Poll, listener: TcpListener) {
-    let mut connections: Vec<Option<Connection>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    // (when, which connection, what to answer, keep the connection open)
-    let mut timers: Timers = BinaryHeap::new();
-    let mut events = Events::with_capacity(1024);
-    // The one read buffer every connection shares.
-    let mut scratch = vec![0u8; 16 * 1024];
-    loop {
-        // Sleep in epoll until a socket is ready or the next timer is due.
-        let timeout = timers
-            .peek()
-            .map(|Reverse((due, ..))| due.saturating_duration_since(Instant::now()));
-        if let Err(error) = poll.poll(&mut events, timeout) {
-            if error.kind() != ErrorKind::Interrupted {
-                eprintln!("error: epoll failed: {error}");
-                std::process::exit(1);
-            }
-        }
-        for event in events.iter() {
-            if event.token() == LISTENER {
-                accept_all(&poll, &listener, &mut connections, &mut free);
-                continue;
-            }
-            let index = event.token().0;
-            if event.is_writable() {
-                flush(&mut connections, &mut free, &poll, index);
-            }
-            if event.is_readable() || event.is_read_closed() {
-                read_requests(
-                    &mut connections,
-                    &mut free,
-                    &poll,
-                    index,
-                    &mut scratch,
-                    &mut timers,
-                );
-            }
-        }
-        // Answer every request whose sleep is over.
-        let now = Instant::now();
-        while timers.peek().is_some_and(|Reverse((due, ..))| *due <= now) {
-            let Some(Reverse((_, index, status, body, keep_alive))) = timers.pop() else {
-                break;
-            };
-            if let Some(Some(connection)) = connections.get_mut(index) {
-                connection.waiting = false;
-                answer(connection, &Reply { status, body }, keep_alive);
-            }
-            flush(&mut connections, &mut free, &poll, index);
-            // A pipelined request may be waiting behind the one just answered.
-            read_requests(
-                &mut connections,
-                &mut free,
-                &poll,
-                index,
-                &mut scratch,
-                &mut timers,
-            );
-        }
-    }
-}
-// ANCHOR_END: event_loop
-
-fn accept_all(
-    poll: &Poll,
-    listener: &TcpListener,
-    connections: &mut Vec<Option<Connection>>,
-    free: &mut Vec<usize>,
-) {
-    loop {
-        match listener.accept() {
-            Ok((mut stream, _peer)) => {
-                let _ = stream.set_nodelay(true);
-                let index = free.pop().unwrap_or_else(|| {
-                    connections.push(None);
-                    connections.len() - 1
-                });
-                if poll
-                    .registry()
-                    .register(
-                        &mut stream,
-                        Token(index),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .is_err()
-                {
-                    free.push(index);
-                    continue;
-                }
-                connections[index] = Some(Connection {
-                    stream,
-                    unread: Vec::new(),
-                    unwritten: Vec::new(),
-                    waiting: false,
-                    closing: false,
-                });
-            }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => return,
-            Err(error) => {
-                // Out of file descriptors, most often: leave the rest in the backlog.
-                eprintln!("warning: accept failed: {error}");
-                return;
-            }
-        }
-    }
-}
-
-// ANCHOR: read_requests
+/// (when, which connection, what to answer, keep the connection open)
 type Timers = BinaryHeap<Reverse<(Instant, usize, u16, String, bool)>>;
 
-/// Reads what the socket has (into the shared buffer) and handles the
-/// requests in it, unless one is already sleeping on this connection.
-fn read_requests(
-    connections: &mut [Option<Connection>],
-    free: &mut Vec<usize>,
-    poll: &Poll,
-    index: usize,
-    scratch: &mut [u8],
-    timers: &mut Timers,
-) {
-    let Some(Some(connection)) = connections.get_mut(index) else {
-        return;
-    };
-    while !connection.waiting && !connection.closing {
-        // A request kept from before (pipelined, or in pieces) comes first.
-        if !connection.unread.is_empty() {
-            let kept = std::mem::take(&mut connection.unread);
-            match handle(connection, index, &kept, timers) {
-                Some(used) => {
-                    if used < kept.len() {
-                        connection.unread = kept[used..].to_vec();
-                    }
+/// Everything the loop has: epoll, the listening socket, a table of
+/// connections (a slot's index is its epoll token), the timers, and the one
+/// read buffer every connection shares.
+struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    connections: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    timers: Timers,
+    scratch: Vec<u8>,
+    failures: AcceptFailures,
+}
+
+impl EventLoop {
+    fn run(mut self) -> ! {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            // Sleep in epoll until a socket is ready or the next timer is due.
+            let timeout = self
+                .timers
+                .peek()
+                .map(|Reverse((due, ..))| due.saturating_duration_since(Instant::now()));
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() != ErrorKind::Interrupted {
+                    eprintln!("error: epoll failed: {error}");
+                    std::process::exit(1);
+                }
+            }
+            for event in events.iter() {
+                if event.token() == LISTENER {
+                    self.accept_all();
                     continue;
                 }
-                None => connection.unread = kept,
+                let index = event.token().0;
+                if event.is_writable() {
+                    self.flush(index);
+                }
+                if event.is_readable() || event.is_read_closed() {
+                    self.read_requests(index);
+                }
             }
-        }
-        let read = match connection.stream.read(scratch) {
-            Ok(read @ 1..) => read,
-            Err(error) if error.kind() == ErrorKind::WouldBlock => break,
-            // Closed by the client, or broken: nothing more to answer.
-            Ok(0) | Err(_) => {
-                connection.closing = true;
-                connection.unwritten.clear();
-                break;
+            // Answer every request whose sleep is over.
+            let now = Instant::now();
+            while self
+                .timers
+                .peek()
+                .is_some_and(|Reverse((due, ..))| *due <= now)
+            {
+                let Some(Reverse((_, index, status, body, keep_alive))) = self.timers.pop() else {
+                    break;
+                };
+                if let Some(Some(connection)) = self.connections.get_mut(index) {
+                    connection.waiting = false;
+                    answer(connection, &Reply { status, body }, keep_alive);
+                }
+                self.flush(index);
+                // A pipelined request may be waiting behind the one just answered.
+                self.read_requests(index);
             }
-        };
-        if !connection.unread.is_empty() {
-            connection.unread.extend_from_slice(&scratch[..read]);
-            continue;
-        }
-        // The usual case: a whole request in the shared buffer, nothing kept.
-        match handle(connection, index, &scratch[..read], timers) {
-            Some(used) if used < read => connection.unread = scratch[used..read].to_vec(),
-            Some(_) => {}
-            // Only a request that arrives in pieces gets memory of its own.
-            None => connection.unread = scratch[..read].to_vec(),
         }
     }
-    flush(connections, free, poll, index);
+    // ANCHOR_END: event_loop
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let index = self.free.pop().unwrap_or_else(|| {
+                        self.connections.push(None);
+                        self.connections.len() - 1
+                    });
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, Token(index), interest)
+                        .is_err()
+                    {
+                        self.free.push(index);
+                        continue;
+                    }
+                    self.connections[index] = Some(Connection {
+                        stream,
+                        unread: Vec::new(),
+                        unwritten: Vec::new(),
+                        waiting: false,
+                        closing: false,
+                    });
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return,
+                Err(error) => {
+                    // Out of file descriptors, most often: the rest stay in the backlog.
+                    self.failures.note(&error);
+                    return;
+                }
+            }
+        }
+    }
+
+    // ANCHOR: read_requests
+    /// Reads what the socket has (into the shared buffer) and handles the
+    /// requests in it, unless one is already sleeping on this connection.
+    fn read_requests(&mut self, index: usize) {
+        let Some(Some(connection)) = self.connections.get_mut(index) else {
+            return;
+        };
+        let (scratch, timers) = (&mut self.scratch, &mut self.timers);
+        while !connection.waiting && !connection.closing {
+            // A request kept from before (pipelined, or in pieces) comes first.
+            if !connection.unread.is_empty() {
+                let kept = std::mem::take(&mut connection.unread);
+                match handle(connection, index, &kept, timers) {
+                    Some(used) => {
+                        if used < kept.len() {
+                            connection.unread = kept[used..].to_vec();
+                        }
+                        continue;
+                    }
+                    None => connection.unread = kept,
+                }
+            }
+            let read = match connection.stream.read(scratch) {
+                Ok(read @ 1..) => read,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                // Closed by the client, or broken: nothing more to answer.
+                Ok(0) | Err(_) => {
+                    connection.closing = true;
+                    connection.unwritten.clear();
+                    break;
+                }
+            };
+            if !connection.unread.is_empty() {
+                connection.unread.extend_from_slice(&scratch[..read]);
+                continue;
+            }
+            // The usual case: a whole request in the shared buffer, nothing kept.
+            match handle(connection, index, &scratch[..read], timers) {
+                Some(used) if used < read => connection.unread = scratch[used..read].to_vec(),
+                Some(_) => {}
+                // Only a request that arrives in pieces gets memory of its own.
+                None => connection.unread = scratch[..read].to_vec(),
+            }
+        }
+        self.flush(index);
+    }
+    // ANCHOR_END: read_requests
+
+    /// Writes what is pending; closes a finished connection.
+    fn flush(&mut self, index: usize) {
+        let Some(slot) = self.connections.get_mut(index) else {
+            return;
+        };
+        let Some(connection) = slot.as_mut() else {
+            return;
+        };
+        while !connection.unwritten.is_empty() {
+            match connection.stream.write(&connection.unwritten) {
+                Ok(written) => {
+                    connection.unwritten.drain(..written);
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    connection.unwritten.clear();
+                    connection.closing = true;
+                }
+            }
+        }
+        connection.unwritten = Vec::new();
+        if connection.closing && !connection.waiting {
+            if let Some(mut connection) = slot.take() {
+                let _ = self.poll.registry().deregister(&mut connection.stream);
+                let _ = connection.stream.shutdown(std::net::Shutdown::Write);
+                // Unread request bytes would turn the close into a reset.
+                let mut sink = [0u8; 1024];
+                while let Ok(1..) = connection.stream.read(&mut sink) {}
+            }
+            self.free.push(index);
+        }
+    }
 }
 
 /// Handles the request at the start of `bytes`: answers it, or puts it on
@@ -267,7 +298,6 @@ fn handle(
     }
     Some(used)
 }
-// ANCHOR_END: read_requests
 
 fn answer(connection: &mut Connection, reply: &Reply, keep_alive: bool) {
     connection
@@ -275,38 +305,5 @@ fn answer(connection: &mut Connection, reply: &Reply, keep_alive: bool) {
         .extend_from_slice(&response_bytes(reply, keep_alive));
     if !keep_alive {
         connection.closing = true;
-    }
-}
-
-/// Writes what is pending; closes a finished connection.
-fn flush(connections: &mut [Option<Connection>], free: &mut Vec<usize>, poll: &Poll, index: usize) {
-    let Some(slot) = connections.get_mut(index) else {
-        return;
-    };
-    let Some(connection) = slot.as_mut() else {
-        return;
-    };
-    while !connection.unwritten.is_empty() {
-        match connection.stream.write(&connection.unwritten) {
-            Ok(written) => {
-                connection.unwritten.drain(..written);
-            }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => return,
-            Err(_) => {
-                connection.unwritten.clear();
-                connection.closing = true;
-            }
-        }
-    }
-    connection.unwritten = Vec::new();
-    if connection.closing && !connection.waiting {
-        if let Some(mut connection) = slot.take() {
-            let _ = poll.registry().deregister(&mut connection.stream);
-            let _ = connection.stream.shutdown(std::net::Shutdown::Write);
-            // Unread request bytes would turn the close into a reset.
-            let mut sink = [0u8; 1024];
-            while let Ok(1..) = connection.stream.read(&mut sink) {}
-        }
-        free.push(index);
     }
 }

@@ -430,6 +430,15 @@ pub fn groups(record: &ChapterRecord) -> Vec<(String, Vec<&ExperimentRecord>)> {
     groups
 }
 
+/// What an experiment is called as a row of its group's table (its title
+/// when it is in no group).
+fn row_label(experiment: &ExperimentRecord) -> &str {
+    experiment
+        .group
+        .as_ref()
+        .map_or(experiment.title.as_str(), |group| group.label.as_str())
+}
+
 /// The value of a server flag (`--threads 4`) an experiment ran with.
 fn server_flag(experiment: &ExperimentRecord, flag: &str) -> Option<usize> {
     let args = &experiment.server_args;
@@ -533,10 +542,7 @@ pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
         let Some(load) = experiment.loads.first() else {
             continue;
         };
-        let label = experiment
-            .group
-            .as_ref()
-            .map_or(experiment.title.as_str(), |g| g.label.as_str());
+        let label = row_label(experiment);
         let mut flags = format!("`-n {} -c {}", load.requests, load.connections);
         if load.command.contains("--fixed-share") {
             flags.push_str(" --fixed-share");
@@ -624,10 +630,7 @@ fn latency_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
         let Some(load) = experiment.loads.first() else {
             continue;
         };
-        let label = experiment
-            .group
-            .as_ref()
-            .map_or(experiment.title.as_str(), |g| g.label.as_str());
+        let label = row_label(experiment);
         let m = &load.measured;
         let l = &m.latency_ms;
         let samples = experiment.samples.as_ref();
@@ -840,10 +843,7 @@ pub fn lag_chart(record: &ChapterRecord, experiment: &ExperimentRecord) -> Optio
     let title = format!(
         "Chapter {}: loop lag, {}",
         record.chapter,
-        experiment
-            .group
-            .as_ref()
-            .map_or(experiment.title.as_str(), |g| g.label.as_str())
+        row_label(experiment)
     );
     crate::charts::lag_svg(&title, &points)
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::blocking::{Connection, READ_TIMEOUT};
 use crate::prefork::WorkerSlot;
 use crate::routes::{Reply, Route};
+use crate::server::{ACCEPT_BACKOFF, AcceptFailures};
 
 /// What a thread does with one request's route, on its own thread.
 pub trait Handler: Fn(&Route, WorkerSlot) -> Reply + Send + Sync + 'static {}
@@ -57,11 +58,15 @@ pub fn thread_per_connection(
         .map(|_| {
             let (listener, handle) = (Arc::clone(&listener), Arc::clone(&handle));
             std::thread::spawn(move || {
+                let mut failures = AcceptFailures::default();
                 loop {
-                    let Ok((stream, _peer)) = listener.accept() else {
-                        // Out of file descriptors, most often: back off, go on.
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
+                    let stream = match listener.accept() {
+                        Ok((stream, _peer)) => stream,
+                        Err(error) => {
+                            failures.note(&error);
+                            std::thread::sleep(ACCEPT_BACKOFF);
+                            continue;
+                        }
                     };
                     me.accepted();
                     let mut connection = Connection::new(stream);

@@ -150,6 +150,27 @@ fn set_reuse_port(_socket: &socket2::Socket) -> std::io::Result<()> {
     ))
 }
 
+/// How long an accept loop waits after a failed accept before trying again.
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Failed accepts (out of file descriptors, most often): a server must not
+/// die of one, nor flood its stderr. The first is said in one line.
+#[derive(Debug, Default)]
+pub struct AcceptFailures {
+    count: u64,
+}
+
+impl AcceptFailures {
+    pub fn note(&mut self, error: &std::io::Error) {
+        self.count += 1;
+        if self.count == 1 {
+            eprintln!(
+                "warning: accept failed: {error} (raise `ulimit -n` if it says too many open files)"
+            );
+        }
+    }
+}
+
 /// Prints the line the harness and the tests wait for: `listening on http://HOST:PORT`.
 pub fn announce(addr: SocketAddr) {
     let mut stdout = std::io::stdout().lock();

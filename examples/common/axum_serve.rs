@@ -4,25 +4,30 @@
 
 use axum::Router;
 use evt::routes::MAX_HEADER_BYTES;
+use evt::server::{ACCEPT_BACKOFF, AcceptFailures};
+
+/// The socket the server bound, handed to tokio (inside the runtime): the
+/// loop waits for it in epoll instead of blocking in `accept`.
+pub fn into_tokio(listener: std::net::TcpListener) -> tokio::net::TcpListener {
+    listener
+        .set_nonblocking(true)
+        .expect("a bound socket can be made non-blocking");
+    tokio::net::TcpListener::from_std(listener).expect("inside a runtime a std listener converts")
+}
 
 // ANCHOR: accept_loop
 /// The event loop's front door: accept a connection, give it a task, go
 /// straight back to accepting. Every task runs on this one thread; a task
 /// that awaits (a timer, a socket) steps aside for the others.
 pub async fn serve(listener: tokio::net::TcpListener, app: Router) {
-    let mut accept_failures = 0u64;
+    let mut failures = AcceptFailures::default();
     loop {
         let (stream, _peer) = match listener.accept().await {
             Ok(connection) => connection,
             Err(error) => {
                 // Out of file descriptors, most often: say so once, back off, go on.
-                accept_failures += 1;
-                if accept_failures == 1 {
-                    eprintln!(
-                        "warning: accept failed: {error} (raise `ulimit -n` if it says too many open files)"
-                    );
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                failures.note(&error);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
