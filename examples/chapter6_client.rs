@@ -261,5 +261,7 @@ fn results_of(
         record,
         interrupted: false,
         connect: None,
+        hold: None,
+        timed: false,
     }
 }

@@ -123,6 +123,15 @@ pub const CHAPTER8_MINIMAL_LOOP: Example = Example {
     }),
 };
 
+pub const CHAPTER8_THREADS: Example = Example {
+    name: "chapter8_threads",
+    what: "a blocking server that starts a thread for every connection (no pool, no limit)",
+    server: Some(Server {
+        default_port: 8018,
+        capacity: Capacity::Unlimited,
+    }),
+};
+
 pub const CHAPTER3_ASYNC: Example = Example {
     name: "chapter3_async",
     what: "axum on a tokio current-thread runtime: one thread, one event loop",
@@ -194,8 +203,8 @@ pub const ALL: &[Chapter] = &[
         number: Some(8),
         title: "Ten thousand connections",
         page: None,
-        examples: &[CHAPTER8_MINIMAL_LOOP],
-        experiments: none,
+        examples: &[CHAPTER8_THREADS, CHAPTER8_MINIMAL_LOOP],
+        experiments: experiments::chapter8,
     },
     Chapter {
         number: Some(9),

@@ -178,7 +178,15 @@ pub fn lines_svg(
             .x_desc(x_label)
             .y_desc(y_label)
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.2}"))
+            .y_label_formatter(&|y| {
+                if *y >= 100.0 {
+                    format!("{y:.0}")
+                } else if *y >= 1.0 {
+                    format!("{y:.1}")
+                } else {
+                    format!("{y:.2}")
+                }
+            })
             .draw()
             .ok()?;
         let palette = [

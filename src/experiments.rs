@@ -87,6 +87,10 @@ pub struct LoadSpec {
     /// Run for this long (`-z`) instead of `requests` requests; `requests`
     /// then holds the model's estimate, for the prediction.
     pub duration: Option<Duration>,
+    /// Open every connection first at this many per second (`--connect-rate`).
+    pub connect_rate: Option<u32>,
+    /// Keep the connections open and idle this long after the last answer (`--hold`).
+    pub hold: Option<Duration>,
 }
 
 /// Long enough for the slowest request any experiment predicts.
@@ -106,6 +110,8 @@ impl LoadSpec {
             no_keepalive: false,
             extra_args: Vec::new(),
             duration: None,
+            connect_rate: None,
+            hold: None,
         }
     }
 
@@ -130,6 +136,15 @@ impl LoadSpec {
         }
         if self.no_keepalive {
             args.push("--no-keepalive".into());
+        }
+        if let Some(rate) = self.connect_rate {
+            args.extend(["--connect-rate".into(), rate.to_string()]);
+        }
+        if let Some(idle) = self.hold {
+            args.extend([
+                "--hold".into(),
+                humantime::format_duration(idle).to_string(),
+            ]);
         }
         args.extend(self.extra_args.iter().cloned());
         args.push(url.to_string());
@@ -198,6 +213,10 @@ pub struct Group {
     /// Show the group as seed 004's latency table (min, p50, p99, p99.9, max, mean).
     #[serde(default)]
     pub latency_table: bool,
+    /// Show the group as chapter 8's cost table: memory, address space,
+    /// threads and CPU per connection, with charts against connections.
+    #[serde(default)]
+    pub connection_cost: bool,
 }
 
 impl Group {
@@ -210,6 +229,7 @@ impl Group {
             cpu_per_request: false,
             series: None,
             latency_table: false,
+            connection_cost: false,
         }
     }
 }
@@ -1175,6 +1195,147 @@ pub fn chapter7(scale: f64) -> Vec<Experiment> {
             experiments.push(experiment);
         }
     }
+    experiments
+}
+
+/// One of chapter 8's servers: file-name part, in words (a chart's line), as started.
+type HeldServer = (&'static str, &'static str, ServerUnderTest);
+
+/// Chapter 8's servers.
+fn chapter8_servers() -> Vec<HeldServer> {
+    vec![
+        (
+            "threads",
+            "a thread per connection",
+            ServerUnderTest::of(&chapters::CHAPTER8_THREADS)
+                .with_args(&[], "a thread per connection (2 MiB stacks)"),
+        ),
+        (
+            "axum",
+            "axum on tokio",
+            ServerUnderTest::of(&chapters::CHAPTER3_ASYNC)
+                .with_args(&[], "chapter 3's axum on a tokio current-thread loop"),
+        ),
+        (
+            "loop",
+            "minimal loop",
+            ServerUnderTest::of(&chapters::CHAPTER8_MINIMAL_LOOP).with_args(
+                &[],
+                "the minimal loop (mio, one thread, no buffer while waiting)",
+            ),
+        ),
+    ]
+}
+
+/// How fast chapter 8 opens its connections: under the listen backlog
+/// (1,024) per ~200 ms, so no SYN is dropped and retransmitted.
+pub const CHAPTER8_CONNECT_RATE: u32 = 5000;
+
+/// One chapter 8 row: `connections` held open against `server`, either each
+/// with a `delay` request always in flight for `duration` (busy), or, with
+/// `hold`, each sending one request and then idle for `hold`.
+fn held_connections(
+    (name, series, server): HeldServer,
+    connections: usize,
+    delay: Duration,
+    duration: Duration,
+    hold: Option<Duration>,
+) -> Experiment {
+    let (group, load) = match hold {
+        None => {
+            let rate = model::steady_throughput(connections, server.capacity, delay);
+            let estimate = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
+            let mut load = LoadSpec::new(
+                format!("/sleep?ms={}", delay.as_millis()),
+                estimate,
+                connections,
+                delay,
+            );
+            load.duration = Some(duration);
+            ("held_busy", load)
+        }
+        Some(idle) => {
+            let mut load =
+                LoadSpec::new("/".into(), connections as u64, connections, Duration::ZERO);
+            load.hold = Some(idle);
+            ("held_idle", load)
+        }
+    };
+    let load = LoadSpec {
+        connect_rate: Some(CHAPTER8_CONNECT_RATE),
+        timeout: Duration::from_secs(30),
+        ..load
+    };
+    let title = format!(
+        "{}, {} connections {}",
+        server.model,
+        connections,
+        if hold.is_some() {
+            "idle after one request"
+        } else {
+            "each with a request in flight"
+        }
+    );
+    let mut experiment = Experiment::new(8, ("", ""), title, server, vec![load]);
+    experiment.slug = format!("{group}_{name}_{connections}");
+    let mut row = Group::new(group, series.to_string());
+    row.x = Some(connections as f64);
+    row.series = Some(series.to_string());
+    row.connection_cost = true;
+    experiment.group = Some(row);
+    experiment
+}
+
+/// Chapter 8: 100, 1,000 and 10,000 connections held open against a thread
+/// per connection, axum, and the minimal loop; busy (a 1 s request always in
+/// flight) and idle (kept alive after one request).
+pub fn chapter8(scale: f64) -> Vec<Experiment> {
+    let delay = scaled(1000, scale);
+    let duration = scaled(10_000, scale);
+    let hold = scaled(3000, scale);
+    let mut experiments = Vec::new();
+    for (name, series, server) in chapter8_servers() {
+        for connections in [100usize, 1000, 10_000] {
+            let server = || (name, series, server.clone());
+            experiments.push(held_connections(
+                server(),
+                connections,
+                delay,
+                duration,
+                None,
+            ));
+            experiments.push(held_connections(
+                server(),
+                connections,
+                delay,
+                duration,
+                Some(hold),
+            ));
+        }
+    }
+    // The stack a thread reserves is not the memory it uses: the same 10,000
+    // threads with 64 KiB stacks instead of 2 MiB.
+    let small_stacks = ServerUnderTest::of(&chapters::CHAPTER8_THREADS).with_args(
+        &["--stack-kib", "64"],
+        "a thread per connection (64 KiB stacks)",
+    );
+    let mut experiment = held_connections(
+        (
+            "threads_stack64",
+            "a thread per connection, 64 KiB stacks",
+            small_stacks,
+        ),
+        10_000,
+        delay,
+        duration,
+        None,
+    );
+    if let Some(row) = experiment.group.as_mut() {
+        // A row of the table, not a line of the chart.
+        row.series = None;
+        row.x = None;
+    }
+    experiments.push(experiment);
     experiments
 }
 

@@ -410,6 +410,11 @@ pub fn write_chapter(dir: &Path, record: &ChapterRecord) -> Result<Vec<PathBuf>,
             write(&path, &svg)?;
             written.push(path);
         }
+        for (suffix, svg) in connection_cost_charts(record, &members) {
+            let path = dir.join(format!("chapter{}_{name}_{suffix}.svg", record.chapter));
+            write(&path, &svg)?;
+            written.push(path);
+        }
     }
     Ok(written)
 }
@@ -492,6 +497,12 @@ pub fn sticky_prediction_s(experiment: &ExperimentRecord) -> Option<f64> {
 /// the seed's own number where it had one, how the connections spread over
 /// the workers, the loop's lag, and the server's threads and memory.
 pub fn group_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    if members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.connection_cost))
+    {
+        return connection_cost_table(record, members);
+    }
     if members
         .iter()
         .any(|e| e.group.as_ref().is_some_and(|g| g.latency_table))
@@ -681,6 +692,167 @@ fn latency_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
     out
 }
 
+/// Whether a chapter 8 row held its connections idle (`--hold`) rather than busy.
+fn held_idle(load: &LoadOutcome) -> bool {
+    load.measured.hold.is_some()
+}
+
+/// Chapter 8's table: what each held connection cost the server (resident
+/// memory and address space added, per connection; threads; CPU per request)
+/// and, for busy connections, the rate against Little's law and the tail.
+fn connection_cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let idle = members
+        .iter()
+        .any(|e| e.loads.first().is_some_and(held_idle));
+    let head = if idle {
+        "| server | connections | still open after the hold | threads | peak RSS | **RSS per connection** | address space per connection | SYNs dropped |"
+    } else {
+        "| server | connections | Little's law req/s | **steady req/s** | req/s over the run | p50 | p99 | threads | peak RSS | **RSS per connection** | address space per connection | CPU per request | SYNs dropped |"
+    };
+    let columns = head.matches(" | ").count() + 1;
+    let mut out = format!("{head}\n|---|{}\n", "--:|".repeat(columns - 1));
+    for experiment in members {
+        let Some(load) = experiment.loads.first() else {
+            continue;
+        };
+        let m = &load.measured;
+        let samples = experiment.samples.as_ref();
+        let sampled = |show: &dyn Fn(&crate::sample::ServerSamples) -> String| {
+            samples.map_or_else(|| "—".to_string(), show)
+        };
+        let kib = |value: f64| {
+            if value >= 100.0 {
+                format!("{value:.0} KiB")
+            } else {
+                format!("{value:.1} KiB")
+            }
+        };
+        let mut row = vec![
+            row_label(experiment).to_string(),
+            thousands(load.connections as u64),
+        ];
+        if idle {
+            row.push(m.hold.map_or_else(
+                || "—".to_string(),
+                |hold| format!("{} of {}", thousands(hold.still_open), thousands(hold.held)),
+            ));
+        } else {
+            row.extend([
+                format!("{:.0}", load.predicted.rps),
+                m.steady_rps
+                    .map_or_else(|| "—".to_string(), |rate| format!("**{rate:.0}**")),
+                format!("{:.0}", m.rps),
+                format_opt_ms(m.latency_ms.p50),
+                format_opt_ms(m.latency_ms.p99),
+            ]);
+        }
+        row.extend([
+            sampled(&|s| thousands(s.peak_threads)),
+            sampled(&|s| format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0)),
+            sampled(&|s| format!("**{}**", kib(s.rss_per_connection_kib(load.connections)))),
+            sampled(&|s| kib(s.vm_per_connection_kib(load.connections))),
+        ]);
+        if !idle {
+            row.push(sampled(&|s| {
+                let requests = m.requests.completed.max(1) as f64;
+                if s.cpu_ms == 0 {
+                    // CPU time is counted in 10 ms clock ticks: less than one tick.
+                    format!("< {:.0} µs", 10_000.0 / requests)
+                } else {
+                    format!("{:.0} µs", s.cpu_ms as f64 * 1000.0 / requests)
+                }
+            }));
+        }
+        row.push(
+            experiment
+                .listen_overflows
+                .map_or_else(|| "—".to_string(), thousands),
+        );
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+/// Chapter 8's charts, against connections held (one line per server):
+/// resident memory per connection, and for busy connections the steady rate
+/// beside Little's law. File-name suffix and SVG.
+pub fn connection_cost_charts(
+    record: &ChapterRecord,
+    members: &[&ExperimentRecord],
+) -> Vec<(&'static str, String)> {
+    if !members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.connection_cost))
+    {
+        return Vec::new();
+    }
+    type Lines = Vec<(String, Vec<(f64, f64)>)>;
+    let add = |lines: &mut Lines, series: &str, point: (f64, f64)| match lines
+        .iter_mut()
+        .find(|(name, _)| name == series)
+    {
+        Some((_, points)) => points.push(point),
+        None => lines.push((series.to_string(), vec![point])),
+    };
+    let (mut memory, mut steady, mut littles_law) = (Lines::new(), Lines::new(), Lines::new());
+    let mut idle = false;
+    for experiment in members {
+        let (Some(group), Some(load)) = (&experiment.group, experiment.loads.first()) else {
+            continue;
+        };
+        let (Some(series), Some(x)) = (&group.series, group.x) else {
+            continue;
+        };
+        idle |= held_idle(load);
+        if let Some(samples) = &experiment.samples {
+            let per_connection = samples.rss_per_connection_kib(load.connections);
+            // A log scale has no zero: a server that added no whole page is left off.
+            if per_connection > 0.0 {
+                add(&mut memory, series, (x, per_connection));
+            }
+        }
+        if let Some(rate) = load.measured.steady_rps {
+            add(&mut steady, series, (x, rate));
+            add(&mut littles_law, series, (x, load.predicted.rps));
+        }
+    }
+    let Some(first) = members.first().and_then(|e| e.loads.first()) else {
+        return Vec::new();
+    };
+    let held = if idle {
+        "idle after one request".to_string()
+    } else {
+        format!("each waiting on {}", first.path)
+    };
+    let mut charts = Vec::new();
+    if let Some(svg) = crate::charts::lines_svg(
+        &format!("Chapter {}: memory per connection, {held}", record.chapter),
+        "connections held open",
+        "resident memory per connection, KiB",
+        &memory,
+        &[],
+    ) {
+        charts.push(("rss", svg));
+    }
+    if !idle
+        && let Some(svg) = crate::charts::lines_svg(
+            &format!(
+                "Chapter {}: steady requests/s, {held} (thin: Little's law)",
+                record.chapter
+            ),
+            "connections held open",
+            "requests per second",
+            &steady,
+            &littles_law,
+        )
+    {
+        charts.push(("rps", svg));
+    }
+    charts
+}
+
 /// Seed 004's own rows, in the same columns, under chapter 7's 0 ms table
 /// (its upstream was nginx): what Python measured, beside what Rust does.
 fn seed_004_rows() -> String {
@@ -746,6 +918,13 @@ pub fn sweep_chart(
     name: &str,
     members: &[&ExperimentRecord],
 ) -> Option<String> {
+    if members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.connection_cost))
+    {
+        // Chapter 8 draws its own: connection_cost_charts.
+        return None;
+    }
     if members
         .iter()
         .any(|e| e.group.as_ref().is_some_and(|g| g.series.is_some()))

@@ -21,6 +21,9 @@ pub struct Sample {
     /// Milliseconds since sampling began.
     pub at_ms: u64,
     pub rss_kib: u64,
+    /// Address space reserved (VmSize): what threads' stacks reserve, touched or not.
+    #[serde(default)]
+    pub vm_kib: u64,
     pub threads: u64,
     pub processes: u64,
     /// User + system CPU time used so far, in milliseconds.
@@ -33,6 +36,8 @@ pub struct ServerSamples {
     /// Before the load started.
     pub before: Sample,
     pub peak_rss_kib: u64,
+    #[serde(default)]
+    pub peak_vm_kib: u64,
     pub peak_threads: u64,
     pub peak_processes: u64,
     /// CPU time the server used during the run, in milliseconds.
@@ -48,6 +53,11 @@ impl ServerSamples {
     /// Resident memory the run added, per connection: (peak − before) / connections.
     pub fn rss_per_connection_kib(&self, connections: usize) -> f64 {
         self.peak_rss_kib.saturating_sub(self.before.rss_kib) as f64 / connections.max(1) as f64
+    }
+
+    /// Address space the run added, per connection: (peak − before) / connections.
+    pub fn vm_per_connection_kib(&self, connections: usize) -> f64 {
+        self.peak_vm_kib.saturating_sub(self.before.vm_kib) as f64 / connections.max(1) as f64
     }
 }
 
@@ -93,14 +103,16 @@ impl Sampler {
         samples.insert(0, self.before);
         let peak = |field: fn(&Sample) -> u64| samples.iter().map(field).max().unwrap_or(0);
         let last_cpu = samples.last().map_or(0, |sample| sample.cpu_ms);
-        let (peak_rss_kib, peak_threads, peak_processes) = (
+        let (peak_rss_kib, peak_vm_kib, peak_threads, peak_processes) = (
             peak(|s| s.rss_kib),
+            peak(|s| s.vm_kib),
             peak(|s| s.threads),
             peak(|s| s.processes),
         );
         ServerSamples {
             before: self.before,
             peak_rss_kib,
+            peak_vm_kib,
             peak_threads,
             peak_processes,
             cpu_ms: last_cpu.saturating_sub(self.before.cpu_ms),
@@ -122,6 +134,7 @@ fn look(pid: u32, started: Instant) -> Option<Sample> {
     let mut sample = Sample {
         at_ms: started.elapsed().as_millis() as u64,
         rss_kib: 0,
+        vm_kib: 0,
         threads: 0,
         processes: 0,
         cpu_ms: 0,
@@ -137,16 +150,18 @@ fn look(pid: u32, started: Instant) -> Option<Sample> {
         };
         first = false;
         sample.rss_kib += one.rss_kib;
+        sample.vm_kib += one.vm_kib;
         sample.threads += one.threads;
         sample.cpu_ms += one.cpu_ms;
         sample.processes += 1;
-        pending.extend(children(pid));
+        pending.extend(children(pid, one.threads));
     }
     Some(sample)
 }
 
 struct ProcessLook {
     rss_kib: u64,
+    vm_kib: u64,
     threads: u64,
     cpu_ms: u64,
 }
@@ -171,6 +186,7 @@ fn read_process(pid: u32) -> Option<ProcessLook> {
     let cpu_ms = (ticks(11)? + ticks(12)?) * 1000 / clock_ticks;
     Some(ProcessLook {
         rss_kib: field("VmRSS:").unwrap_or(0),
+        vm_kib: field("VmSize:").unwrap_or(0),
         threads: field("Threads:").unwrap_or(0),
         cpu_ms,
     })
@@ -197,7 +213,7 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     let mut found = Vec::new();
     let mut next = vec![pid];
     while let Some(parent) = next.pop() {
-        for child in children(parent) {
+        for child in children(parent, 0) {
             found.push(child);
             next.push(child);
         }
@@ -205,14 +221,29 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-/// The children of every thread of `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
+/// Above this many threads, a look reads only the main thread's children:
+/// reading ten thousand threads' lists every few milliseconds would cost the
+/// machine more than the server being watched (chapter 8). The book's servers
+/// start their worker processes from the main thread.
+const THREADS_LOOKED_THROUGH: u64 = 64;
+
+/// The children of every thread of `pid` (of its main thread only, if it has
+/// more than [`THREADS_LOOKED_THROUGH`]; `threads` 0: not known, look through all).
+fn children(pid: u32, threads: u64) -> Vec<u32> {
+    let lists: Vec<std::path::PathBuf> = if threads > THREADS_LOOKED_THROUGH {
+        vec![format!("/proc/{pid}/task/{pid}/children").into()]
+    } else {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .map(|task| task.path().join("children"))
+            .collect()
     };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+    lists
+        .into_iter()
+        .filter_map(|list| std::fs::read_to_string(list).ok())
         .flat_map(|list| {
             list.split_whitespace()
                 .filter_map(|child| child.parse().ok())

@@ -54,6 +54,11 @@ pub struct LoadArgs {
     /// from the latencies (for thousands of connections: chapter 8).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub connect_rate: Option<u32>,
+    /// After the last answer, keep every connection open and idle this long
+    /// (e.g. 5s), then report how many the server still had open: what idle
+    /// kept-alive connections cost a server (chapter 8). Not in the run's time.
+    #[arg(long, value_parser = parse_duration)]
+    pub hold: Option<Duration>,
     /// OS threads driving the connections [default: one per two cores, at most -c;
     /// the other cores are left to the server on the same machine].
     #[arg(long)]
@@ -92,6 +97,11 @@ impl LoadArgs {
             }
             None => Stop::AfterRequests(self.requests),
         };
+        if self.hold.is_some() && self.no_keepalive {
+            return Err(
+                "--hold keeps kept-alive connections open; it cannot go with --no-keepalive".into(),
+            );
+        }
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
         }
@@ -110,6 +120,7 @@ impl LoadArgs {
                 .unwrap_or_else(|| default_threads(self.connections)),
             fixed_share: self.fixed_share,
             connect_rate: self.connect_rate,
+            hold: self.hold,
         })
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::http1::{Connection, ExchangeError, RequestBytes};
-use super::record::{ConnectPhase, ErrorKind, Failure, Recorder, Results, Span};
+use super::record::{ConnectPhase, ErrorKind, Failure, HoldPhase, Recorder, Results, Span};
 use super::target::Target;
 
 /// When a run stops sending.
@@ -53,6 +53,10 @@ pub struct LoadConfig {
     /// at once would overflow the listen backlog, and the kernel's 1 s
     /// retransmits would land inside the latencies).
     pub connect_rate: Option<u32>,
+    /// After the last answer, keep every open connection idle this long,
+    /// then see which the server still holds (chapter 8: what an idle
+    /// kept-alive connection costs a server). Not part of the run's time.
+    pub hold: Option<Duration>,
 }
 
 impl LoadConfig {
@@ -68,6 +72,7 @@ impl LoadConfig {
             threads: default_threads(connections),
             fixed_share: false,
             connect_rate: None,
+            hold: None,
         }
     }
 }
@@ -90,9 +95,9 @@ struct Shared {
     failed: AtomicU64,
     cancelled: AtomicBool,
     cancel: watch::Sender<bool>,
-    /// Connections still sending; the last to finish says so on `all_done`.
+    /// Connections still sending; the last to finish says when on `all_done`.
     active: AtomicUsize,
-    all_done: watch::Sender<bool>,
+    all_done: watch::Sender<Option<Instant>>,
     /// With `connect_rate`: connections through their connect attempt, and
     /// when the last one was (the requests start then).
     connected: AtomicUsize,
@@ -162,7 +167,7 @@ impl LoadRun {
         check_open_files(config.connections)?;
         let thread_count = config.threads.clamp(1, config.connections.max(1));
         let (cancel, _) = watch::channel(false);
-        let (all_done, _) = watch::channel(false);
+        let (all_done, _) = watch::channel(None);
         let (all_connected, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             connected: AtomicUsize::new(0),
@@ -255,8 +260,18 @@ impl LoadRun {
             opened: record.preconnected,
             slowest: Duration::from_micros(record.slowest_connect_us),
         });
+        // A held run's last answer came before its connections closed.
+        let last_answer = *self.shared.all_done.borrow();
+        if let (Some(_), Some(done)) = (self.shared.config.hold, last_answer) {
+            finished = done;
+        }
         let duration =
             finished.saturating_duration_since(requests_began.unwrap_or(self.shared.started));
+        let hold = self.shared.config.hold.map(|idle| HoldPhase {
+            idle,
+            held: record.held,
+            still_open: record.still_open,
+        });
         Results {
             url: self.shared.config.target.url.clone(),
             connections: self.shared.config.connections,
@@ -264,6 +279,8 @@ impl LoadRun {
             record,
             interrupted: self.shared.cancelled.load(Ordering::Relaxed),
             connect,
+            hold,
+            timed: matches!(self.shared.config.stop, Stop::AfterDuration(_)),
         }
     }
 }
@@ -389,6 +406,10 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>, num
     if let Some(rate) = config.connect_rate {
         preconnect(&shared, &record, number, rate, &mut connection).await;
     }
+    // This connection's pace: how many answers, the first and the last.
+    let mut answers = 0u64;
+    let mut first_answer = None;
+    let mut last_answer = Instant::now();
     while own_share > 0 && shared.take_ticket() {
         own_share -= 1;
         let started = Instant::now();
@@ -428,6 +449,9 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>, num
             });
             match outcome {
                 Ok(status) => {
+                    answers += 1;
+                    first_answer.get_or_insert(ended);
+                    last_answer = ended;
                     record.completed(status, ended - started);
                     shared.completed.fetch_add(1, Ordering::Relaxed);
                     false
@@ -454,17 +478,36 @@ async fn connection_loop(shared: Arc<Shared>, record: Rc<RefCell<Recorder>>, num
             backoff = Duration::ZERO;
         }
     }
+    if let Some(first) = first_answer {
+        record.borrow_mut().paced(answers, first, last_answer);
+    }
     done.finish();
     // Like hey, oha and browsers, keep the connection open until the whole
     // run is over: closing it early would hand the server a free thread that
     // a real client would not give it, and hide a server that starves
     // connections it cannot read.
-    if connection.is_some() {
+    if let Some(open) = connection.as_mut() {
         let mut all_done = shared.all_done.subscribe();
-        let _ = all_done.wait_for(|done| *done).await;
+        let _ = all_done.wait_for(Option::is_some).await;
+        if let Some(idle) = config.hold {
+            hold_idle(open, idle, &record).await;
+        }
     }
 }
 // ANCHOR_END: connection_loop
+
+// ANCHOR: hold
+/// `--hold`: the run is over; this kept-alive connection stays open and
+/// silent for `idle`, as a browser's does between clicks, and then says
+/// whether the server still has it open.
+async fn hold_idle(connection: &mut Connection, idle: Duration, record: &RefCell<Recorder>) {
+    tokio::time::sleep(idle).await;
+    let open = connection.is_open();
+    let mut record = record.borrow_mut();
+    record.held += 1;
+    record.still_open += u64::from(open);
+}
+// ANCHOR_END: hold
 
 /// The first and the longest wait after running out of descriptors or ports.
 const MIN_BACKOFF: Duration = Duration::from_millis(5);
@@ -493,7 +536,7 @@ impl<'a> ConnectionDone<'a> {
         if !self.finished {
             self.finished = true;
             if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.shared.all_done.send_replace(true);
+                self.shared.all_done.send_replace(Some(Instant::now()));
             }
         }
     }

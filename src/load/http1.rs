@@ -94,6 +94,18 @@ impl Connection {
         })
     }
 
+    /// Whether the server still has this connection open: nothing to read
+    /// yet means open; end of stream (or an error) means it was closed.
+    pub fn is_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(error) => error.kind() == io::ErrorKind::WouldBlock,
+            Ok(0) => false,
+            // Bytes nobody asked for: open, if odd.
+            Ok(_) => true,
+        }
+    }
+
     /// Sends `request` and reads the whole response to it.
     pub async fn exchange(&mut self, request: &RequestBytes) -> Result<Response, ExchangeError> {
         let reused = self.responses > 0;

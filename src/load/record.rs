@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -115,6 +115,14 @@ pub struct Recorder {
     /// Connections opened before the requests (`--connect-rate`), and the slowest.
     pub preconnected: u64,
     pub slowest_connect_us: u64,
+    /// With `--hold`: connections held idle after the run, and how many of
+    /// them the server still had open at the end.
+    pub held: u64,
+    pub still_open: u64,
+    /// Each connection's own pace while it ran, summed: (answers − 1) /
+    /// (last answer − first answer), over the connections with two answers or more.
+    pub paced_rps: f64,
+    pub paced_connections: u64,
 }
 
 impl Default for Recorder {
@@ -133,6 +141,10 @@ impl Default for Recorder {
             failures: BTreeMap::new(),
             preconnected: 0,
             slowest_connect_us: 0,
+            held: 0,
+            still_open: 0,
+            paced_rps: 0.0,
+            paced_connections: 0,
         }
     }
 }
@@ -166,6 +178,16 @@ impl Recorder {
         }
     }
 
+    /// Notes one connection's pace: `answers` whole responses, the first at
+    /// `first` and the last at `last`.
+    pub fn paced(&mut self, answers: u64, first: Instant, last: Instant) {
+        let between = last.saturating_duration_since(first).as_secs_f64();
+        if answers >= 2 && between > 0.0 {
+            self.paced_rps += (answers - 1) as f64 / between;
+            self.paced_connections += 1;
+        }
+    }
+
     /// Adds another recorder's counts to this one.
     pub fn merge(&mut self, other: &Recorder) {
         self.sent += other.sent;
@@ -176,6 +198,10 @@ impl Recorder {
         self.timeline.truncate(TIMELINE_CAP);
         self.problems.extend(other.problems.iter().cloned());
         self.preconnected += other.preconnected;
+        self.held += other.held;
+        self.paced_rps += other.paced_rps;
+        self.paced_connections += other.paced_connections;
+        self.still_open += other.still_open;
         self.slowest_connect_us = self.slowest_connect_us.max(other.slowest_connect_us);
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
@@ -215,6 +241,20 @@ pub struct Results {
     /// With `--connect-rate`: how the connections were opened before the
     /// first request (not part of `duration` nor of any latency).
     pub connect: Option<ConnectPhase>,
+    /// With `--hold`: the connections kept open and idle after the last answer.
+    pub hold: Option<HoldPhase>,
+    /// The run stopped after a duration (`-z`) rather than a count.
+    pub timed: bool,
+}
+
+/// The connections held open and idle after the last answer (`--hold`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HoldPhase {
+    pub idle: Duration,
+    /// Connections that were open when the run ended, and so were held.
+    pub held: u64,
+    /// Of those, the ones the server had not closed by the end.
+    pub still_open: u64,
 }
 
 /// The connections opened before any request was sent.
@@ -241,6 +281,17 @@ impl Results {
     /// accounted for, as it must be (the tests hold the engine to it).
     pub fn sent(&self) -> u64 {
         self.record.sent
+    }
+
+    /// The steady rate of a timed run (`-z`): every connection's own answers
+    /// per second between its first and last answer, summed. In a closed
+    /// model that is the server's rate while every connection is busy, with
+    /// neither the start (connections still sending their first request) nor
+    /// the end (the last requests draining) inside. `None` unless the run was
+    /// timed and every connection answered at least twice.
+    pub fn steady_rps(&self) -> Option<f64> {
+        (self.timed && self.record.paced_connections == self.connections as u64)
+            .then_some(self.record.paced_rps)
     }
 
     /// Completed requests per second of the run.

@@ -22,6 +22,10 @@ pub struct Summary {
     pub retries: u64,
     /// Completed requests per second.
     pub rps: f64,
+    /// A timed run's steady rate: each connection's answers per second
+    /// between its first and last answer, summed (no start, no drain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_rps: Option<f64>,
     /// Latencies of completed requests; all null when none completed.
     pub latency_ms: LatencyMs,
     pub status_codes: BTreeMap<String, u64>,
@@ -29,6 +33,18 @@ pub struct Summary {
     /// With `--connect-rate`: the connecting before the first request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect: Option<ConnectSummary>,
+    /// With `--hold`: the connections held idle after the last answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldSummary>,
+}
+
+/// The idle phase of a `--hold` run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct HoldSummary {
+    pub idle_s: f64,
+    pub held: u64,
+    /// Connections the server had not closed when the hold ended.
+    pub still_open: u64,
 }
 
 /// The connect phase of a `--connect-rate` run.
@@ -79,6 +95,7 @@ impl Summary {
             },
             retries: results.record.retries,
             rps: (results.rps() * 1e3).round() / 1e3,
+            steady_rps: results.steady_rps().map(|rate| (rate * 1e3).round() / 1e3),
             latency_ms: LatencyMs {
                 min: ms(results.fastest()),
                 mean: ms(results.mean()),
@@ -106,6 +123,11 @@ impl Summary {
                 duration_s: (phase.took.as_secs_f64() * 1e6).round() / 1e6,
                 opened: phase.opened,
                 slowest_ms: (phase.slowest.as_secs_f64() * 1e6).round() / 1e3,
+            }),
+            hold: results.hold.map(|phase| HoldSummary {
+                idle_s: phase.idle.as_secs_f64(),
+                held: phase.held,
+                still_open: phase.still_open,
             }),
         }
     }
@@ -153,8 +175,23 @@ pub fn text(results: &Results) -> String {
             human(phase.slowest)
         );
     }
+    if let Some(phase) = results.hold {
+        let _ = writeln!(
+            out,
+            "  Holding:      {} connections idle for {} after the last answer; {} still open at the end",
+            phase.held,
+            humantime::format_duration(phase.idle),
+            phase.still_open
+        );
+    }
     let _ = writeln!(out, "  Total:        {}", human(results.duration));
     let _ = writeln!(out, "  Requests/s:   {:.2}", results.rps());
+    if let Some(rate) = results.steady_rps() {
+        let _ = writeln!(
+            out,
+            "  Steady:       {rate:.2} requests/s (each connection's pace between its first and last answer, summed)"
+        );
+    }
     let requests = summary.requests;
     let _ = writeln!(
         out,
