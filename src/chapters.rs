@@ -202,7 +202,7 @@ pub const ALL: &[Chapter] = &[
     Chapter {
         number: Some(8),
         title: "Ten thousand connections",
-        page: None,
+        page: Some("chapter8_connections.md"),
         examples: &[CHAPTER8_THREADS, CHAPTER8_MINIMAL_LOOP],
         experiments: experiments::chapter8,
     },

@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,9 @@ pub struct ChapterRecord {
     /// Delays scaled down (`--quick`): not for the book.
     pub quick: bool,
     pub experiments: Vec<ExperimentRecord>,
+    /// The machine's limits on connections and threads, as read for this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<crate::sys::Limit>,
 }
 
 /// The command a reader runs to redo one chapter's numbers.
@@ -415,6 +419,20 @@ pub fn write_chapter(dir: &Path, record: &ChapterRecord) -> Result<Vec<PathBuf>,
             write(&path, &svg)?;
             written.push(path);
         }
+        if let Some(summary) = connection_cost_summary(&members) {
+            let path = dir.join(format!("chapter{}_{name}_summary.md", record.chapter));
+            write(&path, &summary)?;
+            written.push(path);
+        }
+    }
+    if groups(record).iter().any(|(_, members)| {
+        members
+            .iter()
+            .any(|e| e.group.as_ref().is_some_and(|g| g.connection_cost))
+    }) {
+        let path = dir.join(format!("chapter{}_limits.md", record.chapter));
+        write(&path, &limits_table(record))?;
+        written.push(path);
     }
     Ok(written)
 }
@@ -705,9 +723,9 @@ fn connection_cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) 
         .iter()
         .any(|e| e.loads.first().is_some_and(held_idle));
     let head = if idle {
-        "| server | connections | still open after the hold | threads | peak RSS | **RSS per connection** | address space per connection | SYNs dropped |"
+        "| server | connections | still open after the hold | threads | peak RSS | **RSS per connection** | kernel stacks and page tables per connection | address space per connection | SYNs dropped |"
     } else {
-        "| server | connections | Little's law req/s | **steady req/s** | req/s over the run | p50 | p99 | threads | peak RSS | **RSS per connection** | address space per connection | CPU per request | SYNs dropped |"
+        "| server | connections | Little's law req/s | **steady req/s** | req/s over the run | p50 | p99 | threads | peak RSS | **RSS per connection** | kernel stacks and page tables per connection | address space per connection | CPU per request | SYNs dropped |"
     };
     let columns = head.matches(" | ").count() + 1;
     let mut out = format!("{head}\n|---|{}\n", "--:|".repeat(columns - 1));
@@ -722,7 +740,7 @@ fn connection_cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) 
         };
         let kib = |value: f64| {
             if value >= 100.0 {
-                format!("{value:.0} KiB")
+                format!("{} KiB", thousands(value.round() as u64))
             } else {
                 format!("{value:.1} KiB")
             }
@@ -738,10 +756,12 @@ fn connection_cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) 
             ));
         } else {
             row.extend([
-                format!("{:.0}", load.predicted.rps),
-                m.steady_rps
-                    .map_or_else(|| "—".to_string(), |rate| format!("**{rate:.0}**")),
-                format!("{:.0}", m.rps),
+                thousands(load.predicted.rps.round() as u64),
+                m.steady_rps.map_or_else(
+                    || "—".to_string(),
+                    |rate| format!("**{}**", thousands(rate.round() as u64)),
+                ),
+                thousands(m.rps.round() as u64),
                 format_opt_ms(m.latency_ms.p50),
                 format_opt_ms(m.latency_ms.p99),
             ]);
@@ -750,6 +770,7 @@ fn connection_cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) 
             sampled(&|s| thousands(s.peak_threads)),
             sampled(&|s| format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0)),
             sampled(&|s| format!("**{}**", kib(s.rss_per_connection_kib(load.connections)))),
+            sampled(&|s| kib(s.kernel_per_connection_kib(load.connections))),
             sampled(&|s| kib(s.vm_per_connection_kib(load.connections))),
         ]);
         if !idle {
@@ -773,6 +794,80 @@ fn connection_cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) 
     out.push('\n');
     out.push_str(&stamp(record));
     out
+}
+
+/// The machine's limits on connections, as the run read them.
+fn limits_table(record: &ChapterRecord) -> String {
+    if record.limits.is_empty() {
+        return "*This record has no limits read (made before the book read them).*\n".into();
+    }
+    let mut out = String::from("| limit | here | what it caps, and the fix |\n|---|--:|---|\n");
+    for limit in &record.limits {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            limit.name, limit.value, limit.meaning
+        );
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+/// Chapter 8's findings at the most connections, in sentences made from the
+/// records: per server, the rate against Little's law, the tail, and what a
+/// connection cost.
+fn connection_cost_summary(members: &[&ExperimentRecord]) -> Option<String> {
+    if !members
+        .iter()
+        .any(|e| e.group.as_ref().is_some_and(|g| g.connection_cost))
+    {
+        return None;
+    }
+    let most = members
+        .iter()
+        .map(|e| e.loads.first().map_or(0, |l| l.connections))
+        .max()?;
+    let mut out = format!("At {} connections:\n\n", thousands(most as u64));
+    for experiment in members {
+        let Some(load) = experiment.loads.first().filter(|l| l.connections == most) else {
+            continue;
+        };
+        let samples = experiment.samples.as_ref()?;
+        let m = &load.measured;
+        let mut line = format!("- **{}**: ", row_label(experiment));
+        if let Some(rate) = m.steady_rps {
+            let _ = write!(
+                line,
+                "{} requests/s steady, {:.1} % of Little's law's {}, p99 {}; ",
+                thousands(rate.round() as u64),
+                100.0 * rate / load.predicted.rps,
+                thousands(load.predicted.rps.round() as u64),
+                format_opt_ms(m.latency_ms.p99),
+            );
+        }
+        if let Some(hold) = m.hold {
+            let _ = write!(
+                line,
+                "{} of {} still open after {} idle; ",
+                thousands(hold.still_open),
+                thousands(hold.held),
+                humantime::format_duration(Duration::from_secs_f64(hold.idle_s)),
+            );
+        }
+        let _ = writeln!(
+            line,
+            "{:.1} KiB resident, {:.1} KiB of kernel stacks and page tables and {} KiB of \
+             address space per connection, {} thread{}.",
+            samples.rss_per_connection_kib(most),
+            samples.kernel_per_connection_kib(most),
+            thousands(samples.vm_per_connection_kib(most).round() as u64),
+            thousands(samples.peak_threads),
+            if samples.peak_threads == 1 { "" } else { "s" },
+        );
+        out.push_str(&line);
+    }
+    Some(out)
 }
 
 /// Chapter 8's charts, against connections held (one line per server):

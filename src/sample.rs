@@ -22,8 +22,12 @@ pub struct Sample {
     pub at_ms: u64,
     pub rss_kib: u64,
     /// Address space reserved (VmSize): what threads' stacks reserve, touched or not.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub vm_kib: u64,
+    /// Machine-wide kernel memory that grows with threads and mappings
+    /// (`KernelStack` + `PageTables` in `/proc/meminfo`): in no process's RSS.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kernel_kib: u64,
     pub threads: u64,
     pub processes: u64,
     /// User + system CPU time used so far, in milliseconds.
@@ -36,14 +40,22 @@ pub struct ServerSamples {
     /// Before the load started.
     pub before: Sample,
     pub peak_rss_kib: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub peak_vm_kib: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub peak_kernel_kib: u64,
     pub peak_threads: u64,
     pub peak_processes: u64,
     /// CPU time the server used during the run, in milliseconds.
     pub cpu_ms: u64,
     /// Every sample, thinned to at most [`KEPT_SAMPLES`].
     pub samples: Vec<Sample>,
+}
+
+/// Fields added to the record later are left out when zero, so records made
+/// before them read back and write out unchanged.
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// The most samples a record keeps (evenly thinned beyond that).
@@ -53,6 +65,12 @@ impl ServerSamples {
     /// Resident memory the run added, per connection: (peak − before) / connections.
     pub fn rss_per_connection_kib(&self, connections: usize) -> f64 {
         self.peak_rss_kib.saturating_sub(self.before.rss_kib) as f64 / connections.max(1) as f64
+    }
+
+    /// Kernel stacks and page tables the run added (machine-wide), per connection.
+    pub fn kernel_per_connection_kib(&self, connections: usize) -> f64 {
+        self.peak_kernel_kib.saturating_sub(self.before.kernel_kib) as f64
+            / connections.max(1) as f64
     }
 
     /// Address space the run added, per connection: (peak − before) / connections.
@@ -103,9 +121,10 @@ impl Sampler {
         samples.insert(0, self.before);
         let peak = |field: fn(&Sample) -> u64| samples.iter().map(field).max().unwrap_or(0);
         let last_cpu = samples.last().map_or(0, |sample| sample.cpu_ms);
-        let (peak_rss_kib, peak_vm_kib, peak_threads, peak_processes) = (
+        let (peak_rss_kib, peak_vm_kib, peak_kernel_kib, peak_threads, peak_processes) = (
             peak(|s| s.rss_kib),
             peak(|s| s.vm_kib),
+            peak(|s| s.kernel_kib),
             peak(|s| s.threads),
             peak(|s| s.processes),
         );
@@ -113,6 +132,7 @@ impl Sampler {
             before: self.before,
             peak_rss_kib,
             peak_vm_kib,
+            peak_kernel_kib,
             peak_threads,
             peak_processes,
             cpu_ms: last_cpu.saturating_sub(self.before.cpu_ms),
@@ -135,6 +155,7 @@ fn look(pid: u32, started: Instant) -> Option<Sample> {
         at_ms: started.elapsed().as_millis() as u64,
         rss_kib: 0,
         vm_kib: 0,
+        kernel_kib: kernel_memory_kib(),
         threads: 0,
         processes: 0,
         cpu_ms: 0,
@@ -164,6 +185,18 @@ struct ProcessLook {
     vm_kib: u64,
     threads: u64,
     cpu_ms: u64,
+}
+
+/// `KernelStack` + `PageTables` from `/proc/meminfo` (0 where missing).
+fn kernel_memory_kib() -> u64 {
+    let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else {
+        return 0;
+    };
+    meminfo
+        .lines()
+        .filter(|line| line.starts_with("KernelStack:") || line.starts_with("PageTables:"))
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 /// RSS and threads from `/proc/PID/status`, CPU time from `/proc/PID/stat`.

@@ -110,6 +110,114 @@ impl Machine {
     }
 }
 
+/// One of the machine's limits that many connections meet, as read.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Limit {
+    /// Where it is read or set: `net.core.somaxconn`, `ulimit -n`.
+    pub name: String,
+    /// Its value here (`none` where it could not be read).
+    pub value: String,
+    /// What it caps, and how to raise it.
+    pub meaning: String,
+}
+
+/// The limits a server and a client holding thousands of connections meet
+/// (chapter 8), read from this machine.
+pub fn connection_limits() -> Vec<Limit> {
+    let proc_value = |path: &str| {
+        std::fs::read_to_string(path).map_or_else(
+            |_| "none".to_string(),
+            |text| text.split_whitespace().collect::<Vec<_>>().join(" – "),
+        )
+    };
+    let rlimit = |resource| {
+        // SAFETY: getrlimit only writes the struct we pass.
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if unsafe { libc::getrlimit(resource, &mut limit) } != 0 {
+            return "none".to_string();
+        }
+        let show = |value: libc::rlim_t| {
+            if value == libc::RLIM_INFINITY {
+                "unlimited".to_string()
+            } else {
+                value.to_string()
+            }
+        };
+        format!(
+            "{} soft, {} hard",
+            show(limit.rlim_cur),
+            show(limit.rlim_max)
+        )
+    };
+    let limit = |name: &str, value: String, meaning: &str| Limit {
+        name: name.to_string(),
+        value,
+        meaning: meaning.to_string(),
+    };
+    vec![
+        limit(
+            "`ulimit -n` (open files per process)",
+            rlimit(libc::RLIMIT_NOFILE),
+            "one descriptor per connection, in the client and in the server; the book's programs \
+             raise the soft limit to the hard one; the hard one is raised in \
+             /etc/security/limits.conf or with `ulimit -Hn` as root",
+        ),
+        limit(
+            "`ulimit -u` (processes and threads per user)",
+            rlimit(libc::RLIMIT_NPROC),
+            "a thread per connection counts here; `ulimit -u`",
+        ),
+        limit(
+            "`kernel.threads-max`",
+            proc_value("/proc/sys/kernel/threads-max"),
+            "threads on the whole machine; `sysctl -w kernel.threads-max=N`",
+        ),
+        limit(
+            "`kernel.pid_max`",
+            proc_value("/proc/sys/kernel/pid_max"),
+            "every thread takes an id; `sysctl -w kernel.pid_max=N`",
+        ),
+        limit(
+            "`vm.max_map_count`",
+            proc_value("/proc/sys/vm/max_map_count"),
+            "memory mappings per process: each thread's stack is a mapping and its guard page \
+             another, so about half this many threads; `sysctl -w vm.max_map_count=N`",
+        ),
+        limit(
+            "`vm.overcommit_memory`",
+            proc_value("/proc/sys/vm/overcommit_memory"),
+            "0 lets a process reserve address space (thread stacks) beyond the memory it uses; \
+             2 would count every reserved stack in full",
+        ),
+        limit(
+            "`net.core.somaxconn`",
+            proc_value("/proc/sys/net/core/somaxconn"),
+            "caps every listen backlog; a full backlog drops SYNs, retried after 1 s and 3 s; \
+             `sysctl -w net.core.somaxconn=N`, or open connections at a bounded rate",
+        ),
+        limit(
+            "`net.ipv4.tcp_max_syn_backlog`",
+            proc_value("/proc/sys/net/ipv4/tcp_max_syn_backlog"),
+            "half-open connections queued per listener",
+        ),
+        limit(
+            "`net.ipv4.ip_local_port_range`",
+            proc_value("/proc/sys/net/ipv4/ip_local_port_range"),
+            "local ports for a client's connections to one address and port: the most one \
+             client address can hold open; widen it, or connect from more loopback addresses",
+        ),
+        limit(
+            "`net.ipv4.tcp_tw_reuse`",
+            proc_value("/proc/sys/net/ipv4/tcp_tw_reuse"),
+            "2 (loopback only) or 1 lets a new connection reuse a port still in TIME_WAIT from \
+             the last run; with 0, back-to-back runs of 10,000 connections run out of ports",
+        ),
+    ]
+}
+
 /// Now, as an RFC 3339 UTC timestamp to the second.
 pub fn now_utc() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
