@@ -2,9 +2,13 @@
 //! Only plotters' SVG backend is used, so text stays `<text>` for the
 //! browser to draw and no font library is needed to make them.
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use crate::load::record::Span;
+
+/// Where a chart's legend goes (out of the lines' way).
+pub use plotters::chart::SeriesLabelPosition as Legend;
 
 /// The most requests a timeline draws (one bar each).
 pub const TIMELINE_MOST: usize = 16;
@@ -144,6 +148,7 @@ pub fn lines_svg(
     y_label: &str,
     measured: &[(String, Vec<(f64, f64)>)],
     predicted: &[(String, Vec<(f64, f64)>)],
+    legend: Legend,
 ) -> Option<String> {
     let all = measured
         .iter()
@@ -163,23 +168,63 @@ pub fn lines_svg(
     {
         let root = SVGBackend::with_string(&mut svg, (640, 420)).into_drawing_area();
         root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut builder = ChartBuilder::on(&root);
+        builder
             .caption(title, ("sans-serif", 16))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(
-                (x_min.max(1e-3)..x_max * 1.1).log_scale(),
-                (y_min.max(1e-3) * 0.8..y_max * 1.25).log_scale(),
-            )
-            .ok()?;
+            .y_label_area_size(60);
+        let x_range = (x_min.max(1e-3)..x_max * 1.1).log_scale();
+        let spread = y_max / y_min.max(1e-3);
+        let lines = Lines {
+            x_label,
+            y_label,
+            measured,
+            predicted,
+            legend,
+        };
+        if spread < 3.0 {
+            // Lines close together (within a factor of three): a linear axis
+            // shows their differences, with a tenth of their span around them.
+            let pad = ((y_max - y_min) * 0.25).max(y_max * 0.005);
+            let y_range = (y_min - pad).max(0.0)..y_max + pad;
+            lines.draw(&mut builder.build_cartesian_2d(x_range, y_range).ok()?)?;
+        } else {
+            // Lines far apart: a log axis, with room above for the legend.
+            let y_range =
+                (y_min.max(1e-3) / spread.powf(0.2)..y_max * spread.powf(0.35)).log_scale();
+            lines.draw(&mut builder.build_cartesian_2d(x_range, y_range).ok()?)?;
+        }
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+/// What [`lines_svg`] draws, on whichever axes it chose.
+struct Lines<'a> {
+    x_label: &'a str,
+    y_label: &'a str,
+    measured: &'a [(String, Vec<(f64, f64)>)],
+    predicted: &'a [(String, Vec<(f64, f64)>)],
+    legend: Legend,
+}
+
+impl Lines<'_> {
+    fn draw<'b, X, Y>(
+        &self,
+        chart: &mut ChartContext<'b, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    ) -> Option<()>
+    where
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
         chart
             .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| {
-                if *y >= 100.0 {
+                if *y >= 1000.0 {
                     format!("{y:.0}")
                 } else if *y >= 1.0 {
                     format!("{y:.1}")
@@ -195,9 +240,9 @@ pub fn lines_svg(
             RGBColor(60, 150, 80),
             RGBColor(150, 90, 170),
         ];
-        for (index, (name, points)) in measured.iter().enumerate() {
+        for (index, (name, points)) in self.measured.iter().enumerate() {
             let colour = palette[index % palette.len()];
-            if let Some((_, model)) = predicted.iter().find(|(n, _)| n == name) {
+            if let Some((_, model)) = self.predicted.iter().find(|(n, _)| n == name) {
                 chart
                     .draw_series(LineSeries::new(
                         model.clone(),
@@ -222,14 +267,13 @@ pub fn lines_svg(
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(self.legend.clone())
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK.mix(0.3))
             .draw()
             .ok()?;
-        root.present().ok()?;
+        Some(())
     }
-    Some(svg)
 }
 
 /// The event loop's lag over a run: how late a task that asks to wake every

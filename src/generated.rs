@@ -891,7 +891,7 @@ pub fn connection_cost_charts(
         Some((_, points)) => points.push(point),
         None => lines.push((series.to_string(), vec![point])),
     };
-    let (mut memory, mut steady, mut littles_law) = (Lines::new(), Lines::new(), Lines::new());
+    let (mut memory, mut share, mut p99) = (Lines::new(), Lines::new(), Lines::new());
     let mut idle = false;
     for experiment in members {
         let (Some(group), Some(load)) = (&experiment.group, experiment.loads.first()) else {
@@ -908,9 +908,15 @@ pub fn connection_cost_charts(
                 add(&mut memory, series, (x, per_connection));
             }
         }
-        if let Some(rate) = load.measured.steady_rps {
-            add(&mut steady, series, (x, rate));
-            add(&mut littles_law, series, (x, load.predicted.rps));
+        if let Some(rate) = load
+            .measured
+            .steady_rps
+            .filter(|_| load.predicted.rps > 0.0)
+        {
+            add(&mut share, series, (x, 100.0 * rate / load.predicted.rps));
+        }
+        if let (false, Some(ms)) = (held_idle(load), load.measured.latency_ms.p99) {
+            add(&mut p99, series, (x, ms));
         }
     }
     let Some(first) = members.first().and_then(|e| e.loads.first()) else {
@@ -922,28 +928,37 @@ pub fn connection_cost_charts(
         format!("each waiting on {}", first.path)
     };
     let mut charts = Vec::new();
-    if let Some(svg) = crate::charts::lines_svg(
-        &format!("Chapter {}: memory per connection, {held}", record.chapter),
-        "connections held open",
+    let chapter = record.chapter;
+    let mut chart = |suffix, title: String, y_label, lines: &Lines, legend| {
+        if let Some(svg) =
+            crate::charts::lines_svg(&title, "connections held open", y_label, lines, &[], legend)
+        {
+            charts.push((suffix, svg));
+        }
+    };
+    use crate::charts::Legend;
+    chart(
+        "rss",
+        format!("Chapter {chapter}: memory per connection, {held}"),
         "resident memory per connection, KiB",
         &memory,
-        &[],
-    ) {
-        charts.push(("rss", svg));
-    }
-    if !idle
-        && let Some(svg) = crate::charts::lines_svg(
-            &format!(
-                "Chapter {}: steady requests/s, {held} (thin: Little's law)",
-                record.chapter
-            ),
-            "connections held open",
-            "requests per second",
-            &steady,
-            &littles_law,
-        )
-    {
-        charts.push(("rps", svg));
+        Legend::MiddleRight,
+    );
+    if !idle {
+        chart(
+            "rps",
+            format!("Chapter {chapter}: steady requests/s as % of Little's law, {held}"),
+            "% of connections ÷ delay",
+            &share,
+            Legend::LowerLeft,
+        );
+        chart(
+            "p99",
+            format!("Chapter {chapter}: p99 latency, {held}"),
+            "p99, ms",
+            &p99,
+            Legend::UpperLeft,
+        );
     }
     charts
 }
@@ -1083,6 +1098,7 @@ fn series_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Option
         "total time, s",
         &measured,
         &predicted,
+        crate::charts::Legend::UpperLeft,
     )
 }
 
