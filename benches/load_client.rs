@@ -14,7 +14,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use evt::harness::{self, ServerProcess};
+use evt::reproduce::harness::{self, ServerProcess};
 use evt::sys::{Machine, children_cpu_time, now_utc};
 
 struct Options {

@@ -9,13 +9,14 @@
 //! thread, one loop, no pool anywhere.
 
 use evt::blocking::Connection;
+use evt::defaults;
 use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce};
 
 fn main() {
     let args = ServerArgs::parse_for(
         "chapter1_blocking",
         "Chapter 1: a blocking server with one thread that handles one request at a time.",
-        8001,
+        defaults::CHAPTER1_BLOCKING_PORT,
     );
     let listener = args.bind_or_exit();
     let addr = listener

@@ -14,6 +14,7 @@ use std::io::Write;
 
 use clap::Parser;
 use evt::blocking::response_bytes;
+use evt::defaults;
 use evt::routes::{Reply, Route};
 use evt::server::{ServerArgs, announce, parse_flags};
 use tiny_http::{Request, Response, Server};
@@ -32,7 +33,7 @@ fn main() {
     let flags: Flags = parse_flags(
         "chapter1_tiny_http",
         "Chapter 1 on tiny_http: one thread handling one request at a time, tiny_http's pool reading the sockets.",
-        8011,
+        defaults::CHAPTER1_TINY_HTTP_PORT,
     );
     let listener = flags.server.bind_or_exit();
     let addr = listener

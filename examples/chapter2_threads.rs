@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use evt::blocking::READ_TIMEOUT;
+use evt::defaults;
 use evt::pool;
 use evt::prefork::{self, WorkerSlot};
 use evt::routes::{Reply, Route};
@@ -48,10 +49,10 @@ struct Flags {
     #[command(flatten)]
     server: ServerArgs,
     /// Worker processes (gunicorn's --workers).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = defaults::CHAPTER2_WORKERS, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
     /// Threads per worker, each handling one request at a time (gunicorn's --threads).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=8192))]
+    #[arg(long, default_value_t = defaults::CHAPTER2_THREADS, value_parser = clap::value_parser!(u16).range(1..=8192))]
     threads: u16,
     /// How the workers share the port.
     #[arg(long, value_enum, default_value_t = Share::Accept)]
@@ -76,7 +77,7 @@ fn main() {
     let mut flags: Flags = parse_flags(
         "chapter2_threads",
         "Chapter 2: W worker processes × T threads on one port (gunicorn's pre-fork model).",
-        8002,
+        defaults::CHAPTER2_THREADS_PORT,
     );
     flags.server.listen.reuse_port = flags.share == Share::Reuseport;
     // The parent opens the port (one socket the workers share, or with

@@ -12,6 +12,7 @@ mod axum_serve;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
+use evt::defaults;
 use evt::routes::Route;
 use evt::server::{ServerArgs, announce};
 
@@ -34,7 +35,7 @@ fn main() {
     let args = ServerArgs::parse_for(
         "chapter3_async",
         "Chapter 3: axum on a tokio current-thread runtime: one thread, one event loop.",
-        8003,
+        defaults::CHAPTER3_ASYNC_PORT,
     );
     let listener = args.bind_or_exit();
     let addr = listener

@@ -25,6 +25,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use clap::{Parser, ValueEnum};
+use evt::defaults;
+use evt::report::LagReport;
 use evt::routes::Route;
 use evt::server::{ServerArgs, announce, parse_flags};
 
@@ -154,14 +156,16 @@ impl LagLog {
     /// with the requests of a run.
     fn report(&self) -> String {
         let samples = self.samples.lock().map(|s| s.clone()).unwrap_or_default();
-        let worst = samples.iter().map(|&(_, late)| late).fold(0.0, f64::max);
         let round = |ms: f64| (ms * 100.0).round() / 100.0;
-        let json = serde_json::json!({
-            "now_ms": round((Instant::now() - self.started).as_secs_f64() * 1e3),
-            "max_lag_ms": round(worst),
-            "lag_ms": samples.iter().map(|&(at, late)| [round(at), round(late)]).collect::<Vec<_>>(),
-        });
-        json.to_string() + "\n"
+        let report = LagReport {
+            now_ms: round((Instant::now() - self.started).as_secs_f64() * 1e3),
+            max_lag_ms: round(samples.iter().map(|&(_, late)| late).fold(0.0, f64::max)),
+            lag_ms: samples
+                .iter()
+                .map(|&(at, late)| (round(at), round(late)))
+                .collect(),
+        };
+        serde_json::to_string(&report).unwrap_or_default() + "\n"
     }
 }
 
@@ -175,7 +179,7 @@ fn main() {
     let flags: Flags = parse_flags(
         "chapter4_blocking",
         "Chapter 4: chapter 3's server with the wait done four ways, and a probe of the loop's lag.",
-        8004,
+        defaults::CHAPTER4_BLOCKING_PORT,
     );
     let listener = flags.server.bind_or_exit();
     let addr = listener

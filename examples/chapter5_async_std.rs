@@ -14,6 +14,7 @@
 //! of its own too.
 
 use clap::Parser;
+use evt::defaults;
 use evt::routes::Route;
 use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 
@@ -55,7 +56,7 @@ fn main() {
     let flags: Flags = parse_flags(
         "chapter5_async_std",
         "Chapter 5: tide on async-std (both unmaintained; see chapter5_smol for the successor).",
-        8005,
+        defaults::CHAPTER5_ASYNC_STD_PORT,
     );
     // ANCHOR: threads
     if let Some(threads) = flags.threads {

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use evt::defaults;
 use evt::routes::{MAX_HEADER_BYTES, Route};
 use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 use hyper::body::Incoming;
@@ -54,7 +55,7 @@ fn main() {
     let flags: Flags = parse_flags(
         "chapter5_smol",
         "Chapter 5: hyper on smol, async-std's maintained successor.",
-        8006,
+        defaults::CHAPTER5_SMOL_PORT,
     );
     let listener = flags.server.bind_or_exit();
     let addr = listener

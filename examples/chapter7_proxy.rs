@@ -24,6 +24,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use clap::{Parser, ValueEnum};
 use evt::blocking::READ_TIMEOUT;
+use evt::defaults;
 use evt::pool;
 use evt::prefork::{self, WorkerSlot};
 use evt::routes::{Reply, Route};
@@ -50,10 +51,10 @@ struct Flags {
     #[arg(long, value_enum, default_value_t = Model::Threads)]
     model: Model,
     /// Threads per worker with `--model threads`.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=8192))]
+    #[arg(long, default_value_t = defaults::CHAPTER7_POOL, value_parser = clap::value_parser!(u16).range(1..=8192))]
     pool: u16,
     /// Worker processes (gunicorn's --workers).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = defaults::CHAPTER7_WORKERS, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
     /// Give up on an upstream call after this many seconds (then 502).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -64,7 +65,7 @@ fn main() {
     let flags: Flags = parse_flags(
         "chapter7_proxy",
         "Chapter 7: GET /proxy calls an upstream; threads (a pool per worker) or async (a loop per worker).",
-        8007,
+        defaults::CHAPTER7_PROXY_PORT,
     );
     // A bad upstream URL is the reader's typo: one line, before anything starts.
     if let Err(message) = BlockingUpstream::new(&flags.upstream, Duration::from_secs(1)) {

@@ -16,6 +16,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::time::Instant;
 
 use evt::blocking::{BodyLength, Parsed, parse, response_bytes};
+use evt::defaults;
 use evt::routes::{MAX_HEADER_BYTES, Reply, Route};
 use evt::server::{AcceptFailures, ServerArgs, announce};
 use mio::net::{TcpListener, TcpStream};
@@ -43,7 +44,7 @@ fn main() {
     let args = ServerArgs::parse_for(
         "chapter8_minimal_loop",
         "Chapter 8: a minimal hand-written event loop (epoll via mio, one thread, no buffer per idle connection).",
-        8008,
+        defaults::CHAPTER8_MINIMAL_LOOP_PORT,
     );
     let listener = args.bind_or_exit();
     let addr = listener

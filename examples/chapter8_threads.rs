@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use evt::blocking::{Connection, READ_TIMEOUT};
+use evt::defaults;
 use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 
 #[derive(Debug, Parser)]
@@ -34,7 +35,7 @@ fn main() {
     let flags: Flags = parse_flags(
         "chapter8_threads",
         "Chapter 8: a blocking server that starts a thread for every connection.",
-        8018,
+        defaults::CHAPTER8_THREADS_PORT,
     );
     let listener = flags.server.bind_or_exit();
     let addr = listener

@@ -11,10 +11,10 @@ use std::time::Duration;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use evt::chapters;
-use evt::experiments::{self, Experiment, ExperimentRecord};
-use evt::generated::{self, ChapterRecord, format_ms};
-use evt::harness;
+use evt::reproduce::record::{self, ChapterRecord, ExperimentRecord};
+use evt::reproduce::spec::Experiment;
+use evt::reproduce::views::{self, format_ms};
+use evt::reproduce::{self, harness};
 use evt::sys::{Machine, now_utc};
 
 /// Re-measures every number in the book on this machine.
@@ -49,7 +49,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let measured = chapters::measured();
+    let measured = reproduce::measured();
     let chapters: Vec<u32> = match args.chapter {
         Some(chapter) if measured.contains(&chapter) => vec![chapter],
         Some(chapter) => {
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         return match rewrite_views(&out) {
             Ok(count) => {
                 println!(
-                    "rewrote the tables of {count} chapter records in {}",
+                    "rewrote the views of {count} chapter records in {}",
                     out.display()
                 );
                 ExitCode::SUCCESS
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     println!("Machine: {}", machine.describe());
     let planned: Vec<Experiment> = chapters
         .iter()
-        .flat_map(|&chapter| experiments::chapter(chapter, scale))
+        .flat_map(|&chapter| reproduce::experiments(chapter, scale))
         .collect();
     let mut failed = false;
     for &chapter in &chapters {
@@ -150,27 +150,28 @@ fn main() -> ExitCode {
             machine: machine.clone(),
             measured_at,
             command: if args.quick {
-                format!("{} --quick", generated::command_for(chapter))
+                format!("{} --quick", views::command_for(chapter))
             } else {
-                generated::command_for(chapter)
+                views::command_for(chapter)
             },
             quick: args.quick,
             experiments: records,
-            limits: evt::sys::connection_limits(),
+            limits: reproduce::find(chapter).map_or_else(Vec::new, |c| (c.facts)()),
         };
-        match generated::write_chapter(&out, &record) {
-            Ok(paths) => println!("\nwrote {} files to {}", paths.len(), out.display()),
+        match record::write(&out, &record) {
+            Ok(path) => println!("\nwrote {}", path.display()),
             Err(message) => {
                 eprintln!("error: {message}");
                 failed = true;
             }
         }
     }
-    if let Err(message) =
-        generated::write_seed_comparisons(&out).and_then(|_| generated::write_littles_law(&out))
-    {
-        eprintln!("error: {message}");
-        failed = true;
+    match rewrite_views(&out) {
+        Ok(_) => println!("wrote the views in {}", out.display()),
+        Err(message) => {
+            eprintln!("error: {message}");
+            failed = true;
+        }
     }
     if failed {
         ExitCode::FAILURE
@@ -182,12 +183,7 @@ fn main() -> ExitCode {
 /// Runs one experiment with a spinner on stderr (drawn only on a terminal)
 /// that says how long the model expects it to take.
 fn run_with_spinner(experiment: &Experiment) -> Result<ExperimentRecord, String> {
-    let expected = experiment
-        .loads
-        .iter()
-        .zip(experiment.predict())
-        .map(|(load, prediction)| load.start_after.as_secs_f64() + prediction.total_s)
-        .fold(0.0, f64::max);
+    let expected = experiment.expected_s();
     let spinner = ProgressBar::new_spinner();
     if let Ok(style) = ProgressStyle::with_template("      {spinner} {elapsed} {msg}") {
         spinner.set_style(style);
@@ -275,17 +271,13 @@ fn write_load_help(out: &std::path::Path) -> Result<(), String> {
 
 /// Rewrites every view from the records in `out`; returns how many records there were.
 fn rewrite_views(out: &std::path::Path) -> Result<usize, String> {
-    let records = generated::read_chapters(out);
+    let records = record::read_all(out);
     if records.is_empty() {
         return Err(format!(
             "no chapter records in {}: run the measurements first",
             out.display()
         ));
     }
-    for record in &records {
-        generated::write_chapter(out, record)?;
-    }
-    generated::write_seed_comparisons(out)?;
-    generated::write_littles_law(out)?;
+    views::write_all(out, &reproduce::all_views(&records))?;
     Ok(records.len())
 }

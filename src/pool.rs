@@ -52,6 +52,7 @@ pub fn thread_per_connection(
     me: WorkerSlot,
     handle: impl Handler,
 ) {
+    me.serving_on(threads);
     let handle = Arc::new(handle);
     let listener = Arc::new(listener);
     let pool: Vec<_> = (0..threads)
@@ -99,6 +100,7 @@ pub fn ready_pool(
     me: WorkerSlot,
     handle: impl Handler,
 ) {
+    me.serving_on(threads);
     let handle = Arc::new(handle);
     listener
         .set_nonblocking(true)

@@ -8,12 +8,15 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::report::{WorkerCounts, WorkersReport};
+
 /// What the board keeps for one worker.
-const FIELDS: usize = 4;
+const FIELDS: usize = 5;
 const PID: usize = 0;
 const ACCEPTED: usize = 1;
 const OPEN: usize = 2;
 const REQUESTS: usize = 3;
+const THREADS: usize = 4;
 
 /// Counters every worker process can read and write: anonymous shared
 /// memory mapped before the fork, so the children share the same pages.
@@ -63,23 +66,31 @@ impl Board {
         self.cells[worker * FIELDS + field].load(Ordering::Relaxed)
     }
 
-    /// The board as JSON: per worker its pid, the connections it accepted,
-    /// holds open now, and the requests it answered; not counting the one
-    /// connection that asks, which worker `asking` holds.
-    pub fn to_json(&self, asking: usize) -> String {
-        let workers: Vec<serde_json::Value> = (0..self.workers())
+    /// The board as `/report` answers it: per worker its pid, the
+    /// connections it accepted, holds open now, and the requests it
+    /// answered; not counting the one connection that asks, which worker
+    /// `asking` holds.
+    pub fn report(&self, asking: usize) -> WorkersReport {
+        let workers = (0..self.workers())
             .map(|worker| {
                 let this_one = u64::from(worker == asking);
-                serde_json::json!({
-                    "worker": worker,
-                    "pid": self.get(worker, PID),
-                    "accepted": self.get(worker, ACCEPTED).saturating_sub(this_one),
-                    "open": self.get(worker, OPEN).saturating_sub(this_one),
-                    "requests": self.get(worker, REQUESTS),
-                })
+                WorkerCounts {
+                    worker,
+                    pid: self.get(worker, PID),
+                    accepted: self.get(worker, ACCEPTED).saturating_sub(this_one),
+                    open: self.get(worker, OPEN).saturating_sub(this_one),
+                    requests: self.get(worker, REQUESTS),
+                }
             })
             .collect();
-        serde_json::json!({ "workers": workers }).to_string()
+        let threads = (0..self.workers())
+            .map(|worker| self.get(worker, THREADS))
+            .max()
+            .unwrap_or(0);
+        WorkersReport {
+            threads_per_worker: threads as usize,
+            workers,
+        }
     }
 }
 
@@ -99,6 +110,11 @@ impl WorkerSlot {
     pub fn started(&self) {
         self.board.cells[self.index * FIELDS + PID]
             .store(u64::from(std::process::id()), Ordering::Relaxed);
+    }
+
+    /// The worker says how many threads serve its requests.
+    pub fn serving_on(&self, threads: usize) {
+        self.board.cells[self.index * FIELDS + THREADS].store(threads as u64, Ordering::Relaxed);
     }
 
     pub fn accepted(&self) {
@@ -131,7 +147,7 @@ impl WorkerSlot {
     /// The whole board, as `/report` answers it (the asking connection,
     /// held by this worker, not counted).
     pub fn report(&self) -> String {
-        self.board.to_json(self.index)
+        serde_json::to_string(&self.board.report(self.index)).unwrap_or_default()
     }
 }
 

@@ -2,9 +2,10 @@
 //! source or to a file the reproduce run wrote, and those files come from a
 //! full run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use evt::generated::{ChapterRecord, read_chapters};
+use evt::reproduce::record::{ChapterRecord, read_all as read_chapters};
+use evt::reproduce::views;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -126,7 +127,7 @@ fn the_books_numbers_come_from_a_full_reproduce_run() {
     let chapters: Vec<u32> = records.iter().map(|r| r.chapter).collect();
     assert_eq!(
         chapters,
-        evt::chapters::measured(),
+        evt::reproduce::measured(),
         "a record for every chapter"
     );
     for record in &records {
@@ -136,8 +137,8 @@ fn the_books_numbers_come_from_a_full_reproduce_run() {
             record.chapter
         );
         assert!(!record.machine.cpu.is_empty() && record.machine.cores > 0);
-        assert_eq!(record.command, evt::generated::command_for(record.chapter));
-        let planned: Vec<String> = evt::experiments::chapter(record.chapter, 1.0)
+        assert_eq!(record.command, views::command_for(record.chapter));
+        let planned: Vec<String> = evt::reproduce::experiments(record.chapter, 1.0)
             .into_iter()
             .map(|e| e.slug)
             .collect();
@@ -151,7 +152,20 @@ fn the_books_numbers_come_from_a_full_reproduce_run() {
             for load in &experiment.loads {
                 let counts = load.measured.requests;
                 assert_eq!(counts.sent, counts.completed + counts.failed);
-                assert_eq!(counts.sent, load.requests);
+                match timed_for(&load.command) {
+                    // A timed run sends what fits; it ran for its time and
+                    // has a steady rate.
+                    Some(seconds) => {
+                        assert!(
+                            load.measured.duration_s >= 0.95 * seconds,
+                            "{}: ran {} s of {seconds} s",
+                            experiment.slug,
+                            load.measured.duration_s
+                        );
+                        assert!(load.measured.steady_rps.is_some(), "{}", experiment.slug);
+                    }
+                    None => assert_eq!(counts.sent, load.requests, "{}", experiment.slug),
+                }
                 if !experiment.failures_expected {
                     assert_eq!(
                         counts.failed, 0,
@@ -175,98 +189,78 @@ fn the_books_numbers_come_from_a_full_reproduce_run() {
     }
 }
 
+/// The seconds of a timed load (`-z 20s`), from its command.
+fn timed_for(command: &str) -> Option<f64> {
+    let after = command.split(" -z ").nth(1)?;
+    let duration = after.split_whitespace().next()?;
+    Some(humantime::parse_duration(duration).ok()?.as_secs_f64())
+}
+
 #[test]
-fn the_tables_are_views_of_the_records() {
-    // Re-render every table from the JSON records: the committed Markdown must
-    // be exactly what the records say, so no number was edited by hand.
+fn every_generated_file_is_a_view_of_the_records_that_a_page_shows() {
+    // Re-render every view from the JSON records: the committed files must
+    // be exactly what the records say, so no number was edited by hand; and
+    // each is shown by some page, so nothing is kept that nobody reads.
     let dir = root().join("book/generated");
-    for record in generated() {
-        for experiment in &record.experiments {
-            let path = dir.join(format!("chapter{}_{}.md", record.chapter, experiment.slug));
-            let committed = std::fs::read_to_string(&path).unwrap();
-            let rendered = format!(
-                "{}\n{}",
-                evt::generated::experiment_table(experiment),
-                evt::generated::stamp(&record)
-            );
-            assert_eq!(
-                committed,
-                rendered,
-                "{} differs from its record",
-                path.display()
-            );
-        }
-    }
-    let all = generated();
-    for record in &all {
-        for experiment in &record.experiments {
-            let path = dir.join(format!(
-                "chapter{}_{}_timeline.svg",
-                record.chapter, experiment.slug
-            ));
-            let chart = evt::generated::timeline_chart(record, experiment);
-            assert_eq!(
-                chart,
-                std::fs::read_to_string(&path).ok(),
-                "{}",
-                path.display()
-            );
-            let path = dir.join(format!(
-                "chapter{}_{}_lag.svg",
-                record.chapter, experiment.slug
-            ));
-            let chart = evt::generated::lag_chart(record, experiment);
-            assert_eq!(
-                chart,
-                std::fs::read_to_string(&path).ok(),
-                "{}",
-                path.display()
-            );
-        }
-        for (name, members) in evt::generated::groups(record) {
-            let path = dir.join(format!("chapter{}_{name}.md", record.chapter));
-            assert_eq!(
-                Some(evt::generated::group_table(record, &members)),
-                std::fs::read_to_string(&path).ok(),
-                "{}",
-                path.display()
-            );
-            let path = dir.join(format!("chapter{}_{name}.svg", record.chapter));
-            assert_eq!(
-                evt::generated::sweep_chart(record, &name, &members),
-                std::fs::read_to_string(&path).ok(),
-                "{}",
-                path.display()
-            );
-        }
-    }
-    for seed in ["000", "001", "002"] {
-        let committed = std::fs::read_to_string(dir.join(format!("seed{seed}.md"))).unwrap();
+    let all = evt::reproduce::all_views(&generated());
+    assert!(all.len() >= 40, "the chapters' tables and charts");
+    let included: Vec<String> = includes()
+        .iter()
+        .filter_map(|(_, path, _)| Some(path.file_name()?.to_str()?.to_string()))
+        .collect();
+    for view in &all {
+        let path = dir.join(&view.name);
         assert_eq!(
-            Some(committed),
-            evt::generated::seed_comparison(seed, &all),
-            "seed{seed}.md"
+            std::fs::read_to_string(&path).ok().as_deref(),
+            Some(view.text.as_str()),
+            "{} differs from its record: `cargo run --release -- --views-only` rewrites it",
+            path.display()
+        );
+        assert!(
+            included.contains(&view.name),
+            "no page includes {}",
+            view.name
         );
     }
-    assert!(Path::new(&dir.join("load_help.txt")).is_file());
-    assert_eq!(
-        std::fs::read_to_string(dir.join("littles_law.md")).ok(),
-        evt::generated::littles_law(&all),
-        "littles_law.md"
+    // Besides the views: the records, the load client's --help, the benchmark.
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            all.iter().any(|view| view.name == name)
+                || evt::reproduce::record::is_record(&path)
+                || name == "load_help.txt"
+                || name == "load_client_bench.md",
+            "{name} in book/generated is made by nothing"
+        );
+    }
+    assert!(dir.join("load_help.txt").is_file());
+}
+
+#[test]
+fn the_generated_files_stay_small() {
+    let bytes: u64 = std::fs::read_dir(root().join("book/generated"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.metadata().unwrap().len())
+        .sum();
+    assert!(
+        bytes < 10 * 1024 * 1024,
+        "book/generated holds {bytes} bytes: keep timelines only where a view draws them"
     );
 }
 
 #[test]
 fn the_summary_and_the_readme_come_from_the_chapter_registry() {
     let summary = std::fs::read_to_string(root().join("book/SUMMARY.md")).unwrap();
-    assert_eq!(summary, evt::chapters::summary(), "book/SUMMARY.md");
+    assert_eq!(summary, evt::reproduce::summary(), "book/SUMMARY.md");
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     assert!(
-        readme.contains(&evt::chapters::readme_table()),
+        readme.contains(&evt::reproduce::readme_table()),
         "README.md's table of examples differs from src/chapters.rs; it should read:\n{}",
-        evt::chapters::readme_table()
+        evt::reproduce::readme_table()
     );
-    for chapter in evt::chapters::ALL {
+    for chapter in evt::reproduce::ALL {
         if let Some(page) = chapter.page {
             assert!(root().join("book").join(page).is_file(), "{page}");
         }

@@ -5,9 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use evt::harness::ServerProcess;
 use evt::load::{self, LoadConfig, Stop, Target};
-use evt::sample::Sampler;
+use evt::reproduce::harness::ServerProcess;
+use evt::reproduce::sample::Sampler;
 
 mod common;
 

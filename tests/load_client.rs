@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use evt::harness::ServerProcess;
 use evt::load::{self, ErrorKind, LoadConfig, Stop, Summary, Target};
+use evt::reproduce::harness::ServerProcess;
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Chapter 7's proxy, with a real upstream (chapter 3's server) behind it.
 
-use evt::harness::{ServerProcess, http_get};
 use evt::load::{self, LoadConfig, Target};
+use evt::reproduce::harness::{ServerProcess, http_get};
 
 mod common;
 use common::start_with;

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use evt::generated::read_chapters;
+use evt::reproduce::record::read_all as read_chapters;
 
 mod common;
 
@@ -43,7 +43,7 @@ fn a_quick_run_measures_predicts_and_writes_the_views() {
     assert!(record.quick, "a --quick run says so in its record");
     assert_eq!(
         record.experiments.len(),
-        evt::experiments::chapter(3, 0.1).len()
+        evt::reproduce::experiments(3, 0.1).len()
     );
     for experiment in &record.experiments {
         for load in &experiment.loads {
@@ -70,14 +70,14 @@ fn a_quick_run_measures_predicts_and_writes_the_views() {
 
 #[test]
 fn an_unknown_chapter_is_one_line() {
-    let measured_now = evt::chapters::measured();
-    let planned = evt::chapters::ALL
+    let measured_now = evt::reproduce::measured();
+    let planned = evt::reproduce::ALL
         .iter()
         .filter_map(|chapter| chapter.number)
         .find(|number| !measured_now.contains(number))
         .expect("a chapter still planned");
     let output = reproduce(&["--chapter", &planned.to_string(), "--no-build"]);
-    let measured: Vec<String> = evt::chapters::measured()
+    let measured: Vec<String> = evt::reproduce::measured()
         .iter()
         .map(u32::to_string)
         .collect();

@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use evt::harness::ServerProcess;
 use evt::load::{self, LoadConfig, Target};
-use evt::model::Capacity;
+use evt::reproduce::harness::ServerProcess;
+use evt::reproduce::model::Capacity;
 
 mod common;
 use common::{example, start, start_with};
@@ -92,7 +92,7 @@ fn a_sleeper_stalls_the_activer_on_one_thread_only() {
 
 #[test]
 fn bad_requests_are_answered_and_the_servers_keep_serving() {
-    for (example, _) in evt::chapters::servers() {
+    for (example, _) in evt::reproduce::servers() {
         let example = example.name;
         let server = start(example);
         let big_header = format!(
@@ -131,7 +131,7 @@ fn bad_requests_are_answered_and_the_servers_keep_serving() {
 
 #[test]
 fn a_taken_port_is_one_clear_line() {
-    for (example, _) in evt::chapters::servers() {
+    for (example, _) in evt::reproduce::servers() {
         let example = example.name;
         let first = start(example);
         let port = first.base_url.rsplit(':').next().unwrap().to_string();
@@ -150,7 +150,7 @@ fn a_taken_port_is_one_clear_line() {
 
 #[test]
 fn servers_explain_their_flags() {
-    for (server_example, _) in evt::chapters::servers() {
+    for (server_example, _) in evt::reproduce::servers() {
         let example_name = server_example.name;
         let output = std::process::Command::new(example(example_name))
             .arg("--help")
@@ -171,7 +171,7 @@ fn servers_explain_their_flags() {
 
 #[test]
 fn without_flags_a_server_listens_on_its_default_port() {
-    for (example, server) in evt::chapters::servers() {
+    for (example, server) in evt::reproduce::servers() {
         let port = server.default_port;
         match start_with(example.name, &[]) {
             Ok(running) => assert_eq!(running.base_url, format!("http://127.0.0.1:{port}")),
@@ -186,7 +186,7 @@ fn without_flags_a_server_listens_on_its_default_port() {
 
 #[test]
 fn the_experiments_know_each_example_default_port() {
-    for (server_example, server) in evt::chapters::servers() {
+    for (server_example, server) in evt::reproduce::servers() {
         let output = std::process::Command::new(example(server_example.name))
             .arg("--help")
             .output()
@@ -241,7 +241,7 @@ fn held_connections(
 #[test]
 fn every_server_answers_clients_that_hold_their_connections_open() {
     const DELAY_MS: u64 = 20;
-    for (example, server) in evt::chapters::servers() {
+    for (example, server) in evt::reproduce::servers() {
         let example = example.name;
         let running = start_with(example, &["--port", "0"]).unwrap();
         for count in [5u64, 16, 64] {
@@ -273,7 +273,7 @@ fn every_server_answers_clients_that_hold_their_connections_open() {
 #[test]
 fn every_server_answers_http_1_0_with_a_status() {
     // ab speaks HTTP/1.0 and counts a silent close as a complete request.
-    for (example, _) in evt::chapters::servers() {
+    for (example, _) in evt::reproduce::servers() {
         let server = start(example.name);
         let answer = raw(&server, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
         let status = status_line(&answer);

@@ -5,8 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use evt::harness::{ServerProcess, http_get};
 use evt::load::{self, LoadConfig, Target};
+use evt::reproduce::harness::{ServerProcess, http_get};
 
 mod common;
 use common::{example, start_with};
@@ -115,19 +115,23 @@ fn no_worker_outlives_its_parent_however_it_ends() {
             .read_line(&mut line)
             .unwrap();
         assert!(line.starts_with("listening on"), "{line}");
-        let workers = evt::sample::descendants(parent.id());
+        let workers = evt::reproduce::sample::descendants(parent.id());
         assert_eq!(workers.len(), 3, "{workers:?}");
         // Only the parent is signalled (SIGKILL gives it no chance to clean up).
         // SAFETY: kill only sends a signal.
         unsafe { libc::kill(parent.id() as libc::pid_t, signal) };
         parent.wait().unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while workers.iter().any(|&pid| evt::sample::is_alive(pid)) && Instant::now() < deadline {
+        while workers
+            .iter()
+            .any(|&pid| evt::reproduce::sample::is_alive(pid))
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
         let alive: Vec<u32> = workers
             .into_iter()
-            .filter(|&pid| evt::sample::is_alive(pid))
+            .filter(|&pid| evt::reproduce::sample::is_alive(pid))
             .collect();
         assert!(
             alive.is_empty(),

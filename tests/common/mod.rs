@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use evt::harness::{self, ServerProcess};
+use evt::reproduce::harness::{self, ServerProcess};
 
 /// Builds the examples once per test binary, so `cargo test --test NAME` never
 /// runs a stale server (plain `cargo test` has built them already: this is quick).

@@ -2,6 +2,7 @@
 //! reader does in a second terminal, and stopping them again.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -72,7 +73,20 @@ impl ServerProcess {
                 program.display()
             ));
         }
-        let mut child = Command::new(&program)
+        let mut command = Command::new(&program);
+        // Its own process group, so stopping it stops every process it
+        // started (chapter 2's workers) by the group's id, never by pids read
+        // earlier that may have been reused. Out of the terminal's group it
+        // would miss a Ctrl-C meant for the run, so it dies with the run.
+        command.process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -158,22 +172,17 @@ impl ServerProcess {
 }
 
 impl Drop for ServerProcess {
-    /// Stops the server and every process it started (chapter 2's workers),
+    /// Stops the server and every process it started (its process group),
     /// and waits until they are gone, so the port is free for the next one.
     fn drop(&mut self) {
-        let workers = crate::sample::descendants(self.pid());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for &pid in &workers {
-            // SAFETY: kill only sends a signal.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
+        let group = self.pid() as libc::pid_t;
+        // SAFETY: kill only sends a signal, here to the server's own group.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
         }
+        let _ = self.child.wait();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while workers.iter().any(|&pid| crate::sample::is_alive(pid))
-            && std::time::Instant::now() < deadline
-        {
+        while super::sample::group_is_alive(self.pid()) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -114,55 +114,6 @@ pub fn predict(streams: &[ClientStream], capacity: Capacity) -> Vec<Prediction> 
         .collect()
 }
 
-// ANCHOR: sticky
-/// Chapter 2: workers whose kept-alive connections stay with the worker that
-/// accepted them. `spread[i]` connections sit on worker i, which has
-/// `threads` threads. With `fixed_share` each connection sends its own
-/// requests / connections (hey); otherwise connections take requests from one
-/// count (oha, wrk), so a worker with more connections than threads lends
-/// its surplus to no one, and the capacity is Σ min(threads, spread[i]).
-/// Returns the predicted total time of the run, in seconds.
-pub fn sticky_total_s(
-    spread: &[usize],
-    threads: usize,
-    requests: u64,
-    service: Duration,
-    fixed_share: bool,
-) -> f64 {
-    let connections: usize = spread.iter().sum();
-    if connections == 0 {
-        return 0.0;
-    }
-    let stream = |requests: u64, connections: usize| ClientStream {
-        start: Duration::ZERO,
-        requests,
-        connections,
-        service,
-    };
-    if fixed_share {
-        let share = requests / connections as u64;
-        spread
-            .iter()
-            .filter(|&&on_worker| on_worker > 0)
-            .map(|&on_worker| {
-                predict(
-                    &[stream(share * on_worker as u64, on_worker)],
-                    Capacity::Limited(threads),
-                )[0]
-                .total_s
-            })
-            .fold(0.0, f64::max)
-    } else {
-        let capacity: usize = spread.iter().map(|&on| on.min(threads)).sum();
-        predict(
-            &[stream(requests, connections)],
-            Capacity::Limited(capacity.max(1)),
-        )[0]
-        .total_s
-    }
-}
-// ANCHOR_END: sticky
-
 fn summarise(sorted: &[Duration], total: Duration) -> Prediction {
     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
     // Nearest rank, as the HDR histogram reports percentiles.
@@ -243,17 +194,6 @@ mod tests {
             steady_throughput(10, Capacity::Limited(8), Duration::from_millis(250)),
             32.0
         );
-    }
-
-    #[test]
-    fn seed_002_four_by_two_is_the_busiest_worker() {
-        let quarter = Duration::from_millis(250);
-        // hey's 5 requests per connection; three connections on two threads: 8 rounds.
-        assert_eq!(sticky_total_s(&[3, 3, 2, 2], 2, 50, quarter, true), 2.0);
-        assert_eq!(sticky_total_s(&[4, 2, 2, 2], 2, 50, quarter, true), 2.5);
-        // One shared count: every worker keeps both threads busy, capacity 8.
-        assert_eq!(sticky_total_s(&[3, 3, 2, 2], 2, 50, quarter, false), 1.75);
-        assert_eq!(sticky_total_s(&[10, 0, 0, 0], 2, 50, quarter, false), 6.25);
     }
 
     #[test]

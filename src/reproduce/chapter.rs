@@ -1,0 +1,124 @@
+//! What the reproduce run knows of a chapter: the one interface every
+//! chapter file fills in. The run, the tests, the README's table and the
+//! book's SUMMARY read chapters only through it.
+
+use super::model::Capacity;
+use super::record::ChapterRecord;
+use super::spec::Experiment;
+use super::views::View;
+use crate::sys::Limit;
+
+/// A program the reader runs with `cargo run --release --example NAME`.
+#[derive(Debug, Clone, Copy)]
+pub struct Example {
+    pub name: &'static str,
+    /// What it is, in a few words (the README's table says it).
+    pub what: &'static str,
+    /// For a server: its default port and how many requests it works on at once.
+    pub server: Option<Server>,
+}
+
+/// What the harness and the model need to know of a server example.
+#[derive(Debug, Clone, Copy)]
+pub struct Server {
+    /// From `evt::defaults`, where the example reads it too.
+    pub default_port: u16,
+    pub capacity: Capacity,
+}
+
+/// One chapter of the book.
+#[derive(Debug, Clone, Copy)]
+pub struct Chapter {
+    /// `None` for the pages around the chapters (Measuring).
+    pub number: Option<u32>,
+    pub title: &'static str,
+    /// Its page in `book/`, or `None` while it is planned.
+    pub page: Option<&'static str>,
+    pub examples: &'static [Example],
+    /// Its experiments, with every delay scaled by the argument (1.0 for real).
+    pub experiments: fn(f64) -> Vec<Experiment>,
+    /// Every table and chart its page shows, made from its record alone.
+    pub views: fn(&ChapterRecord) -> Vec<View>,
+    /// Facts of the machine its record keeps beside the measurements.
+    pub facts: fn() -> Vec<Limit>,
+}
+
+fn no_experiments(_scale: f64) -> Vec<Experiment> {
+    Vec::new()
+}
+
+fn no_views(_record: &ChapterRecord) -> Vec<View> {
+    Vec::new()
+}
+
+fn no_facts() -> Vec<Limit> {
+    Vec::new()
+}
+
+impl Chapter {
+    /// A chapter with a title and nothing else yet.
+    pub const fn planned(number: u32, title: &'static str) -> Chapter {
+        Chapter {
+            number: Some(number),
+            title,
+            page: None,
+            examples: &[],
+            experiments: no_experiments,
+            views: no_views,
+            facts: no_facts,
+        }
+    }
+
+    /// A page around the chapters, with its examples and no experiments.
+    pub const fn page(
+        title: &'static str,
+        page: &'static str,
+        examples: &'static [Example],
+    ) -> Chapter {
+        Chapter {
+            number: None,
+            title,
+            page: Some(page),
+            examples,
+            experiments: no_experiments,
+            views: no_views,
+            facts: no_facts,
+        }
+    }
+
+    /// `Chapter 3: One thread, an event loop`, or the title alone.
+    pub fn heading(&self) -> String {
+        match self.number {
+            Some(number) => format!("Chapter {number}: {}", self.title),
+            None => self.title.to_string(),
+        }
+    }
+}
+
+impl Example {
+    /// A server example: what the harness starts and the model predicts.
+    pub const fn server(
+        name: &'static str,
+        what: &'static str,
+        default_port: u16,
+        capacity: Capacity,
+    ) -> Example {
+        Example {
+            name,
+            what,
+            server: Some(Server {
+                default_port,
+                capacity,
+            }),
+        }
+    }
+
+    /// A program that is not a server (a client).
+    pub const fn client(name: &'static str, what: &'static str) -> Example {
+        Example {
+            name,
+            what,
+            server: None,
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Chapter 7, a proxy under high I/O (seed 004): `/proxy` calls an upstream,
+//! on a blocking pool of 10 … 1,000 threads per worker or on an event loop
+//! per worker, two workers each, under 400 connections; upstream delays of
+//! 0 ms (the seed's nginx) and 100 ms. Seed 004's own rows stand under the
+//! 0 ms table.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::chapter::{Chapter, Example};
+use super::chapter3;
+use super::model::{self, Capacity};
+use super::record::{ChapterRecord, ExperimentRecord, Group};
+use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::views::{
+    self, View, format_ms, format_opt_ms, mib, or_dash, row_label, stamp, thousands,
+};
+use crate::defaults;
+
+pub const PROXY: Example = Example::server(
+    "chapter7_proxy",
+    "GET /proxy calls an upstream: a blocking pool per worker, or an event loop per worker (seed 004)",
+    defaults::CHAPTER7_PROXY_PORT,
+    Capacity::Limited(defaults::CHAPTER7_WORKERS as usize * defaults::CHAPTER7_POOL as usize),
+);
+
+pub const CHAPTER: Chapter = Chapter {
+    page: Some("chapter7_proxy.md"),
+    examples: &[PROXY],
+    experiments,
+    views,
+    ..Chapter::planned(7, "A proxy under high I/O")
+};
+
+/// The proxy with `model_args`, in front of an upstream that sleeps
+/// `delay`; loaded like seed 004 (400 connections for `duration`).
+fn proxy_run(
+    group: &str,
+    (name, model_args, in_words): (String, Vec<String>, String),
+    capacity: Capacity,
+    delay: Duration,
+    duration: Duration,
+) -> Experiment {
+    let mut args: Vec<String> = vec![
+        "--upstream".into(),
+        format!("{{upstream}}/sleep?ms={}", delay.as_millis()),
+    ];
+    args.extend(model_args);
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = ServerUnderTest::of(&PROXY)
+        .with_args(&arg_refs, &in_words)
+        .with_capacity(capacity);
+    let connections = 400;
+    // The model's estimate of how many requests fit in the run, for its
+    // prediction. With no upstream delay the model (which knows no overhead)
+    // has nothing to say: one round stands in, and the table shows "—".
+    let estimate = if delay.is_zero() {
+        connections as u64
+    } else {
+        let rate = model::steady_throughput(connections, capacity, delay);
+        (rate * duration.as_secs_f64()).round().max(1.0) as u64
+    };
+    let mut load = LoadSpec::new("/proxy".into(), estimate, connections, delay);
+    load.duration = Some(duration);
+    load.timeout = Duration::from_secs(30);
+    let mut experiment = Experiment::new(
+        7,
+        format!("{group}_{name}"),
+        format!(
+            "{in_words}, upstream {} ms, 400 connections for {}",
+            delay.as_millis(),
+            humantime::format_duration(duration)
+        ),
+        server,
+        vec![load],
+    )
+    .of_seed("004")
+    .in_group(Group::new(group, in_words));
+    experiment.upstreams = vec![
+        ServerUnderTest::of(&chapter3::ASYNC)
+            .with_args(&[], "chapter 3's event loop as the upstream"),
+    ];
+    experiment
+}
+
+/// One proxy setup: file-name part, flags, in words, capacity, chart x.
+type ProxySetup = (String, Vec<String>, String, Capacity, Option<f64>);
+
+/// The proxy's setups: threads with pools 10 … 1,000 per worker, and async;
+/// two workers each, like seed 004's gunicorn.
+fn proxy_setups() -> Vec<ProxySetup> {
+    let mut setups: Vec<_> = [10usize, 20, 50, 100, 200, 400, 800, 1000]
+        .into_iter()
+        .map(|pool| {
+            (
+                format!("threads_{pool}"),
+                vec![
+                    "--model".into(),
+                    "threads".into(),
+                    "--pool".into(),
+                    pool.to_string(),
+                ],
+                format!("threads, pool {pool} × 2 workers"),
+                Capacity::Limited(2 * pool),
+                Some(pool as f64),
+            )
+        })
+        .collect();
+    setups.push((
+        "async".into(),
+        vec!["--model".into(), "async".into()],
+        "async, a loop × 2 workers".into(),
+        Capacity::Unlimited,
+        None,
+    ));
+    setups
+}
+
+/// Seed 004's own results (2017, Python 3.6, gunicorn with 2 workers, wrk
+/// with 400 connections for 20 s against a route that calls nginx): variant,
+/// then min, p50, p99, p99.9, max and mean in ms, duration in s, requests.
+/// The last three rows are the seed's stack rerun by the team on this
+/// machine (nginx upstream, gunicorn 2 workers, `wrk -t2 -c400 -d10s`), as
+/// the issue reported them; cells it did not report are NaN.
+pub const SEED_004: [(&str, [f64; 6], f64, u64); 14] = [
+    (
+        "aiohttp",
+        [163.27, 247.72, 352.75, 404.59, 1414.08, 257.59],
+        20.10,
+        30702,
+    ),
+    (
+        "flask:gevent",
+        [85.02, 945.17, 6587.19, 8177.32, 8192.75, 1207.66],
+        20.08,
+        7491,
+    ),
+    (
+        "flask:meinheld",
+        [124.99, 2526.55, 6753.13, 6857.55, 6857.55, 3036.93],
+        20.10,
+        190,
+    ),
+    (
+        "flask:10",
+        [163.05, 4419.11, 4505.59, 4659.46, 4667.55, 3880.05],
+        20.05,
+        1797,
+    ),
+    (
+        "flask:20",
+        [110.23, 2368.20, 3140.01, 3434.39, 3476.06, 2163.02],
+        20.09,
+        3364,
+    ),
+    (
+        "flask:50",
+        [122.17, 472.98, 3978.68, 8599.01, 9845.94, 541.13],
+        20.10,
+        4606,
+    ),
+    (
+        "flask:100",
+        [118.26, 499.16, 4428.77, 8714.60, 9987.37, 556.77],
+        20.10,
+        4555,
+    ),
+    (
+        "flask:200",
+        [112.06, 459.85, 4493.61, 8548.99, 9683.27, 527.02],
+        20.10,
+        4378,
+    ),
+    (
+        "flask:400",
+        [121.63, 526.72, 3195.23, 8069.06, 9686.35, 580.54],
+        20.06,
+        4336,
+    ),
+    (
+        "flask:800",
+        [127.94, 430.07, 4503.95, 8653.69, 9722.19, 514.47],
+        20.09,
+        4381,
+    ),
+    (
+        "flask:1000",
+        [184.76, 732.21, 1919.72, 5323.73, 7364.60, 786.26],
+        20.04,
+        4121,
+    ),
+    (
+        "rerun here, aiohttp",
+        [f64::NAN, 207.0, 433.0, f64::NAN, f64::NAN, f64::NAN],
+        10.0,
+        16854,
+    ),
+    (
+        "rerun here, flask gthread × 10",
+        [f64::NAN, 780.0, f64::NAN, f64::NAN, f64::NAN, f64::NAN],
+        10.0,
+        4953,
+    ),
+    (
+        "rerun here, flask gthread × 100",
+        [f64::NAN, f64::NAN, 8730.0, f64::NAN, f64::NAN, f64::NAN],
+        10.0,
+        3633,
+    ),
+];
+
+/// Seed 004's proxy under 400 connections, upstream delays of 0 ms (the
+/// seed's nginx) and 100 ms.
+fn experiments(scale: f64) -> Vec<Experiment> {
+    let duration = scaled(20_000, scale);
+    let mut experiments = Vec::new();
+    for delay_ms in [0u64, 100] {
+        let delay = scaled(delay_ms, scale);
+        let group = format!("proxy_{delay_ms}ms");
+        for (name, args, in_words, capacity, x) in proxy_setups() {
+            let mut experiment =
+                proxy_run(&group, (name, args, in_words), capacity, delay, duration);
+            if let Some(group) = experiment.group.as_mut() {
+                // Only the delayed upstream has a prediction worth charting.
+                group.x = if delay_ms > 0 { x } else { None };
+            }
+            experiments.push(experiment);
+        }
+    }
+    experiments
+}
+
+/// Seed 004's table: per row the requests in the run, its length, and the
+/// latency distribution, with the model's requests/s and what the server
+/// used (threads, memory, CPU as a share of one core).
+fn latency_table(members: &[&ExperimentRecord]) -> String {
+    let mut out = String::from(
+        "| setup | predicted req/s | **requests** | duration | **req/s** | min | p50 | p99 | p99.9 | max | mean | not 2xx | failed | threads | peak RSS | CPU |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for experiment in members {
+        let Some(load) = experiment.load() else {
+            continue;
+        };
+        let m = &load.measured;
+        let l = &m.latency_ms;
+        let samples = experiment.samples.as_ref();
+        let predicted = if load.predicted.total_s > 0.0 && load.predicted.min_ms > 0.0 {
+            format!("{:.0}", load.predicted.rps)
+        } else {
+            "—".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {predicted} | **{}** | {} | **{:.0}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row_label(experiment),
+            thousands(m.requests.completed),
+            format_ms(m.duration_s * 1000.0),
+            m.rps,
+            format_opt_ms(l.min),
+            format_opt_ms(l.p50),
+            format_opt_ms(l.p99),
+            format_opt_ms(l.p999),
+            format_opt_ms(l.max),
+            format_opt_ms(l.mean),
+            thousands(
+                m.status_codes
+                    .iter()
+                    .filter(|(code, _)| !code.starts_with('2'))
+                    .map(|(_, count)| count)
+                    .sum()
+            ),
+            thousands(m.requests.failed),
+            or_dash(samples, |s| s.peak_threads.to_string()),
+            or_dash(samples, |s| mib(s.peak_rss_kib)),
+            or_dash(samples, |s| format!(
+                "{:.0} %",
+                s.cpu_ms as f64 / (m.duration_s * 10.0)
+            )),
+        );
+    }
+    out
+}
+
+/// Seed 004's own rows, in the same columns, under the 0 ms table (its
+/// upstream was nginx): what Python measured, beside what Rust does.
+fn seed_004_rows() -> String {
+    let mut out = String::new();
+    for (variant, [min, p50, p99, p999, max, mean], duration_s, requests) in SEED_004 {
+        let cell = |ms: f64| {
+            if ms.is_nan() {
+                "—".to_string()
+            } else {
+                format_ms(ms)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| *seed 004: {variant}* | — | *{}* | {} | *{:.0}* | {} | {} | {} | {} | {} | {} | — | — | — | — | — |",
+            thousands(requests),
+            format_ms(duration_s * 1000.0),
+            requests as f64 / duration_s,
+            cell(min),
+            cell(p50),
+            cell(p99),
+            cell(p999),
+            cell(max),
+            cell(mean),
+        );
+    }
+    out
+}
+
+fn views(record: &ChapterRecord) -> Vec<View> {
+    let table = |name: &str, seed_rows: bool| {
+        let mut text = latency_table(&views::group(record, name));
+        if seed_rows {
+            text.push_str(&seed_004_rows());
+        }
+        text.push('\n');
+        text.push_str(&stamp(record));
+        View::new(format!("chapter{}_{name}.md", record.chapter), text)
+    };
+    let mut out = vec![table("proxy_0ms", true), table("proxy_100ms", false)];
+    out.extend(views::sweep_chart(
+        record,
+        "proxy_100ms",
+        "threads per worker (the pool)",
+    ));
+    out
+}

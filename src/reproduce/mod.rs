@@ -1,0 +1,134 @@
+//! The reproduce side: what `cargo run --release` measures and writes for the
+//! book. No example imports anything here.
+//!
+//! Dependencies point one way: [`ALL`] lists the chapters; each chapter file
+//! (`chapterN.rs`) holds that chapter's experiments, seed data, model extras
+//! and views; they build on the generic parts, which name no chapter:
+//! [`chapter`] (the interface a chapter fills in), [`spec`] (an experiment as
+//! data), [`run`] (running one: [`harness`] starts servers, [`sample`] watches
+//! them), [`record`] (what was measured), [`views`] and [`charts`] (tables
+//! and SVG from records), [`model`] (predictions); and those on the lesson
+//! side's `load` and `sys`. [`seeds`] holds the seed write-ups' shapes that
+//! several chapters redo.
+//!
+//! Adding a chapter: its example(s), its `chapterN.rs`, one line in [`ALL`],
+//! its page in `book/`.
+
+pub mod chapter;
+pub mod charts;
+pub mod harness;
+pub mod model;
+pub mod record;
+pub mod run;
+pub mod sample;
+pub mod seeds;
+pub mod spec;
+pub mod views;
+
+pub mod chapter1;
+pub mod chapter2;
+pub mod chapter3;
+pub mod chapter4;
+pub mod chapter5;
+pub mod chapter6;
+pub mod chapter7;
+pub mod chapter8;
+pub mod measuring;
+
+pub use chapter::{Chapter, Example, Server};
+
+use record::ChapterRecord;
+use views::View;
+
+/// The whole book, in reading order.
+pub const ALL: &[Chapter] = &[
+    measuring::PAGE,
+    chapter1::CHAPTER,
+    chapter2::CHAPTER,
+    chapter3::CHAPTER,
+    chapter4::CHAPTER,
+    chapter5::CHAPTER,
+    chapter6::CHAPTER,
+    chapter7::CHAPTER,
+    chapter8::CHAPTER,
+    Chapter::planned(9, "Inside the loop"),
+    Chapter::planned(10, "Measuring honestly"),
+    Chapter::planned(11, "All the cores"),
+    Chapter::planned(12, "When threads win, and overload"),
+];
+
+/// The numbers of the chapters that have experiments, in order.
+pub fn measured() -> Vec<u32> {
+    ALL.iter()
+        .filter(|chapter| !(chapter.experiments)(1.0).is_empty())
+        .filter_map(|chapter| chapter.number)
+        .collect()
+}
+
+/// The chapter numbered `number`.
+pub fn find(number: u32) -> Option<&'static Chapter> {
+    ALL.iter().find(|chapter| chapter.number == Some(number))
+}
+
+/// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
+pub fn experiments(number: u32, scale: f64) -> Vec<spec::Experiment> {
+    find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(scale))
+}
+
+/// Every example, in the book's order.
+pub fn examples() -> impl Iterator<Item = (&'static Chapter, &'static Example)> {
+    ALL.iter().flat_map(|chapter| {
+        chapter
+            .examples
+            .iter()
+            .map(move |example| (chapter, example))
+    })
+}
+
+/// Every server example.
+pub fn servers() -> impl Iterator<Item = (&'static Example, Server)> {
+    examples().filter_map(|(_, example)| example.server.map(|server| (example, server)))
+}
+
+/// Every view of the book: each chapter's, from its own record, and the
+/// seed comparisons across chapters.
+pub fn all_views(records: &[ChapterRecord]) -> Vec<View> {
+    let mut views: Vec<View> = records
+        .iter()
+        .flat_map(|record| find(record.chapter).map_or_else(Vec::new, |c| (c.views)(record)))
+        .collect();
+    views.extend(seeds::comparisons(records));
+    views
+}
+
+/// The README's table of examples.
+pub fn readme_table() -> String {
+    let mut out =
+        String::from("| chapter | example | what it is | default port |\n|---|---|---|---|\n");
+    for (chapter, example) in examples() {
+        let chapter = chapter.number.map_or_else(
+            || chapter.title.split(':').next().unwrap_or("").to_string(),
+            |n| n.to_string(),
+        );
+        let port = example
+            .server
+            .map_or_else(|| "—".to_string(), |server| server.default_port.to_string());
+        out.push_str(&format!(
+            "| {chapter} | `{}` | {} | {port} |\n",
+            example.name, example.what
+        ));
+    }
+    out
+}
+
+/// The book's `SUMMARY.md`: written chapters as links, planned ones as drafts.
+pub fn summary() -> String {
+    let mut out = String::from("# Summary\n\n[Introduction](introduction.md)\n\n");
+    for chapter in ALL {
+        match chapter.page {
+            Some(page) => out.push_str(&format!("- [{}]({page})\n", chapter.heading())),
+            None => out.push_str(&format!("- [{} (planned)]()\n", chapter.heading())),
+        }
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! Running an experiment: start its servers as processes, drive every load
+//! on its own schedule while the server is sampled, and keep what was
+//! measured.
+
+use clap::Parser;
+
+use super::harness::{self, ServerProcess};
+use super::record::{ExperimentRecord, LoadOutcome};
+use super::sample::{self, Sampler, ServerSamples};
+use super::spec::{Driver, Experiment, LoadSpec, ServerUnderTest, command_line};
+use crate::load::cli::LoadArgs;
+use crate::load::record::Span;
+use crate::load::{self, Summary};
+
+impl Experiment {
+    /// Starts the upstreams and the server, runs every load (each on its
+    /// own schedule) while sampling the server, and stops them all.
+    pub fn run(&self) -> Result<ExperimentRecord, String> {
+        let mut upstreams = Vec::new();
+        for upstream in &self.upstreams {
+            upstreams.push(start_server(upstream, &[])?);
+        }
+        let upstream_urls: Vec<String> = upstreams.iter().map(|u| u.base_url.clone()).collect();
+        let mut server = start_server(&self.server, &upstream_urls)?;
+        let overflows_before = sample::listen_overflows();
+        let sampler = Sampler::start(server.pid());
+        let started = std::time::Instant::now();
+        let runs: Vec<_> = self
+            .loads
+            .iter()
+            .map(|spec| {
+                let args = spec.load_args(&server.url(&spec.path));
+                let spec = spec.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(spec.start_after);
+                    drive(&spec, &args).map(|driven| (driven, args))
+                })
+            })
+            .collect();
+        let mut loads = Vec::with_capacity(runs.len());
+        for ((run, spec), predicted) in runs.into_iter().zip(&self.loads).zip(self.predict()) {
+            let (driven, args) = run
+                .join()
+                .map_err(|_| "a load thread panicked".to_string())??;
+            let example = match spec.driver {
+                Driver::Engine => "load",
+                Driver::Command { example } => example,
+            };
+            loads.push(LoadOutcome {
+                path: spec.path.clone(),
+                start_after_s: spec.start_after.as_secs_f64(),
+                // A timed run sends what it sends.
+                requests: match spec.duration {
+                    Some(_) => driven.summary.requests.sent,
+                    None => spec.requests,
+                },
+                connections: spec.connections,
+                command: command_line(example, &args),
+                predicted,
+                measured: driven.summary,
+                report: driven.report,
+                timeline: if spec.keep_timeline {
+                    driven.timeline
+                } else {
+                    Vec::new()
+                },
+                client_samples: driven.client_samples,
+            });
+        }
+        let (server_report, report_at_s) = if self.fetch_report {
+            let at = started.elapsed().as_secs_f64();
+            let body = harness::http_get(&server.base_url, "/report")?;
+            let report = serde_json::from_str(&body).map_err(|error| {
+                format!(
+                    "{}'s /report is not JSON ({error}): {body}",
+                    self.server.example
+                )
+            })?;
+            (Some(report), Some(at))
+        } else {
+            (None, None)
+        };
+        let samples = sampler.map(Sampler::finish);
+        let listen_overflows = match (overflows_before, sample::listen_overflows()) {
+            (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+            _ => None,
+        };
+        if !server.is_running() {
+            return Err(format!(
+                "{} died during the run; its stderr: {}",
+                self.server.example,
+                server.stderr_text().trim()
+            ));
+        }
+        Ok(ExperimentRecord {
+            chapter: self.chapter,
+            slug: self.slug.clone(),
+            seed: self.seed.to_string(),
+            title: self.title.clone(),
+            example: self.server.example.to_string(),
+            server_args: self.server.args.clone(),
+            default_port: self.server.default_port,
+            model: self.server.model.clone(),
+            failures_expected: self.failures_expected,
+            samples,
+            listen_overflows,
+            server_report,
+            report_at_s,
+            group: self.group.clone(),
+            loads,
+        })
+    }
+}
+
+/// Starts `server` on its default port, so the commands the book shows are
+/// the ones that ran; on a free one if the reader has that port in use.
+fn start_server(server: &ServerUnderTest, upstreams: &[String]) -> Result<ServerProcess, String> {
+    let args: Vec<String> = server
+        .args
+        .iter()
+        .map(|arg| match upstreams.first() {
+            Some(url) => arg.replace("{upstream}", url),
+            None => arg.clone(),
+        })
+        .collect();
+    let with_port = |port: String| {
+        let mut all = vec!["--port".to_string(), port];
+        all.extend(args.iter().cloned());
+        all
+    };
+    match ServerProcess::start(server.example, &with_port(server.default_port.to_string())) {
+        Err(error) if error.contains("already in use") => {
+            ServerProcess::start(server.example, &with_port("0".into()))
+        }
+        started => started,
+    }
+}
+
+/// What a driver hands back for one load.
+struct Driven {
+    summary: Summary,
+    report: String,
+    timeline: Vec<Span>,
+    client_samples: Option<ServerSamples>,
+}
+
+/// Runs one load with its driver, from exactly the flags the book prints.
+fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
+    match spec.driver {
+        Driver::Engine => {
+            let argv = std::iter::once("load".to_string()).chain(args.iter().cloned());
+            let parsed = LoadArgs::try_parse_from(argv).map_err(|error| error.to_string())?;
+            let results = load::run(parsed.to_config()?)?;
+            Ok(Driven {
+                summary: Summary::of(&results),
+                report: load::report::text(&results),
+                timeline: results.record.timeline.clone(),
+                client_samples: None,
+            })
+        }
+        Driver::Command { example } => {
+            let program = harness::examples_dir().join(example);
+            let child = std::process::Command::new(&program)
+                .args(args)
+                .arg("--json")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+            // The client is what is studied here: sample its threads and memory.
+            let sampler = Sampler::start(child.id());
+            let output = child
+                .wait_with_output()
+                .map_err(|error| format!("{example} did not finish: {error}"))?;
+            let client_samples = sampler.map(Sampler::finish);
+            let summary: Summary = serde_json::from_slice(&output.stdout).map_err(|error| {
+                format!(
+                    "{example} did not print a load report ({error}); its stderr: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )
+            })?;
+            Ok(Driven {
+                report: summary.to_json(),
+                summary,
+                timeline: Vec::new(),
+                client_samples,
+            })
+        }
+    }
+}
