@@ -71,7 +71,15 @@ fn main() {
     // The extra executor threads, each running tasks until the process ends.
     for _ in 1..flags.threads {
         let executor = Arc::clone(&executor);
-        std::thread::spawn(move || smol::block_on(executor.run(std::future::pending::<()>())));
+        let started = std::thread::Builder::new()
+            .spawn(move || smol::block_on(executor.run(std::future::pending::<()>())));
+        if let Err(error) = started {
+            eprintln!(
+                "error: cannot start {} executor threads: {error}",
+                flags.threads
+            );
+            std::process::exit(1);
+        }
     }
     // This thread runs the executor too, with the accept loop as its first task.
     announce(addr);

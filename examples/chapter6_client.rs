@@ -114,10 +114,10 @@ fn threads(flags: &Flags, concurrency: u64) -> Vec<Outcome> {
     let client = blocking_client(flags);
     let next = Arc::new(Mutex::new(0u64));
     let pool: Vec<_> = (0..concurrency)
-        .map(|_| {
+        .map(|index| {
             let (client, next, url) = (client.clone(), Arc::clone(&next), flags.url.clone());
             let total = flags.requests;
-            std::thread::spawn(move || {
+            let thread = std::thread::Builder::new().spawn(move || {
                 let mut mine = Vec::new();
                 loop {
                     {
@@ -129,6 +129,15 @@ fn threads(flags: &Flags, concurrency: u64) -> Vec<Outcome> {
                     }
                     mine.push(blocking_get(&client, &url));
                 }
+            });
+            // The machine's limit on threads is a limit of this design: say so.
+            thread.unwrap_or_else(|error| {
+                eprintln!(
+                    "error: cannot start thread {} of {concurrency}: {error} (fewer with -c, \
+                     or raise `ulimit -u`)",
+                    index + 1
+                );
+                std::process::exit(1);
             })
         })
         .collect();

@@ -106,9 +106,15 @@ fn threads_worker(listener: std::net::TcpListener, flags: &Flags, me: WorkerSlot
         }
         UPSTREAM.with(|upstream| {
             let mut upstream = upstream.borrow_mut();
-            let client = upstream.get_or_insert_with(|| {
-                BlockingUpstream::new(&url, timeout).expect("checked at start")
-            });
+            if upstream.is_none() {
+                // Resolving the name can fail now though it worked at start
+                // (a DNS hiccup): this request gets a 502, the next tries again.
+                match BlockingUpstream::new(&url, timeout) {
+                    Ok(client) => *upstream = Some(client),
+                    Err(reason) => return proxy_reply(Err(reason)),
+                }
+            }
+            let client = upstream.as_mut().expect("set just above");
             // This thread waits here for the whole call.
             proxy_reply(client.get())
         })

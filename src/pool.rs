@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -58,7 +59,7 @@ pub fn thread_per_connection(
     let pool: Vec<_> = (0..threads)
         .map(|_| {
             let (listener, handle) = (Arc::clone(&listener), Arc::clone(&handle));
-            std::thread::spawn(move || {
+            start_thread(threads, move || {
                 let mut failures = AcceptFailures::default();
                 loop {
                     let stream = match listener.accept() {
@@ -71,7 +72,14 @@ pub fn thread_per_connection(
                     };
                     me.accepted();
                     let mut connection = Connection::new(stream);
-                    while serve_one(&mut connection, keep_alive, me, &*handle) {
+                    // A handler that panics loses its connection, not the thread.
+                    let serve = |connection: &mut Connection| {
+                        catch_unwind(AssertUnwindSafe(|| {
+                            serve_one(connection, keep_alive, me, &*handle)
+                        }))
+                        .unwrap_or(false)
+                    };
+                    while serve(&mut connection) {
                         // The thread now waits for this client's next request.
                         connection.set_read_timeout(keep_alive);
                     }
@@ -121,11 +129,16 @@ pub fn ready_pool(
         let (ready_rx, back_tx) = (Arc::clone(&ready_rx), back_tx.clone());
         let (waker, busy) = (Arc::clone(&waker), Arc::clone(&busy));
         let handle = Arc::clone(&handle);
-        std::thread::spawn(move || {
+        start_thread(threads, move || {
             loop {
                 let next = ready_rx.lock().map(|queue| queue.recv());
                 let Ok(Ok(mut connection)) = next else { return };
-                if serve_one(&mut connection, keep_alive, me, &*handle) {
+                // A handler that panics loses its connection, not the
+                // thread, and the thread's place in `busy` is given back.
+                let kept = catch_unwind(AssertUnwindSafe(|| {
+                    serve_one(&mut connection, keep_alive, me, &*handle)
+                }));
+                if let Ok(true) = kept {
                     let _ = back_tx.send(connection);
                 } else {
                     connection.close();
@@ -206,10 +219,99 @@ pub fn ready_pool(
 }
 // ANCHOR_END: ready_pool
 
+/// Starts one of a pool's `threads` threads, or ends this worker with one
+/// line saying why (the machine's limit on threads, or on memory for stacks).
+fn start_thread<T: Send + 'static>(
+    threads: usize,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .spawn(body)
+        .unwrap_or_else(|error| {
+            eprintln!(
+                "error: cannot start a pool of {threads} threads: {error} (use fewer threads, or \
+             raise `ulimit -u`)"
+            );
+            std::process::exit(1);
+        })
+}
+
 fn poll_fd(fd: std::os::fd::RawFd) -> libc::pollfd {
     libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prefork::Board;
+
+    /// `GET path` on a fresh connection; the status line, or the error.
+    fn get(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
+        let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        Ok(answer.lines().next().unwrap_or("").to_string())
+    }
+
+    /// A handler with a bug: `/activer` panics; the rest answer as usual.
+    fn buggy(route: &Route, _me: WorkerSlot) -> Reply {
+        if *route == Route::Activer {
+            panic!("a handler's bug, injected by a test");
+        }
+        if let Some(delay) = route.delay() {
+            std::thread::sleep(delay);
+        }
+        route.reply()
+    }
+
+    fn pool_with_a_buggy_handler(ready: bool) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let me = Board::shared(1).unwrap().slot(0);
+        std::thread::spawn(move || {
+            if ready {
+                ready_pool(listener, 2, false, Duration::from_secs(1), me, buggy);
+            } else {
+                thread_per_connection(listener, 2, Duration::from_secs(1), me, buggy);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_panicking_handler_loses_its_connection_not_the_pools_threads() {
+        for ready in [true, false] {
+            let addr = pool_with_a_buggy_handler(ready);
+            // More panics than the pool has threads.
+            for _ in 0..3 {
+                assert!(
+                    get(addr, "/activer").unwrap().is_empty(),
+                    "closed, no answer"
+                );
+            }
+            // Both threads still serve, two requests at once.
+            let both: Vec<_> = (0..2)
+                .map(|_| std::thread::spawn(move || get(addr, "/sleep?ms=50")))
+                .collect();
+            for answer in both {
+                let status = answer.join().unwrap().unwrap();
+                assert!(
+                    status.starts_with("HTTP/1.1 200"),
+                    "ready={ready}: {status:?}"
+                );
+            }
+        }
     }
 }

@@ -207,12 +207,19 @@ pub fn serve_with_workers(
 /// Call it only while the process has a single thread (before any pool is
 /// started): a forked child gets a copy of the calling thread only.
 pub fn fork_worker(work: impl FnOnce()) -> std::io::Result<u32> {
+    // The precondition is checked, not trusted: a second thread could hold a
+    // lock (the allocator's) that the child would then wait on for ever.
+    if let Some(threads) = threads_running().filter(|&n| n > 1) {
+        return Err(std::io::Error::other(format!(
+            "cannot fork a worker from a process with {threads} threads running"
+        )));
+    }
     let parent = std::process::id();
     // Anything buffered would otherwise be printed twice, by both processes.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    // SAFETY: the caller forks from a single-threaded process, so the child's
-    // copy of memory holds no lock another thread was holding.
+    // SAFETY: checked above: the process has one thread, so the child's copy
+    // of memory holds no lock another thread was holding.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
         0 => {
@@ -225,6 +232,11 @@ pub fn fork_worker(work: impl FnOnce()) -> std::io::Result<u32> {
     }
 }
 // ANCHOR_END: fork_worker
+
+/// How many threads this process has (`None` where `/proc` is missing).
+fn threads_running() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
+}
 
 /// Waits until any worker exits; its pid and a description of how it ended.
 pub fn wait_for_any_worker() -> (u32, String) {
@@ -277,5 +289,20 @@ fn die_with_parent(parent: u32) {
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } as u32 != parent {
         std::process::exit(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forking_with_other_threads_running_is_refused() {
+        // A test runs beside the test harness's main thread (and here one more).
+        let sleeper =
+            std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        let error = fork_worker(|| unreachable!("no child may be forked")).unwrap_err();
+        assert!(error.to_string().contains("threads running"), "{error}");
+        sleeper.join().unwrap();
     }
 }

@@ -26,6 +26,15 @@ pub const DEFAULT_SLEEPER_MS: u64 = 10_000;
 /// answers 431 (what nginx and most servers allow).
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
+/// hyper's smallest read buffer: `max_buf_size` below it panics. The hyper
+/// servers pass [`MAX_HEADER_BYTES`] as their `max_buf_size`, so it may not
+/// go lower: this stops the build rather than a server.
+pub const HYPER_MIN_BUF_SIZE: usize = 8192;
+const _: () = assert!(
+    MAX_HEADER_BYTES >= HYPER_MIN_BUF_SIZE,
+    "MAX_HEADER_BYTES is hyper's max_buf_size, which panics below 8192"
+);
+
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

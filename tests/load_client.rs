@@ -108,7 +108,9 @@ fn a_50_ms_endpoint_reads_50_ms() {
     let median = results.latency_at(0.5).unwrap();
     // Nothing answers a 50 ms sleep early; on loopback it should be late by little.
     assert!(fastest >= Duration::from_millis(50), "{fastest:?}");
-    assert!(median < Duration::from_millis(65), "{median:?}");
+    // Late by scheduling only: well under a second round of the sleep, even
+    // with every core busy with other work.
+    assert!(median < Duration::from_millis(100), "{median:?}");
     // Ten rounds of four at ≈ 50 ms each: at least 500 ms.
     assert!(results.duration >= Duration::from_millis(500));
 }
@@ -300,7 +302,16 @@ fn ctrl_c_stops_the_run_and_still_reports() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // It says what it is about to do once it listens for Ctrl-C.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first_line).unwrap();
+    assert!(
+        first_line.starts_with("load: 1000 requests over 2 connections"),
+        "{first_line}"
+    );
+    // Five rounds of 100 ms: a few answers are in before the stop.
+    std::thread::sleep(Duration::from_millis(500));
     // SAFETY: sending SIGINT to our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);

@@ -47,10 +47,11 @@ fn two_workers_of_two_threads_work_on_four_requests_at_once() {
                     "0",
                 ],
             );
-            // 8 requests of 50 ms on 4 slots: two rounds at least, far from eight.
-            let took = run(&server, "/sleep?ms=50", 8, 8).duration;
+            // 8 requests of 200 ms on 4 slots: two rounds (400 ms) at least;
+            // well under the four rounds that 2 slots would need.
+            let took = run(&server, "/sleep?ms=200", 8, 8).duration;
             assert!(
-                took >= Duration::from_millis(100) && took < Duration::from_millis(300),
+                took >= Duration::from_millis(400) && took < Duration::from_millis(700),
                 "{share}/{pool}: {took:?}"
             );
             let workers = report(&server)["workers"].as_array().unwrap().clone();
@@ -159,8 +160,8 @@ fn bad_flags_are_one_line_and_a_nonzero_exit() {
 #[test]
 fn a_blocking_sleep_in_an_async_handler_serialises_the_loop() {
     let blocked = server("chapter4_blocking", &["--handler", "std-sleep"]);
-    let serial = run(&blocked, "/sleep?ms=50", 4, 4).duration;
-    assert!(serial >= Duration::from_millis(200), "{serial:?}");
+    let serial = run(&blocked, "/sleep?ms=100", 4, 4).duration;
+    assert!(serial >= Duration::from_millis(400), "{serial:?}");
     // The lag probe saw the loop's thread gone for a whole sleep.
     let lag = report(&blocked)["max_lag_ms"].as_f64().unwrap();
     assert!(lag >= 40.0, "{lag}");
@@ -170,8 +171,8 @@ fn a_blocking_sleep_in_an_async_handler_serialises_the_loop() {
         &["--handler", "spawn-blocking"],
     ] {
         let fixed = server("chapter4_blocking", fix);
-        let overlapped = run(&fixed, "/sleep?ms=50", 4, 4).duration;
-        assert!(overlapped >= Duration::from_millis(50), "{fix:?}");
+        let overlapped = run(&fixed, "/sleep?ms=100", 4, 4).duration;
+        assert!(overlapped >= Duration::from_millis(100), "{fix:?}");
         assert!(
             overlapped < serial / 2,
             "{fix:?}: {overlapped:?} vs {serial:?}"
@@ -190,9 +191,9 @@ fn a_blocking_sleep_in_an_async_handler_serialises_the_loop() {
             "2",
         ],
     );
-    let paired = run(&two, "/sleep?ms=100", 4, 4).duration;
+    let paired = run(&two, "/sleep?ms=200", 4, 4).duration;
     assert!(
-        paired >= Duration::from_millis(200) && paired < Duration::from_millis(380),
+        paired >= Duration::from_millis(400) && paired < Duration::from_millis(700),
         "{paired:?}"
     );
 }
@@ -205,11 +206,11 @@ fn cpu_work_takes_its_time_on_the_loop() {
     assert!(took >= Duration::from_millis(100), "{took:?}");
 }
 
-/// Chapter 6's client in `mode`, 8 requests of 50 ms; its JSON report.
+/// Chapter 6's client in `mode`, 8 requests of 100 ms; its JSON report.
 fn client(server: &ServerProcess, mode: &str) -> serde_json::Value {
     let output = Command::new(example("chapter6_client"))
         .args(["--mode", mode, "-n", "8", "--json"])
-        .arg(server.url("/sleep?ms=50"))
+        .arg(server.url("/sleep?ms=100"))
         .output()
         .unwrap();
     assert!(output.status.success(), "{mode}: {output:?}");
@@ -219,18 +220,19 @@ fn client(server: &ServerProcess, mode: &str) -> serde_json::Value {
 #[test]
 fn the_client_modes_agree_with_the_model_against_capacity_two() {
     let server = server("chapter2_threads", &["--threads", "2"]);
-    // Sequential: eight 50 ms requests one after another.
+    // Sequential: eight 100 ms requests one after another.
     let sequential = client(&server, "sequential");
     assert!(
-        sequential["duration_s"].as_f64().unwrap() >= 0.4,
+        sequential["duration_s"].as_f64().unwrap() >= 0.8,
         "{sequential}"
     );
     assert_eq!(sequential["requests"]["completed"], 8);
-    // Threads and futures: two at a time on the server, four rounds of 50 ms.
+    // Threads and futures: two at a time on the server, four rounds of 100 ms
+    // (at least 0.4 s), well under the eight rounds of one at a time.
     for mode in ["threads", "async"] {
         let report = client(&server, mode);
         let took = report["duration_s"].as_f64().unwrap();
-        assert!((0.2..0.3).contains(&took), "{mode}: {report}");
+        assert!((0.4..0.7).contains(&took), "{mode}: {report}");
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use tokio::signal::unix::{SignalKind, signal};
+
 use super::engine::{LoadConfig, LoadRun, Stop, check_open_files, default_threads};
 use super::record::{ErrorKind, Results};
 use super::report::{self, Summary};
@@ -110,8 +112,6 @@ impl LoadArgs {
         check_open_files(self.connections)
             .map_err(|message| format!("-c {}: {message}", self.connections))?;
         Ok(LoadConfig {
-            target,
-            connections: self.connections,
             stop,
             timeout: self.timeout,
             keepalive: !self.no_keepalive,
@@ -121,6 +121,7 @@ impl LoadArgs {
             fixed_share: self.fixed_share,
             connect_rate: self.connect_rate,
             hold: self.hold,
+            ..LoadConfig::new(target, self.requests, self.connections)
         })
     }
 }
@@ -187,6 +188,21 @@ const QUIET_START: Duration = Duration::from_secs(1);
 
 /// Runs the load, drawing a progress bar on stderr (when it is a terminal and
 /// the run lasts over a second) and stopping cleanly on Ctrl-C.
+/// The line `load` starts with, on stderr (as wrk's "Running 10s test @"):
+/// what it is about to do.
+pub fn announcement(config: &LoadConfig) -> String {
+    let how_much = match config.stop {
+        Stop::AfterRequests(requests) => format!("{requests} requests"),
+        Stop::AfterDuration(duration) => {
+            format!("requests for {}", humantime::format_duration(duration))
+        }
+    };
+    format!(
+        "load: {how_much} over {} connections to {} (Ctrl-C stops early and still reports)",
+        config.connections, config.target.url
+    )
+}
+
 pub fn run_with_progress(config: LoadConfig) -> Result<Results, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -194,14 +210,17 @@ pub fn run_with_progress(config: LoadConfig) -> Result<Results, String> {
         .map_err(|error| format!("cannot start a tokio runtime: {error}"))?;
     let run = LoadRun::start(config)?;
     let show_progress = std::io::stderr().is_terminal();
-    runtime.block_on(async {
+    let watched = runtime.block_on(async {
         let mut bar: Option<ProgressBar> = None;
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
+        // Listening for Ctrl-C from here on: only then is the run announced,
+        // so a Ctrl-C after the announcement always gets a report.
+        let mut ctrl_c = signal(SignalKind::interrupt())
+            .map_err(|error| format!("cannot listen for Ctrl-C: {error}"))?;
+        eprintln!("{}", announcement(run.config()));
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         while !run.is_finished() {
             tokio::select! {
-                _ = &mut ctrl_c => {
+                _ = ctrl_c.recv() => {
                     run.cancel();
                     if let Some(bar) = bar.take() {
                         bar.finish_and_clear();
@@ -222,7 +241,13 @@ pub fn run_with_progress(config: LoadConfig) -> Result<Results, String> {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        Ok(())
     });
+    if let Err(message) = watched {
+        run.cancel();
+        let _ = run.wait();
+        return Err(message);
+    }
     Ok(run.wait())
 }
 
@@ -283,6 +308,10 @@ mod tests {
 
     #[test]
     fn bad_input_is_one_line_naming_the_fix() {
+        // More connections than this process may open files, whatever its limit.
+        let too_many = crate::sys::raise_open_file_limit()
+            .saturating_add(1)
+            .to_string();
         for (line, says) in [
             (
                 &["-c", "0", "http://127.0.0.1:9/"][..],
@@ -297,7 +326,7 @@ mod tests {
                 "-n must be at least 1",
             ),
             (
-                &["-c", "1000000", "-n", "1000000", "http://127.0.0.1:9/"][..],
+                &["-c", &too_many, "-n", &too_many, "http://127.0.0.1:9/"][..],
                 "ulimit -n",
             ),
             (&["http//127.0.0.1/"][..], "needs a scheme"),

@@ -1,9 +1,11 @@
 //! The load engine every chapter measures with, split by concern as oha is:
-//! [`target`] (the URL), [`engine`] (driving connections), [`http1`] (the
-//! protocol on one connection), [`record`] (what is
+//! [`target`] (the URL), [`engine`] (a run: threads, the stop rule),
+//! [`connection`] (one connection's loop), [`http1`] (the protocol on one
+//! connection), [`record`] (what is
 //! measured), [`report`] (printing it) and [`cli`] (the `load` command line).
 
 pub mod cli;
+pub mod connection;
 pub mod engine;
 pub mod http1;
 pub mod record;
