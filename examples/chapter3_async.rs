@@ -25,9 +25,7 @@ async fn handle(method: Method, uri: Uri) -> (StatusCode, String) {
         // Not a blocking sleep: the task yields here and the loop runs others.
         tokio::time::sleep(delay).await;
     }
-    let reply = route.reply();
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, reply.body)
+    axum_serve::answer(route.reply())
 }
 // ANCHOR_END: handler
 

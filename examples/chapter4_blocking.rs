@@ -88,9 +88,7 @@ async fn handle(
             Handler::Cpu => burn_cpu(delay),
         }
     }
-    let reply = route.reply();
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, reply.body)
+    axum_serve::answer(route.reply())
 }
 // ANCHOR_END: handler
 

@@ -175,8 +175,7 @@ async fn handle(
         }
         route.reply()
     };
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, reply.body)
+    axum_serve::answer(reply)
 }
 
 /// A worker of `--model async`: one current-thread loop, as chapter 3.

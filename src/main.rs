@@ -49,18 +49,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let measured = reproduce::measured();
-    let chapters: Vec<u32> = match args.chapter {
-        Some(chapter) if measured.contains(&chapter) => vec![chapter],
-        Some(chapter) => {
-            let known: Vec<String> = measured.iter().map(u32::to_string).collect();
-            eprintln!(
-                "error: chapter {chapter} has no experiments yet; choose one of {}",
-                known.join(", ")
-            );
+    let chapters = match chosen_chapters(args.chapter) {
+        Ok(chapters) => chapters,
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::from(2);
         }
-        None => measured,
     };
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = args.out.clone().unwrap_or_else(|| {
@@ -97,11 +91,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-
     if let Err(message) = write_load_help(&out) {
         eprintln!("warning: {message}");
     }
+    let mut failed = !measure(&chapters, &args, &out);
+    if let Err(message) = rewrite_views(&out) {
+        eprintln!("error: {message}");
+        failed = true;
+    } else {
+        println!("wrote the views in {}", out.display());
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
 
+/// The chapters to measure: the one asked for, or every measured one.
+fn chosen_chapters(asked: Option<u32>) -> Result<Vec<u32>, String> {
+    let measured = reproduce::measured();
+    match asked {
+        Some(chapter) if measured.contains(&chapter) => Ok(vec![chapter]),
+        Some(chapter) => {
+            let known: Vec<String> = measured.iter().map(u32::to_string).collect();
+            Err(format!(
+                "chapter {chapter} has no experiments yet; choose one of {}",
+                known.join(", ")
+            ))
+        }
+        None => Ok(measured),
+    }
+}
+
+/// Runs every experiment of `chapters` and writes each chapter's record
+/// whose experiments all ran; true if all did.
+fn measure(chapters: &[u32], args: &Args, out: &std::path::Path) -> bool {
     let scale = if args.quick { 0.1 } else { 1.0 };
     let machine = Machine::this();
     println!("Machine: {}", machine.describe());
@@ -109,15 +134,14 @@ fn main() -> ExitCode {
         .iter()
         .flat_map(|&chapter| reproduce::experiments(chapter, scale))
         .collect();
-    let mut failed = false;
-    for &chapter in &chapters {
-        let mut records = Vec::new();
+    let mut all_ran = true;
+    for &chapter in chapters {
         let measured_at = now_utc();
-        for experiment in planned.iter().filter(|e| e.chapter == chapter) {
-            let position = planned
-                .iter()
-                .position(|e| std::ptr::eq(e, experiment))
-                .unwrap_or(0);
+        let mut records = Vec::new();
+        for (position, experiment) in planned.iter().enumerate() {
+            if experiment.chapter != chapter {
+                continue;
+            }
             println!(
                 "\n[{}/{}] Chapter {} · seed {} · {}\n      server: {} ({})",
                 position + 1,
@@ -135,14 +159,12 @@ fn main() -> ExitCode {
                 }
                 Err(message) => {
                     eprintln!("error: {message}");
-                    failed = true;
+                    all_ran = false;
                 }
             }
         }
         if records.len() != planned.iter().filter(|e| e.chapter == chapter).count() {
-            eprintln!(
-                "chapter {chapter}: not every experiment ran, so its tables were not written"
-            );
+            eprintln!("chapter {chapter}: not every experiment ran, so its record was not written");
             continue;
         }
         let record = ChapterRecord {
@@ -158,26 +180,15 @@ fn main() -> ExitCode {
             experiments: records,
             limits: reproduce::find(chapter).map_or_else(Vec::new, |c| (c.facts)()),
         };
-        match record::write(&out, &record) {
+        match record::write(out, &record) {
             Ok(path) => println!("\nwrote {}", path.display()),
             Err(message) => {
                 eprintln!("error: {message}");
-                failed = true;
+                all_ran = false;
             }
         }
     }
-    match rewrite_views(&out) {
-        Ok(_) => println!("wrote the views in {}", out.display()),
-        Err(message) => {
-            eprintln!("error: {message}");
-            failed = true;
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    all_ran
 }
 
 /// Runs one experiment with a spinner on stderr (drawn only on a terminal)

@@ -126,33 +126,19 @@ pub fn ready_pool(
     let busy = Arc::new(AtomicUsize::new(0));
 
     for _ in 0..threads {
-        let (ready_rx, back_tx) = (Arc::clone(&ready_rx), back_tx.clone());
-        let (waker, busy) = (Arc::clone(&waker), Arc::clone(&busy));
+        let thread = PoolThread {
+            queue: Arc::clone(&ready_rx),
+            back: back_tx.clone(),
+            waker: Arc::clone(&waker),
+            busy: Arc::clone(&busy),
+        };
         let handle = Arc::clone(&handle);
-        start_thread(threads, move || {
-            loop {
-                let next = ready_rx.lock().map(|queue| queue.recv());
-                let Ok(Ok(mut connection)) = next else { return };
-                // A handler that panics loses its connection, not the
-                // thread, and the thread's place in `busy` is given back.
-                let kept = catch_unwind(AssertUnwindSafe(|| {
-                    serve_one(&mut connection, keep_alive, me, &*handle)
-                }));
-                if let Ok(true) = kept {
-                    let _ = back_tx.send(connection);
-                } else {
-                    connection.close();
-                    me.closed();
-                }
-                busy.fetch_sub(1, Ordering::SeqCst);
-                let _ = (&*waker).write(&[1]);
-            }
-        });
+        start_thread(threads, move || thread.serve(keep_alive, me, &*handle));
     }
 
     // The poller. `idle` are open connections with nothing to read yet;
     // `fresh` counts those just accepted that never sent a request.
-    let mut idle: Vec<(Connection, Instant, bool)> = Vec::new();
+    let mut idle: Vec<Idle> = Vec::new();
     loop {
         let fresh = idle.iter().filter(|(_, _, is_fresh)| *is_fresh).count();
         let claimed = busy.load(Ordering::SeqCst) + fresh;
@@ -176,15 +162,8 @@ pub fn ready_pool(
         // SAFETY: `fds` is a valid array of pollfd of the length given.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
 
-        // Connections ready to read go to the pool (latest first, so that
-        // removing by index keeps the earlier indices valid).
-        for index in (0..idle.len()).rev() {
-            if fds[first_connection + index].revents != 0 {
-                let (connection, _, _) = idle.swap_remove(index);
-                busy.fetch_add(1, Ordering::SeqCst);
-                let _ = ready_tx.send(connection);
-            }
-        }
+        // Connections ready to read go to the pool.
+        hand_over_ready(&mut idle, &fds[first_connection..], &busy, &ready_tx);
         // One new connection per wake-up: if other workers also wait on this
         // socket, each gets its chance.
         if accepting && fds[1].revents != 0 {
@@ -196,24 +175,99 @@ pub fn ready_pool(
         // Connections the pool hands back wait here for their next request.
         let mut drained = [0u8; 64];
         while let Ok(1..) = (&wake_signal).read(&mut drained) {}
-        while let Ok(connection) = back_rx.try_recv() {
-            if connection.has_buffered_bytes() {
-                busy.fetch_add(1, Ordering::SeqCst);
-                let _ = ready_tx.send(connection);
+        take_back(&back_rx, &mut idle, &busy, &ready_tx);
+        close_expired(&mut idle, keep_alive, me);
+    }
+}
+
+/// One thread of the ready pool: it takes a connection with a request ready
+/// from the queue, serves that request, and hands the connection back to
+/// the poller if it stays open.
+struct PoolThread {
+    queue: Arc<Mutex<mpsc::Receiver<Connection>>>,
+    back: mpsc::Sender<Connection>,
+    /// Written to after each request, to wake the poller.
+    waker: Arc<UnixStream>,
+    /// Requests given to the pool and not yet answered.
+    busy: Arc<AtomicUsize>,
+}
+
+impl PoolThread {
+    fn serve(self, keep_alive: Duration, me: WorkerSlot, handle: &impl Handler) {
+        loop {
+            let next = self.queue.lock().map(|queue| queue.recv());
+            let Ok(Ok(mut connection)) = next else { return };
+            // A handler that panics loses its connection, not the
+            // thread, and the thread's place in `busy` is given back.
+            let kept = catch_unwind(AssertUnwindSafe(|| {
+                serve_one(&mut connection, keep_alive, me, handle)
+            }));
+            if let Ok(true) = kept {
+                let _ = self.back.send(connection);
             } else {
-                idle.push((connection, Instant::now(), false));
-            }
-        }
-        // Kept-alive connections idle too long are closed.
-        let now = Instant::now();
-        for index in (0..idle.len()).rev() {
-            let (_, since, fresh) = &idle[index];
-            // A new connection gets READ_TIMEOUT to send its first request.
-            let limit = if *fresh { READ_TIMEOUT } else { keep_alive };
-            if now - *since > limit {
-                idle.swap_remove(index).0.close();
+                connection.close();
                 me.closed();
             }
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            let _ = (&*self.waker).write(&[1]);
+        }
+    }
+}
+
+/// An idle connection: when it came to wait, and whether it is fresh (it
+/// never sent a request).
+type Idle = (Connection, Instant, bool);
+
+/// Gives the pool every idle connection whose poll says it has bytes to read
+/// (latest first, so that removing by index keeps the earlier indices valid).
+fn hand_over_ready(
+    idle: &mut Vec<Idle>,
+    polled: &[libc::pollfd],
+    busy: &AtomicUsize,
+    ready: &mpsc::Sender<Connection>,
+) {
+    for index in (0..idle.len()).rev() {
+        if polled[index].revents != 0 {
+            let (connection, _, _) = idle.swap_remove(index);
+            busy.fetch_add(1, Ordering::SeqCst);
+            let _ = ready.send(connection);
+        }
+    }
+}
+
+/// Takes back the connections the pool's threads are done with: one that
+/// already holds its next request goes straight back to the pool; the rest
+/// wait with the idle ones.
+fn take_back(
+    back: &mpsc::Receiver<Connection>,
+    idle: &mut Vec<Idle>,
+    busy: &AtomicUsize,
+    ready: &mpsc::Sender<Connection>,
+) {
+    while let Ok(connection) = back.try_recv() {
+        if connection.has_buffered_bytes() {
+            busy.fetch_add(1, Ordering::SeqCst);
+            let _ = ready.send(connection);
+        } else {
+            idle.push((connection, Instant::now(), false));
+        }
+    }
+}
+
+/// Closes the kept-alive connections idle too long; a new connection gets
+/// [`READ_TIMEOUT`] to send its first request.
+fn close_expired(
+    idle: &mut Vec<(Connection, Instant, bool)>,
+    keep_alive: Duration,
+    me: WorkerSlot,
+) {
+    let now = Instant::now();
+    for index in (0..idle.len()).rev() {
+        let (_, since, fresh) = &idle[index];
+        let limit = if *fresh { READ_TIMEOUT } else { keep_alive };
+        if now - *since > limit {
+            idle.swap_remove(index).0.close();
+            me.closed();
         }
     }
 }

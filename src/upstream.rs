@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::load::Target;
+use crate::load::http1::{Body, parse_head};
 use crate::routes::Reply;
 
 /// What one upstream call came back with.
@@ -130,26 +131,15 @@ fn read_head(connection: &mut BufReader<TcpStream>) -> Result<(u16, usize, bool)
             return Err("the upstream's answer has over 64 KiB of headers".into());
         }
     }
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut response = httparse::Response::new(&mut headers);
-    match response.parse(&head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return Err("the upstream's answer is not HTTP/1.1".into()),
+    let head = parse_head(&head)
+        .ok()
+        .flatten()
+        .ok_or("the upstream's answer is not HTTP/1.1")?;
+    match head.body {
+        Body::Length(length) => Ok((head.status, length as usize, head.keep_alive)),
+        Body::None => Ok((head.status, 0, head.keep_alive)),
+        _ => Err("the upstream's answer has no Content-Length".into()),
     }
-    let status = response.code.unwrap_or(0);
-    let mut length = None;
-    let mut keep_alive = response.version == Some(1);
-    for header in response.headers.iter() {
-        if header.name.eq_ignore_ascii_case("content-length") {
-            length = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|value| value.trim().parse().ok());
-        } else if header.name.eq_ignore_ascii_case("connection") {
-            keep_alive = crate::routes::keep_alive_after(header.value, keep_alive);
-        }
-    }
-    let length = length.ok_or("the upstream's answer has no Content-Length")?;
-    Ok((status, length, keep_alive))
 }
 // ANCHOR_END: blocking_client
 

@@ -3,7 +3,9 @@
 //! accepting. hyper serves each connection; axum's router answers.
 
 use axum::Router;
+use axum::http::StatusCode;
 use evt::routes::MAX_HEADER_BYTES;
+use evt::routes::Reply;
 use evt::server::{ACCEPT_BACKOFF, AcceptFailures};
 
 /// The socket the server bound, handed to tokio (inside the runtime): the
@@ -44,3 +46,9 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router) {
     }
 }
 // ANCHOR_END: accept_loop
+
+/// A route's reply as axum answers it: a status and a text body.
+pub fn answer(reply: Reply) -> (StatusCode, String) {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, reply.body)
+}

@@ -286,24 +286,28 @@ impl Connection {
 
 /// How a response's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Body {
+pub enum Body {
     None,
     Length(u64),
     Chunked,
     UntilClose,
 }
 
+/// A response's status line and headers, as far as a client needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Head {
-    status: u16,
+pub struct Head {
+    pub status: u16,
     /// Bytes of status line and headers.
-    length: usize,
-    body: Body,
-    keep_alive: bool,
+    pub length: usize,
+    pub body: Body,
+    /// Whether the connection may carry another request.
+    pub keep_alive: bool,
 }
 
-/// Parses a response head; `Ok(None)` when more bytes are needed.
-fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
+/// Parses a response head; `Ok(None)` when more bytes are needed. The one
+/// reader of response heads: the load client's, the blocking upstream
+/// client's and the reproduce run's.
+pub fn parse_head(bytes: &[u8]) -> Result<Option<Head>, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let length = match response.parse(bytes) {

@@ -155,6 +155,26 @@ const HISTOGRAM_BINS: u64 = 10;
 
 /// The text report.
 pub fn text(results: &Results) -> String {
+    let mut out = summary_section(results);
+    latency_section(&mut out, results);
+    if !results.record.status_codes.is_empty() {
+        let _ = writeln!(out, "\nStatus codes:");
+        for (status, count) in &results.record.status_codes {
+            let _ = writeln!(out, "  [{status}] {count} responses");
+        }
+    }
+    errors_section(&mut out, results);
+    if !results.record.problems.is_empty() {
+        let _ = writeln!(out, "\nProblems:");
+        for problem in &results.record.problems {
+            let _ = writeln!(out, "  {problem}");
+        }
+    }
+    out
+}
+
+/// `Summary:`: the run as a whole.
+fn summary_section(results: &Results) -> String {
     let mut out = String::new();
     let summary = Summary::of(results);
     let _ = writeln!(out, "Summary:");
@@ -205,69 +225,66 @@ pub fn text(results: &Results) -> String {
             summary.retries
         );
     }
-    if let (Some(fastest), Some(slowest), Some(mean)) =
-        (results.fastest(), results.slowest(), results.mean())
-    {
-        let _ = writeln!(out, "  Fastest:      {}", human(fastest));
-        let _ = writeln!(out, "  Slowest:      {}", human(slowest));
-        let _ = writeln!(out, "  Average:      {}", human(mean));
-
-        let _ = writeln!(out, "\nLatency percentiles (completed requests):");
-        for (label, quantile) in [
-            ("p50", 0.5),
-            ("p75", 0.75),
-            ("p90", 0.9),
-            ("p95", 0.95),
-            ("p99", 0.99),
-            ("p99.9", 0.999),
-            ("max", 1.0),
-        ] {
-            if let Some(latency) = results.latency_at(quantile) {
-                let _ = writeln!(out, "  {label:<6} {}", human(latency));
-            }
-        }
-        let _ = writeln!(out, "\nLatency histogram:");
-        out.push_str(&histogram(results));
-    }
-    if !results.record.status_codes.is_empty() {
-        let _ = writeln!(out, "\nStatus codes:");
-        for (status, count) in &results.record.status_codes {
-            let _ = writeln!(out, "  [{status}] {count} responses");
-        }
-    }
-    if !results.record.failures.is_empty() {
-        let _ = writeln!(out, "\nErrors:");
-        for (kind, seen) in &results.record.failures {
-            let _ = writeln!(
-                out,
-                "  {:<20} {:>8}   first: {}",
-                kind.name(),
-                seen.count,
-                seen.first_message
-            );
-        }
-        for (kind, hint) in [
-            (
-                ErrorKind::TooManyOpenFiles,
-                "this process ran out of file descriptors (one per connection): raise `ulimit -n`",
-            ),
-            (
-                ErrorKind::NoLocalPort,
-                "the machine ran out of local ports: keep connections alive or use fewer",
-            ),
-        ] {
-            if results.record.failures.contains_key(&kind) {
-                let _ = writeln!(out, "  hint: {hint}");
-            }
-        }
-    }
-    if !results.record.problems.is_empty() {
-        let _ = writeln!(out, "\nProblems:");
-        for problem in &results.record.problems {
-            let _ = writeln!(out, "  {problem}");
-        }
-    }
     out
+}
+
+/// Fastest, slowest, average; percentiles; the histogram.
+fn latency_section(out: &mut String, results: &Results) {
+    let (Some(fastest), Some(slowest), Some(mean)) =
+        (results.fastest(), results.slowest(), results.mean())
+    else {
+        return;
+    };
+    let _ = writeln!(out, "  Fastest:      {}", human(fastest));
+    let _ = writeln!(out, "  Slowest:      {}", human(slowest));
+    let _ = writeln!(out, "  Average:      {}", human(mean));
+    let _ = writeln!(out, "\nLatency percentiles (completed requests):");
+    for (label, quantile) in [
+        ("p50", 0.5),
+        ("p75", 0.75),
+        ("p90", 0.9),
+        ("p95", 0.95),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+        ("max", 1.0),
+    ] {
+        if let Some(latency) = results.latency_at(quantile) {
+            let _ = writeln!(out, "  {label:<6} {}", human(latency));
+        }
+    }
+    let _ = writeln!(out, "\nLatency histogram:");
+    out.push_str(&histogram(results));
+}
+
+/// Each kind of failure, how often, the first message; a hint where one helps.
+fn errors_section(out: &mut String, results: &Results) {
+    if results.record.failures.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nErrors:");
+    for (kind, seen) in &results.record.failures {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>8}   first: {}",
+            kind.name(),
+            seen.count,
+            seen.first_message
+        );
+    }
+    for (kind, hint) in [
+        (
+            ErrorKind::TooManyOpenFiles,
+            "this process ran out of file descriptors (one per connection): raise `ulimit -n`",
+        ),
+        (
+            ErrorKind::NoLocalPort,
+            "the machine ran out of local ports: keep connections alive or use fewer",
+        ),
+    ] {
+        if results.record.failures.contains_key(&kind) {
+            let _ = writeln!(out, "  hint: {hint}");
+        }
+    }
 }
 
 /// Up to ten equal-width bins from fastest to slowest, with bars scaled to the

@@ -11,7 +11,7 @@ use super::model::{Capacity, ClientStream, predict};
 use super::record::{ChapterRecord, ExperimentRecord, Group};
 use super::seeds::five_sleeps;
 use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
-use super::views::{self, Column, View, format_ms, or_dash, stamp, thousands};
+use super::views::{self, Column, View, format_ms, mib, or_dash, stamp, thousands};
 use crate::defaults;
 use crate::report::WorkersReport;
 
@@ -367,13 +367,13 @@ fn thread_cost_line(members: &[&ExperimentRecord]) -> Option<String> {
     }
     let per_thread = (most.1 as f64 - fewest.1 as f64) / (most.0 - fewest.0) as f64;
     Some(format!(
-        "From {} to {} threads the peak resident memory went from {:.1} MiB to {:.1} MiB: \
+        "From {} to {} threads the peak resident memory went from {} to {}: \
          **{per_thread:.1} KiB per thread** (stack pages actually touched, not the stack \
          reserved).\n",
         thousands(fewest.0),
         thousands(most.0),
-        fewest.1 as f64 / 1024.0,
-        most.1 as f64 / 1024.0,
+        mib(fewest.1),
+        mib(most.1),
     ))
 }
 

@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use crate::load::http1::parse_head;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -202,18 +204,16 @@ pub fn http_get(base_url: &str, path: &str) -> Result<String, String> {
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|error| format!("cannot send to {authority}: {error}"))?;
-    let mut answer = String::new();
+    let mut answer = Vec::new();
     stream
-        .read_to_string(&mut answer)
+        .read_to_end(&mut answer)
         .map_err(|error| format!("no answer from {authority}{path}: {error}"))?;
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
+    let head = parse_head(&answer)
+        .ok()
+        .flatten()
         .ok_or_else(|| format!("{authority}{path} answered no HTTP head"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "{authority}{path} answered {}",
-            head.lines().next().unwrap_or("")
-        ));
+    if head.status != 200 {
+        return Err(format!("{authority}{path} answered {}", head.status));
     }
-    Ok(body.to_string())
+    Ok(String::from_utf8_lossy(&answer[head.length..]).into_owned())
 }

@@ -5,6 +5,7 @@
 use clap::Parser;
 
 use super::harness::{self, ServerProcess};
+use super::model::Prediction;
 use super::record::{ExperimentRecord, LoadOutcome};
 use super::sample::{self, Sampler, ServerSamples};
 use super::spec::{Driver, Experiment, LoadSpec, ServerUnderTest, command_line};
@@ -42,41 +43,11 @@ impl Experiment {
             let (driven, args) = run
                 .join()
                 .map_err(|_| "a load thread panicked".to_string())??;
-            let example = match spec.driver {
-                Driver::Engine => "load",
-                Driver::Command { example } => example,
-            };
-            loads.push(LoadOutcome {
-                path: spec.path.clone(),
-                start_after_s: spec.start_after.as_secs_f64(),
-                // A timed run sends what it sends.
-                requests: match spec.duration {
-                    Some(_) => driven.summary.requests.sent,
-                    None => spec.requests,
-                },
-                connections: spec.connections,
-                command: command_line(example, &args),
-                predicted,
-                measured: driven.summary,
-                report: driven.report,
-                timeline: if spec.keep_timeline {
-                    driven.timeline
-                } else {
-                    Vec::new()
-                },
-                client_samples: driven.client_samples,
-            });
+            loads.push(outcome(spec, predicted, driven, &args));
         }
         let (server_report, report_at_s) = if self.fetch_report {
             let at = started.elapsed().as_secs_f64();
-            let body = harness::http_get(&server.base_url, "/report")?;
-            let report = serde_json::from_str(&body).map_err(|error| {
-                format!(
-                    "{}'s /report is not JSON ({error}): {body}",
-                    self.server.example
-                )
-            })?;
-            (Some(report), Some(at))
+            (Some(self.fetch_report_from(&server)?), Some(at))
         } else {
             (None, None)
         };
@@ -109,6 +80,47 @@ impl Experiment {
             group: self.group.clone(),
             loads,
         })
+    }
+}
+
+impl Experiment {
+    /// The server's `GET /report`, as JSON.
+    fn fetch_report_from(&self, server: &ServerProcess) -> Result<serde_json::Value, String> {
+        let body = harness::http_get(&server.base_url, "/report")?;
+        serde_json::from_str(&body).map_err(|error| {
+            format!(
+                "{}'s /report is not JSON ({error}): {body}",
+                self.server.example
+            )
+        })
+    }
+}
+
+/// What one load predicted and measured, as the record keeps it.
+fn outcome(spec: &LoadSpec, predicted: Prediction, driven: Driven, args: &[String]) -> LoadOutcome {
+    let example = match spec.driver {
+        Driver::Engine => "load",
+        Driver::Command { example } => example,
+    };
+    LoadOutcome {
+        path: spec.path.clone(),
+        start_after_s: spec.start_after.as_secs_f64(),
+        // A timed run sends what it sends.
+        requests: match spec.duration {
+            Some(_) => driven.summary.requests.sent,
+            None => spec.requests,
+        },
+        connections: spec.connections,
+        command: command_line(example, args),
+        predicted,
+        measured: driven.summary,
+        report: driven.report,
+        timeline: if spec.keep_timeline {
+            driven.timeline
+        } else {
+            Vec::new()
+        },
+        client_samples: driven.client_samples,
     }
 }
 
