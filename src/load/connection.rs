@@ -121,6 +121,7 @@ pub(super) async fn connection_loop(
     if let (Some(first), Some(last)) = (pace.first, pace.last) {
         record.borrow_mut().paced(pace.answers, first, last);
     }
+    record.borrow_mut().connection_done(pace.answers);
     done.finish();
     // Like hey, oha and browsers, keep the connection open until the whole
     // run is over: closing it early would hand the server a free thread that

@@ -123,6 +123,9 @@ pub struct Recorder {
     /// (last answer − first answer), over the connections with two answers or more.
     pub paced_rps: f64,
     pub paced_connections: u64,
+    /// How many connections got how many answers: answers → connections.
+    /// Who waited, where the latencies only say how long.
+    pub answers_per_connection: BTreeMap<u64, u64>,
 }
 
 impl Default for Recorder {
@@ -145,6 +148,7 @@ impl Default for Recorder {
             still_open: 0,
             paced_rps: 0.0,
             paced_connections: 0,
+            answers_per_connection: BTreeMap::new(),
         }
     }
 }
@@ -188,8 +192,16 @@ impl Recorder {
         }
     }
 
+    /// A connection is done sending, with this many answers.
+    pub fn connection_done(&mut self, answers: u64) {
+        *self.answers_per_connection.entry(answers).or_default() += 1;
+    }
+
     /// Adds another recorder's counts to this one.
     pub fn merge(&mut self, other: &Recorder) {
+        for (answers, connections) in &other.answers_per_connection {
+            *self.answers_per_connection.entry(*answers).or_default() += connections;
+        }
         self.sent += other.sent;
         self.retries += other.retries;
         self.timeline.extend_from_slice(&other.timeline);

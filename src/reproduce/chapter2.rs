@@ -329,7 +329,7 @@ pub fn sticky_prediction_s(experiment: &ExperimentRecord) -> Option<f64> {
         report.threads_per_worker,
         load.requests,
         service,
-        load.command.contains("--fixed-share"),
+        load.fixed_share,
     ))
 }
 

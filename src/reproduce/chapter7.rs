@@ -63,6 +63,7 @@ fn proxy_run(
     let mut load = LoadSpec::new("/proxy".into(), estimate, connections, delay);
     load.duration = Some(duration);
     load.timeout = Duration::from_secs(30);
+    load.keep_answers_per_connection = true;
     let mut experiment = Experiment::new(
         7,
         format!("{group}_{name}"),

@@ -2,6 +2,7 @@
 //! measurements and what identifies them, nothing about how a page shows
 //! them (that is code, in the views).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,9 @@ pub struct LoadOutcome {
     /// The command that ran this load, as a reader types it.
     #[serde(default)]
     pub command: String,
+    /// Each connection sent its own n / c requests (`--fixed-share`, as hey).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fixed_share: bool,
     pub predicted: Prediction,
     pub measured: Summary,
     /// The load client's text report of this load, as a reader would see it.
@@ -85,6 +89,10 @@ pub struct LoadOutcome {
     /// When each request ran, where the experiment asked for it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Span>,
+    /// How many connections got how many answers (answers → connections),
+    /// where the experiment asked for it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers_per_connection: BTreeMap<u64, u64>,
     /// The client's own threads and memory, for a command driver (a client
     /// that is what its chapter is about).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +144,10 @@ impl ExperimentRecord {
     pub fn load(&self) -> Option<&LoadOutcome> {
         self.loads.first()
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// The file a chapter's record is kept in, inside `dir`.

@@ -2,6 +2,8 @@
 //! on its own schedule while the server is sampled, and keep what was
 //! measured.
 
+use std::collections::BTreeMap;
+
 use clap::Parser;
 
 use super::harness::{self, ServerProcess};
@@ -112,6 +114,7 @@ fn outcome(spec: &LoadSpec, predicted: Prediction, driven: Driven, args: &[Strin
         },
         connections: spec.connections,
         command: command_line(example, args),
+        fixed_share: spec.fixed_share,
         predicted,
         measured: driven.summary,
         report: driven.report,
@@ -119,6 +122,11 @@ fn outcome(spec: &LoadSpec, predicted: Prediction, driven: Driven, args: &[Strin
             driven.timeline
         } else {
             Vec::new()
+        },
+        answers_per_connection: if spec.keep_answers_per_connection {
+            driven.answers_per_connection
+        } else {
+            BTreeMap::new()
         },
         client_samples: driven.client_samples,
     }
@@ -153,6 +161,7 @@ struct Driven {
     summary: Summary,
     report: String,
     timeline: Vec<Span>,
+    answers_per_connection: BTreeMap<u64, u64>,
     client_samples: Option<ServerSamples>,
 }
 
@@ -167,6 +176,7 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 summary: Summary::of(&results),
                 report: load::report::text(&results),
                 timeline: results.record.timeline.clone(),
+                answers_per_connection: results.record.answers_per_connection.clone(),
                 client_samples: None,
             })
         }
@@ -195,6 +205,7 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 report: summary.to_json(),
                 summary,
                 timeline: Vec::new(),
+                answers_per_connection: BTreeMap::new(),
                 client_samples,
             })
         }

@@ -48,8 +48,20 @@ pub struct ServerSamples {
     pub peak_processes: u64,
     /// CPU time the server used during the run, in milliseconds.
     pub cpu_ms: u64,
+    /// Context switches of the threads alive at the end, during the run
+    /// (threads that ended before are not counted; a pool's are all there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_switches: Option<ContextSwitches>,
     /// Every sample, thinned to at most [`KEPT_SAMPLES`].
     pub samples: Vec<Sample>,
+}
+
+/// Context switches, summed over threads: voluntary (the thread waited:
+/// I/O, a lock, a sleep) and involuntary (the scheduler took the core away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContextSwitches {
+    pub voluntary: u64,
+    pub involuntary: u64,
 }
 
 /// Fields added to the record later are left out when zero, so records made
@@ -81,9 +93,11 @@ impl ServerSamples {
 
 /// Samples a process tree on a thread of its own until stopped.
 pub struct Sampler {
+    pid: u32,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Vec<Sample>>,
     before: Sample,
+    switches_before: Option<ContextSwitches>,
 }
 
 impl Sampler {
@@ -91,6 +105,7 @@ impl Sampler {
     pub fn start(pid: u32) -> Option<Sampler> {
         let started = Instant::now();
         let before = look(pid, started)?;
+        let switches_before = context_switches(pid);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -108,15 +123,24 @@ impl Sampler {
             })
             .ok()?;
         Some(Sampler {
+            pid,
             stop,
             thread,
             before,
+            switches_before,
         })
     }
 
     /// Stops sampling and sums up.
     pub fn finish(self) -> ServerSamples {
         self.stop.store(true, Ordering::Relaxed);
+        let switches = match (self.switches_before, context_switches(self.pid)) {
+            (Some(before), Some(after)) => Some(ContextSwitches {
+                voluntary: after.voluntary.saturating_sub(before.voluntary),
+                involuntary: after.involuntary.saturating_sub(before.involuntary),
+            }),
+            _ => None,
+        };
         let mut samples = self.thread.join().unwrap_or_default();
         samples.insert(0, self.before);
         let peak = |field: fn(&Sample) -> u64| samples.iter().map(field).max().unwrap_or(0);
@@ -136,6 +160,7 @@ impl Sampler {
             peak_threads,
             peak_processes,
             cpu_ms: last_cpu.saturating_sub(self.before.cpu_ms),
+            context_switches: switches,
             samples: thin(samples, KEPT_SAMPLES),
         }
     }
@@ -231,6 +256,36 @@ fn clock_ticks_per_second() -> u64 {
     if ticks > 0 { ticks as u64 } else { 100 }
 }
 
+/// Context switches so far of every thread of `pid` and its descendants,
+/// from each thread's `/proc/P/task/T/status`; `None` without `/proc`.
+pub fn context_switches(pid: u32) -> Option<ContextSwitches> {
+    let mut total = ContextSwitches::default();
+    let mut any = false;
+    for process in std::iter::once(pid).chain(descendants(pid)) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{process}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+                continue;
+            };
+            any = true;
+            for line in status.lines() {
+                let count = |prefix: &str| {
+                    line.strip_prefix(prefix)
+                        .and_then(|rest| rest.trim().parse::<u64>().ok())
+                };
+                if let Some(n) = count("voluntary_ctxt_switches:") {
+                    total.voluntary += n;
+                } else if let Some(n) = count("nonvoluntary_ctxt_switches:") {
+                    total.involuntary += n;
+                }
+            }
+        }
+    }
+    any.then_some(total)
+}
+
 /// Whether any process of the process group `group` still runs (zombies
 /// waiting to be reaped do not count: they hold no port and no memory).
 pub fn group_is_alive(group: u32) -> bool {
@@ -324,6 +379,21 @@ pub fn listen_overflows() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_that_sleeps_switches_voluntarily() {
+        let me = std::process::id();
+        let before = context_switches(me).expect("Linux has /proc");
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let after = context_switches(me).unwrap();
+        // Each sleep gives the core up at least once.
+        assert!(
+            after.voluntary >= before.voluntary + 5,
+            "{before:?} → {after:?}"
+        );
+    }
 
     #[test]
     fn this_process_is_seen_with_its_threads_and_memory() {

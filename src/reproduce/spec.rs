@@ -93,6 +93,9 @@ pub struct LoadSpec {
     /// Keep when each request ran in the record: only for a load whose
     /// timeline a view draws (or lines up with something else).
     pub keep_timeline: bool,
+    /// Keep how many answers each connection got (who waited), for a view
+    /// that shows it.
+    pub keep_answers_per_connection: bool,
 }
 
 /// Long enough for the slowest request any experiment predicts.
@@ -120,6 +123,7 @@ impl LoadSpec {
             connect_rate: None,
             hold: None,
             keep_timeline: false,
+            keep_answers_per_connection: false,
         }
     }
 

@@ -449,7 +449,7 @@ pub fn group_table(members: &[&ExperimentRecord], extra: &[Column]) -> String {
             continue;
         };
         let mut flags = format!("`-n {} -c {}", load.requests, load.connections);
-        if load.command.contains("--fixed-share") {
+        if load.fixed_share {
             flags.push_str(" --fixed-share");
         }
         flags.push('`');
