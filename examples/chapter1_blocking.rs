@@ -1,7 +1,7 @@
 //! Chapter 1: one thread handles one request at a time.
 //!
 //!     cargo run --release --example chapter1_blocking
-//!     cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8001/sleep?ms=2000
+//!     cargo run --release --example load -- -n 5 -c 5 'http://127.0.0.1:8001/sleep?ms=2000'
 //!
 //! This is gunicorn with one sync worker, or Flask's development server before
 //! Flask 1.0: while the handler sleeps, nothing else is answered. Five 2 s

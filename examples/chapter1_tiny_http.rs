@@ -1,7 +1,7 @@
 //! Chapter 1, with a library: the same one-thread loop on tiny_http.
 //!
 //!     cargo run --release --example chapter1_tiny_http
-//!     cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8011/sleep?ms=2000
+//!     cargo run --release --example load -- -n 5 -c 5 'http://127.0.0.1:8011/sleep?ms=2000'
 //!
 //! tiny_http reads requests off the sockets on threads of its own (a pool, one
 //! thread per open connection) and queues them; this program's one loop takes

@@ -1,7 +1,7 @@
 //! Chapter 2: a pool of threads, and workers (gunicorn's pre-fork model).
 //!
 //!     cargo run --release --example chapter2_threads -- --workers 4 --threads 2
-//!     cargo run --release --example load -- -n 50 -c 10 http://127.0.0.1:8002/sleep?ms=250
+//!     cargo run --release --example load -- -n 50 -c 10 'http://127.0.0.1:8002/sleep?ms=250'
 //!
 //! W worker processes share one port; each has T threads, and a thread
 //! handles one request at a time. So W × T requests are worked on at once,

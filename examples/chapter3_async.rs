@@ -1,7 +1,7 @@
 //! Chapter 3: one thread, an event loop.
 //!
 //!     cargo run --release --example chapter3_async
-//!     cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8003/sleep?ms=2000
+//!     cargo run --release --example load -- -n 5 -c 5 'http://127.0.0.1:8003/sleep?ms=2000'
 //!
 //! The same routes as chapter 1, on ONE thread again, but the handler awaits
 //! its delay instead of blocking: while a request sleeps, the loop goes on to

@@ -1,7 +1,7 @@
 //! Chapter 4: blocking inside the event loop.
 //!
 //!     cargo run --release --example chapter4_blocking -- --handler std-sleep
-//!     cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8004/sleep?ms=2000
+//!     cargo run --release --example load -- -n 5 -c 5 'http://127.0.0.1:8004/sleep?ms=2000'
 //!
 //! Chapter 3's server with the wait done four ways (`--handler`):
 //! - `tokio-sleep`: `tokio::time::sleep(..).await`, chapter 3 as it was;

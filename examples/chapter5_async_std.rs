@@ -1,7 +1,7 @@
 //! Chapter 5: the same server on async-std, with tide.
 //!
 //!     cargo run --release --example chapter5_async_std
-//!     cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8005/sleep?ms=2000
+//!     cargo run --release --example load -- -n 5 -c 5 'http://127.0.0.1:8005/sleep?ms=2000'
 //!
 //! async-std was discontinued in 2025 (its README points to smol) and tide has
 //! had no release since 0.16 (2021); both carry RustSec advisories. The

@@ -1,7 +1,7 @@
 //! Chapter 5: the same server on smol, async-std's maintained successor.
 //!
 //!     cargo run --release --example chapter5_smol
-//!     cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8006/sleep?ms=2000
+//!     cargo run --release --example load -- -n 5 -c 5 'http://127.0.0.1:8006/sleep?ms=2000'
 //!
 //! smol is small on purpose: an executor (async-executor), a reactor
 //! (async-io) and adapters, no HTTP. The HTTP layer is hyper 1, the same

@@ -1,7 +1,7 @@
 //! Chapter 8: a minimal event loop, by hand, to see where the memory goes.
 //!
 //!     cargo run --release --example chapter8_minimal_loop
-//!     cargo run --release --example load -- -n 1000 -c 1000 http://127.0.0.1:8008/sleep?ms=1000
+//!     cargo run --release --example load -- -n 1000 -c 1000 'http://127.0.0.1:8008/sleep?ms=1000'
 //!
 //! One thread, epoll (through mio), a timer heap, and per connection only
 //! what it must remember: its socket, where it is in its request, and bytes

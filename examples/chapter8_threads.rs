@@ -1,7 +1,7 @@
 //! Chapter 8: a thread for every connection, started when it arrives.
 //!
 //!     cargo run --release --example chapter8_threads
-//!     cargo run --release --example load -- -z 10s -c 1000 --connect-rate 5000 http://127.0.0.1:8018/sleep?ms=1000
+//!     cargo run --release --example load -- -z 10s -c 1000 --connect-rate 5000 'http://127.0.0.1:8018/sleep?ms=1000'
 //!
 //! The textbook blocking server: the main thread accepts, and every
 //! connection gets a new thread of its own that reads, sleeps, answers and

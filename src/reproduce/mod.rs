@@ -55,6 +55,11 @@ pub const ALL: &[Chapter] = &[
     Chapter::planned(10, "Measuring honestly"),
     Chapter::planned(11, "All the cores"),
     Chapter::planned(12, "When threads win, and overload"),
+    Chapter::page(
+        "Appendix: inside the load client",
+        "appendix_load_client.md",
+        &[],
+    ),
 ];
 
 /// The numbers of the chapters that have experiments, in order.

@@ -44,6 +44,8 @@ pub struct Prediction {
     pub max_ms: f64,
     pub mean_ms: f64,
     /// Every request's latency in milliseconds, sorted (the first 1,000).
+    /// Not kept in records: the summary above is what views show.
+    #[serde(skip)]
     pub latencies_ms: Vec<f64>,
 }
 

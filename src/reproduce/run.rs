@@ -53,7 +53,12 @@ impl Experiment {
         } else {
             (None, None)
         };
-        let samples = sampler.map(Sampler::finish);
+        let samples = sampler.map(Sampler::finish).map(|mut samples| {
+            if !self.keep_samples {
+                samples.samples.clear();
+            }
+            samples
+        });
         let listen_overflows = match (overflows_before, sample::listen_overflows()) {
             (Some(before), Some(after)) => Some(after.saturating_sub(before)),
             _ => None,
@@ -194,7 +199,11 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
             let output = child
                 .wait_with_output()
                 .map_err(|error| format!("{example} did not finish: {error}"))?;
-            let client_samples = sampler.map(Sampler::finish);
+            let client_samples = sampler.map(Sampler::finish).map(|mut samples| {
+                // The client's peaks are what chapter 6 shows.
+                samples.samples.clear();
+                samples
+            });
             let summary: Summary = serde_json::from_slice(&output.stdout).map_err(|error| {
                 format!(
                     "{example} did not print a load report ({error}); its stderr: {}",

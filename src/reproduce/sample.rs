@@ -52,7 +52,9 @@ pub struct ServerSamples {
     /// (threads that ended before are not counted; a pool's are all there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_switches: Option<ContextSwitches>,
-    /// Every sample, thinned to at most [`KEPT_SAMPLES`].
+    /// Every sample, thinned to at most [`KEPT_SAMPLES`]; kept in a record
+    /// only where a view draws them over time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<Sample>,
 }
 

@@ -206,6 +206,9 @@ pub struct Experiment {
     pub fetch_report: bool,
     /// The table this experiment is one row of, with several others.
     pub group: Option<Group>,
+    /// Keep the sampler's series (memory, threads, CPU over time) in the
+    /// record, for a view that draws it; otherwise only before and peaks.
+    pub keep_samples: bool,
 }
 
 impl Experiment {
@@ -227,6 +230,7 @@ impl Experiment {
             failures_expected: false,
             fetch_report: false,
             group: None,
+            keep_samples: false,
         }
     }
 
