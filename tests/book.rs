@@ -319,3 +319,100 @@ fn the_summary_and_the_readme_come_from_the_chapter_registry() {
         }
     }
 }
+
+/// Numbers with a unit that prose may hold because no run measures them:
+/// the experiments' inputs, constants of the code, the kernel and the
+/// runtimes, the model's arithmetic on those inputs, and the seeds'
+/// published figures. Anything measured comes from a generated include.
+const NUMBERS_NOT_MEASURED: &[&str] = &[
+    // Inputs: the seeds' delays, the sleeper, upstream and sweep delays,
+    // runs' lengths, holds, keep-alive, stacks, buffers, timeouts.
+    "2 s", "10 s", "250 ms", "100 ms", "0.5 s", "0.25 s", "0.1 s", "1 ms", "20 s", "3 s",
+    "5 s", "1 s", "30 s", "2 MiB", "64 KiB", "16 KiB", "20 ms", "10 ms",
+    // Constants of the kernel, glibc, CPython, tokio and the histogram.
+    "40 ms", "5 ms", "64 MiB", "1 µs", "0.1 %", "2 ms",
+    // The model's arithmetic on the inputs.
+    "4 s", "6 s", "9.5 s", "2.0 s", "2.5 s", "0.5 requests per second",
+    "2.5 requests per second", "4 requests per second", "25 requests per second",
+    "40 requests per second", "500 requests per second", "7.5 requests per second",
+    "1 ×", "2 ×", "4 ×", "5 ×", "1,000 ×",
+    // The seeds' own figures (002: 2022; 004: 2017).
+    "24.5 requests per second", "248 ms", "353 ms", "4.5 s", "8.7 s",
+];
+
+/// Every number with a unit in Markdown prose (code blocks, inline code and
+/// includes left out).
+fn numbers_in(text: &str) -> Vec<String> {
+    let units = [
+        "requests per second", "requests/s", "req/s", "ms", "µs", "s", "KiB", "MiB", "GiB",
+        "KB", "MB", "GB", "%", "×",
+    ];
+    let mut prose = String::new();
+    for (index, block) in text.split("```").enumerate() {
+        if index % 2 == 0 {
+            for (part, piece) in block.split('`').enumerate() {
+                if part % 2 == 0 {
+                    prose.push_str(piece);
+                    prose.push(' ');
+                }
+            }
+        }
+    }
+    let words: Vec<&str> = prose.split_whitespace().collect();
+    let mut found = Vec::new();
+    for (at, word) in words.iter().enumerate() {
+        let number = word.trim_start_matches(['(', '~', '≈', '*']);
+        let is_number = number.starts_with(|c: char| c.is_ascii_digit())
+            && number.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',');
+        if !is_number || word.contains("{{") {
+            continue;
+        }
+        let number = number.trim_end_matches([',', '.']);
+        let rest = words[at + 1..].join(" ");
+        let unit = units.iter().find(|unit| {
+            rest.strip_prefix(**unit)
+                .is_some_and(|after| after.is_empty() || !after.starts_with(char::is_alphanumeric))
+        });
+        if let Some(unit) = unit {
+            found.push(format!("{number} {unit}"));
+        }
+    }
+    found
+}
+
+/// Every number with a unit in the book's pages: (page, number with its unit).
+fn numbers_in_prose() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root().join("book")).unwrap().flatten() {
+        let page = entry.path();
+        if page.extension().is_none_or(|ext| ext != "md") {
+            continue;
+        }
+        let name = page.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&page).unwrap();
+        found.extend(numbers_in(&text).into_iter().map(|n| (name.clone(), n)));
+    }
+    found
+}
+
+#[test]
+fn every_number_in_prose_is_an_input_a_constant_or_a_citation() {
+    let typed: Vec<String> = numbers_in_prose()
+        .into_iter()
+        .filter(|(_, number)| !NUMBERS_NOT_MEASURED.contains(&number.as_str()))
+        .map(|(page, number)| format!("{page}: {number}"))
+        .collect();
+    assert!(
+        typed.is_empty(),
+        "numbers in prose that look measured; show them from a generated view \
+         (or, for an input or a constant, add them to NUMBERS_NOT_MEASURED):\n{}",
+        typed.join("\n")
+    );
+}
+
+#[test]
+fn the_number_check_finds_typed_numbers_and_skips_code() {
+    let page = "It took 2.003 s (13.6 KiB each), at 24.95 req/s; `-z 10s` and\n\
+                ```text\n1.5 ms\n```\nnot 3 threads.";
+    assert_eq!(numbers_in(page), ["2.003 s", "13.6 KiB", "24.95 req/s"]);
+}

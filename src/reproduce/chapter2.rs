@@ -386,15 +386,27 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     let seed = Column::new("seed's req/s", |e| {
         or_dash(seed_002_rps(&e.slug), |rps| format!("{rps:.2}"))
     });
+    let (threads, rss) = (views::threads_column, views::rss_column);
     out.push(views::group_view(
         record,
         "seed002",
-        &[seed, workers, predicted],
+        &[seed, predicted],
+        &[workers, threads(), rss()],
     ));
-    out.push(views::group_view(record, "spread", &spread_columns()));
-    out.push(views::group_view(record, "starvation", &[]));
+    out.push(views::group_view(
+        record,
+        "spread",
+        &spread_columns(),
+        &[threads(), rss()],
+    ));
+    out.push(views::group_view(
+        record,
+        "starvation",
+        &[threads(), rss()],
+        &[],
+    ));
     let sweep = views::group(record, "thread_sweep");
-    let mut text = views::group_table(&sweep, &[]);
+    let mut text = views::group_table(&sweep, &[threads(), rss()], &[]);
     if let Some(line) = thread_cost_line(&sweep) {
         text.push('\n');
         text.push_str(&line);

@@ -218,8 +218,18 @@ fn views(record: &ChapterRecord) -> Vec<View> {
         )
     });
     let mut out = vec![
-        views::group_view(record, "five_sleeps", &[lag()]),
-        views::group_view(record, "fifty", &[seed, lag()]),
+        views::group_view(
+            record,
+            "five_sleeps",
+            &[lag(), views::threads_column()],
+            &[views::rss_column()],
+        ),
+        views::group_view(
+            record,
+            "fifty",
+            &[seed, views::threads_column()],
+            &[lag(), views::rss_column()],
+        ),
     ];
     out.extend(views::experiment(record, "sleeper_activer"));
     out.extend(views::timeline(record, "sleeper_activer"));

@@ -176,16 +176,27 @@ fn experiments(scale: f64) -> Vec<Experiment> {
 
 fn views(record: &ChapterRecord) -> Vec<View> {
     let mut out = vec![
-        views::group_view(record, "io_bound", &[]),
+        views::group_view(
+            record,
+            "io_bound",
+            &[views::threads_column(), views::rss_column()],
+            &[],
+        ),
         views::group_view(
             record,
             "hello",
-            &[Column::new(
-                "server CPU per request",
-                views::cpu_per_request,
-            )],
+            &[
+                Column::new("server CPU per request", views::cpu_per_request),
+                views::threads_column(),
+            ],
+            &[views::rss_column()],
         ),
-        views::group_view(record, "timer", &[]),
+        views::group_view(
+            record,
+            "timer",
+            &[views::threads_column(), views::rss_column()],
+            &[],
+        ),
     ];
     for runtime in RUNTIMES {
         out.extend(views::experiment(

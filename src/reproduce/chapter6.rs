@@ -132,6 +132,7 @@ fn series_chart(record: &ChapterRecord, name: &str) -> Option<View> {
         &measured,
         &predicted,
         charts::Legend::UpperLeft,
+        None,
     )?;
     Some(View::new(
         format!("chapter{}_{name}.svg", record.chapter),
@@ -140,14 +141,34 @@ fn series_chart(record: &ChapterRecord, name: &str) -> Option<View> {
 }
 
 fn views(record: &ChapterRecord) -> Vec<View> {
-    let [workers, predicted] = spread_columns();
     let [threads, rss, cpu] = client_columns();
+    let [workers, predicted] = spread_columns();
+    let server = || {
+        [
+            views::server_cpu_column(),
+            Column::new("server threads", |e| {
+                or_dash(e.samples.as_ref(), |s| s.peak_threads.to_string())
+            }),
+            Column::new("server peak RSS", |e| {
+                or_dash(e.samples.as_ref(), |s| mib(s.peak_rss_kib))
+            }),
+        ]
+    };
+    let [server_cpu, server_threads, server_rss] = server();
     let mut out = vec![views::group_view(
         record,
         "capacity8",
-        &[workers, predicted, threads, rss, cpu],
+        &[threads, cpu],
+        &[rss, server_cpu, server_threads, server_rss, workers, predicted],
     )];
-    out.push(views::group_view(record, "unlimited", &client_columns()));
+    let [threads, rss, cpu] = client_columns();
+    let [server_cpu, server_threads, server_rss] = server();
+    out.push(views::group_view(
+        record,
+        "unlimited",
+        &[threads, cpu],
+        &[rss, server_cpu, server_threads, server_rss],
+    ));
     out.extend(series_chart(record, "capacity8"));
     out.extend(series_chart(record, "unlimited"));
     out

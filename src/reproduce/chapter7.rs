@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::chapter::{Chapter, Example};
 use super::chapter3;
+use super::charts;
 use super::model::{self, Capacity};
 use super::record::{ChapterRecord, ExperimentRecord, Group};
 use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
@@ -120,10 +121,7 @@ fn proxy_setups() -> Vec<ProxySetup> {
 /// Seed 004's own results (2017, Python 3.6, gunicorn with 2 workers, wrk
 /// with 400 connections for 20 s against a route that calls nginx): variant,
 /// then min, p50, p99, p99.9, max and mean in ms, duration in s, requests.
-/// The last three rows are the seed's stack rerun by the team on this
-/// machine (nginx upstream, gunicorn 2 workers, `wrk -t2 -c400 -d10s`), as
-/// the issue reported them; cells it did not report are NaN.
-pub const SEED_004: [(&str, [f64; 6], f64, u64); 14] = [
+pub const SEED_004: [(&str, [f64; 6], f64, u64); 11] = [
     (
         "aiohttp",
         [163.27, 247.72, 352.75, 404.59, 1414.08, 257.59],
@@ -190,24 +188,6 @@ pub const SEED_004: [(&str, [f64; 6], f64, u64); 14] = [
         20.04,
         4121,
     ),
-    (
-        "rerun here, aiohttp",
-        [f64::NAN, 207.0, 433.0, f64::NAN, f64::NAN, f64::NAN],
-        10.0,
-        16854,
-    ),
-    (
-        "rerun here, flask gthread × 10",
-        [f64::NAN, 780.0, f64::NAN, f64::NAN, f64::NAN, f64::NAN],
-        10.0,
-        4953,
-    ),
-    (
-        "rerun here, flask gthread × 100",
-        [f64::NAN, f64::NAN, 8730.0, f64::NAN, f64::NAN, f64::NAN],
-        10.0,
-        3633,
-    ),
 ];
 
 /// Seed 004's proxy under 400 connections, upstream delays of 0 ms (the
@@ -231,21 +211,22 @@ fn experiments(scale: f64) -> Vec<Experiment> {
     experiments
 }
 
-/// Seed 004's table: per row the requests in the run, its length, and the
-/// latency distribution, with the model's requests/s and what the server
-/// used (threads, memory, CPU as a share of one core).
-fn latency_table(members: &[&ExperimentRecord]) -> String {
+/// Seed 004's table, in two: the rate and the latency distribution with
+/// what the server held (threads, memory) first; then, collapsed, the run's
+/// length, the rest of the distribution, failures, and what the server spent
+/// (CPU as a share of one core, context switches per request). Seed 004's
+/// own rows go under both, where it measured something.
+fn latency_tables(members: &[&ExperimentRecord], seed_rows: bool) -> String {
     let mut out = String::from(
-        "| setup | predicted req/s | **requests** | duration | **req/s** | min | p50 | p99 | p99.9 | max | mean | not 2xx | failed | threads | peak RSS | CPU |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| setup | predicted req/s | **req/s** | p50 | p99 | p99.9 | max | threads | peak RSS |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
             continue;
         };
-        let m = &load.measured;
+        let (m, samples) = (&load.measured, experiment.samples.as_ref());
         let l = &m.latency_ms;
-        let samples = experiment.samples.as_ref();
         let predicted = if load.predicted.total_s > 0.0 && load.predicted.min_ms > 0.0 {
             format!("{:.0}", load.predicted.rps)
         } else {
@@ -253,76 +234,207 @@ fn latency_table(members: &[&ExperimentRecord]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {predicted} | **{}** | {} | **{:.0}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {predicted} | **{:.0}** | {} | {} | {} | {} | {} | {} |",
             row_label(experiment),
-            thousands(m.requests.completed),
-            format_ms(m.duration_s * 1000.0),
             m.rps,
-            format_opt_ms(l.min),
             format_opt_ms(l.p50),
             format_opt_ms(l.p99),
             format_opt_ms(l.p999),
             format_opt_ms(l.max),
-            format_opt_ms(l.mean),
-            thousands(
-                m.status_codes
-                    .iter()
-                    .filter(|(code, _)| !code.starts_with('2'))
-                    .map(|(_, count)| count)
-                    .sum()
-            ),
-            thousands(m.requests.failed),
             or_dash(samples, |s| s.peak_threads.to_string()),
             or_dash(samples, |s| mib(s.peak_rss_kib)),
-            or_dash(samples, |s| format!(
-                "{:.0} %",
-                s.cpu_ms as f64 / (m.duration_s * 10.0)
+        );
+    }
+    if seed_rows {
+        for row in SEED_004 {
+            let (variant, [_, p50, p99, p999, max, _], duration_s, requests) = row;
+            let _ = writeln!(
+                out,
+                "| *seed 004: {variant}* | — | *{:.0}* | {} | {} | {} | {} | — | — |",
+                requests as f64 / duration_s,
+                seed_cell(p50),
+                seed_cell(p99),
+                seed_cell(p999),
+                seed_cell(max),
+            );
+        }
+    }
+    out.push_str(
+        "\n<details><summary>The run's length, the rest of the latencies, failures, and what \
+         the server spent</summary>\n\n\
+         | setup | requests | duration | min | mean | not 2xx | failed | CPU, % of one core | context switches per request (voluntary / involuntary) |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for experiment in members {
+        let Some(load) = experiment.load() else {
+            continue;
+        };
+        let (m, samples) = (&load.measured, experiment.samples.as_ref());
+        let completed = m.requests.completed.max(1) as f64;
+        let not_2xx: u64 = m
+            .status_codes
+            .iter()
+            .filter(|(code, _)| !code.starts_with('2'))
+            .map(|(_, count)| count)
+            .sum();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row_label(experiment),
+            thousands(m.requests.completed),
+            format_ms(m.duration_s * 1000.0),
+            format_opt_ms(m.latency_ms.min),
+            format_opt_ms(m.latency_ms.mean),
+            thousands(not_2xx),
+            thousands(m.requests.failed),
+            or_dash(samples, |s| format!("{:.0} %", s.cpu_ms as f64 / (m.duration_s * 10.0))),
+            or_dash(samples.and_then(|s| s.context_switches), |c| format!(
+                "{:.1} / {:.1}",
+                c.voluntary as f64 / completed,
+                c.involuntary as f64 / completed
             )),
         );
     }
+    if seed_rows {
+        for (variant, [min, _, _, _, _, mean], duration_s, requests) in SEED_004 {
+            let _ = writeln!(
+                out,
+                "| *seed 004: {variant}* | *{}* | {} | {} | {} | — | — | — | — |",
+                thousands(requests),
+                format_ms(duration_s * 1000.0),
+                seed_cell(min),
+                seed_cell(mean),
+            );
+        }
+    }
+    out.push_str("\n</details>\n");
     out
 }
 
-/// Seed 004's own rows, in the same columns, under the 0 ms table (its
-/// upstream was nginx): what Python measured, beside what Rust does.
-fn seed_004_rows() -> String {
-    let mut out = String::new();
-    for (variant, [min, p50, p99, p999, max, mean], duration_s, requests) in SEED_004 {
-        let cell = |ms: f64| {
-            if ms.is_nan() {
-                "—".to_string()
-            } else {
-                format_ms(ms)
-            }
-        };
+/// What seed 004's rates mean per request: with two worker processes, each
+/// busy the whole run, a process spent 2 ÷ (requests per second) on each
+/// request. Arithmetic on the seed's published numbers, not a measurement.
+fn seed_004_per_request() -> View {
+    let mut out = String::from(
+        "| seed 004's setup | requests in the run | req/s | a process's time per request (2 processes ÷ req/s) |\n\
+         |---|--:|--:|--:|\n",
+    );
+    for (variant, _, duration_s, requests) in SEED_004 {
+        let rps = requests as f64 / duration_s;
         let _ = writeln!(
             out,
-            "| *seed 004: {variant}* | — | *{}* | {} | *{:.0}* | {} | {} | {} | {} | {} | {} | — | — | — | — | — |",
+            "| {variant} | {} | {rps:.0} | {} |",
             thousands(requests),
-            format_ms(duration_s * 1000.0),
-            requests as f64 / duration_s,
-            cell(min),
-            cell(p50),
-            cell(p99),
-            cell(p999),
-            cell(max),
-            cell(mean),
+            format_ms(2000.0 / rps),
         );
     }
-    out
+    out.push_str(
+        "\n*From seed 004's own table (2017, Python 3.6, gunicorn with 2 workers, wrk with 400 \
+         connections for 20 s).*\n",
+    );
+    View::new("chapter7_seed004_per_request.md".into(), out)
+}
+
+/// A cell of the seed's own numbers: what it did not report is a dash.
+fn seed_cell(ms: f64) -> String {
+    if ms.is_nan() {
+        "—".to_string()
+    } else {
+        format_ms(ms)
+    }
+}
+
+/// Who waited, at the 100 ms upstream: per setup the rate, how many
+/// connections got one answer (or none) in the whole run, what the others
+/// got, and the mean latency beside Little's law's (connections ÷ rate),
+/// which no queueing policy can change, only who pays it.
+fn who_waited(record: &ChapterRecord) -> View {
+    let mut out = String::from(
+        "| setup | **req/s** | connections answered once or never | the others' answers | mean latency | Little's law: 400 ÷ req/s | p50 | p99 |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for experiment in views::group(record, "proxy_100ms") {
+        let Some(load) = experiment.load() else {
+            continue;
+        };
+        let m = &load.measured;
+        let answers = &load.answers_per_connection;
+        let starved: u64 = answers.range(..2).map(|(_, n)| n).sum();
+        let others: Vec<u64> = answers.range(2..).map(|(&a, _)| a).collect();
+        let spread = match (others.first(), others.last()) {
+            (Some(fewest), Some(most)) if fewest == most => thousands(*fewest),
+            (Some(fewest), Some(most)) => format!("{}–{}", thousands(*fewest), thousands(*most)),
+            _ => "—".to_string(),
+        };
+        let little = (m.rps > 0.0).then(|| load.connections as f64 / m.rps * 1000.0);
+        let _ = writeln!(
+            out,
+            "| {} | **{:.0}** | {} of {} | {spread} | {} | {} | {} | {} |",
+            row_label(experiment),
+            m.rps,
+            thousands(starved),
+            thousands(load.connections as u64),
+            format_opt_ms(m.latency_ms.mean),
+            format_opt_ms(little),
+            format_opt_ms(m.latency_ms.p50),
+            format_opt_ms(m.latency_ms.p99),
+        );
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    View::new(format!("chapter{}_who_waited.md", record.chapter), out)
+}
+
+/// For a few setups at the 100 ms upstream: the share of connections that
+/// got at most x answers in the run.
+fn answers_chart(record: &ChapterRecord) -> Option<View> {
+    let mut lines = Vec::new();
+    for experiment in views::group(record, "proxy_100ms") {
+        let load = experiment.load()?;
+        let total: u64 = load.answers_per_connection.values().sum();
+        if total == 0 || !["threads_10", "threads_50", "threads_200", "async"]
+            .iter()
+            .any(|name| experiment.slug.ends_with(name))
+        {
+            continue;
+        }
+        let mut seen = 0;
+        let steps = load
+            .answers_per_connection
+            .iter()
+            .map(|(&answers, &connections)| {
+                seen += connections;
+                (answers as f64, 100.0 * seen as f64 / total as f64)
+            })
+            .collect();
+        lines.push((row_label(experiment).to_string(), steps));
+    }
+    let svg = charts::cumulative_svg(
+        "Chapter 7: answers per connection in 20 s, upstream 100 ms",
+        "answers one connection got (log scale)",
+        "connections with at most that many",
+        &lines,
+    )?;
+    Some(View::new(
+        format!("chapter{}_answers.svg", record.chapter),
+        svg,
+    ))
 }
 
 fn views(record: &ChapterRecord) -> Vec<View> {
     let table = |name: &str, seed_rows: bool| {
-        let mut text = latency_table(&views::group(record, name));
-        if seed_rows {
-            text.push_str(&seed_004_rows());
-        }
+        let mut text = latency_tables(&views::group(record, name), seed_rows);
         text.push('\n');
         text.push_str(&stamp(record));
         View::new(format!("chapter{}_{name}.md", record.chapter), text)
     };
-    let mut out = vec![table("proxy_0ms", true), table("proxy_100ms", false)];
+    let mut out = vec![
+        table("proxy_0ms", true),
+        table("proxy_100ms", false),
+        who_waited(record),
+        seed_004_per_request(),
+    ];
+    out.extend(answers_chart(record));
     out.extend(views::sweep_chart(
         record,
         "proxy_100ms",

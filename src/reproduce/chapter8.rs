@@ -13,8 +13,10 @@ use super::chapter3;
 use super::charts::{self, Legend};
 use super::model::{self, Capacity};
 use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
+use super::sample::ServerSamples;
 use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled, sleep_path};
 use super::views::{
+    Column,
     self, Lines, View, add_point, format_opt_ms, kib, mib, row_label, sampled, stamp, thousands,
 };
 use crate::defaults;
@@ -187,63 +189,92 @@ fn held_idle(load: &LoadOutcome) -> bool {
 /// and, for busy connections, the rate against Little's law and the tail.
 fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let idle = members.iter().any(|e| e.load().is_some_and(held_idle));
-    let head = if idle {
-        "| server | connections | still open after the hold | threads | peak RSS | **RSS per connection** | kernel stacks and page tables per connection | address space per connection | SYNs dropped |"
-    } else {
-        "| server | connections | Little's law req/s | **steady req/s** | req/s over the run | p50 | p99 | threads | peak RSS | **RSS per connection** | kernel stacks and page tables per connection | address space per connection | CPU per request | SYNs dropped |"
+    let connections = |e: &ExperimentRecord| e.load().map_or(1, |l| l.connections);
+    let measured = |e: &ExperimentRecord| e.load().map(|l| l.measured.clone());
+    let per_connection = |show: fn(&ServerSamples, usize) -> String| {
+        move |e: &ExperimentRecord| sampled(e.samples.as_ref(), |s| show(s, connections(e)))
     };
-    let columns = head.matches(" | ").count() + 1;
-    let mut out = format!("{head}\n|---|{}\n", "--:|".repeat(columns - 1));
-    for experiment in members {
-        let Some(load) = experiment.load() else {
-            continue;
-        };
-        let m = &load.measured;
-        let samples = experiment.samples.as_ref();
-        let mut row = vec![
-            row_label(experiment).to_string(),
-            thousands(load.connections as u64),
-        ];
-        if idle {
-            row.push(views::or_dash(m.hold, |hold| {
+    let server = Column::new("server", |e| row_label(e).to_string());
+    let count = Column::new("connections", move |e| thousands(connections(e) as u64));
+    let threads = Column::new("threads", |e| sampled(e.samples.as_ref(), |s| thousands(s.peak_threads)));
+    let rss = Column::new(
+        "**RSS per connection**",
+        per_connection(|s, c| format!("**{}**", kib(s.rss_per_connection_kib(c)))),
+    );
+    let kernel = Column::new(
+        "kernel stacks and page tables per connection",
+        per_connection(|s, c| kib(s.kernel_per_connection_kib(c))),
+    );
+    let address = Column::new(
+        "address space per connection",
+        per_connection(|s, c| kib(s.vm_per_connection_kib(c))),
+    );
+    let peak = Column::new("peak RSS", |e| sampled(e.samples.as_ref(), |s| mib(s.peak_rss_kib)));
+    let syns = Column::new("SYNs dropped", |e| views::or_dash(e.listen_overflows, thousands));
+    let mut out = if idle {
+        let open = Column::new("still open after the hold", move |e| {
+            views::or_dash(measured(e).and_then(|m| m.hold), |hold| {
                 format!("{} of {}", thousands(hold.still_open), thousands(hold.held))
-            }));
-        } else {
-            row.extend([
-                thousands(load.predicted.rps.round() as u64),
-                views::or_dash(m.steady_rps, |rate| {
-                    format!("**{}**", thousands(rate.round() as u64))
-                }),
-                thousands(m.rps.round() as u64),
-                format_opt_ms(m.latency_ms.p50),
-                format_opt_ms(m.latency_ms.p99),
-            ]);
-        }
-        row.extend([
-            sampled(samples, |s| thousands(s.peak_threads)),
-            sampled(samples, |s| mib(s.peak_rss_kib)),
-            sampled(samples, |s| {
-                format!("**{}**", kib(s.rss_per_connection_kib(load.connections)))
-            }),
-            sampled(samples, |s| {
-                kib(s.kernel_per_connection_kib(load.connections))
-            }),
-            sampled(samples, |s| kib(s.vm_per_connection_kib(load.connections))),
-        ]);
-        if !idle {
-            row.push(sampled(samples, |s| {
-                let requests = m.requests.completed.max(1) as f64;
+            })
+        });
+        views::table(
+            members,
+            &[server, count, open, threads, peak, rss, kernel, address, syns],
+        )
+    } else {
+        let law = Column::new("Little's law req/s", |e| {
+            views::or_dash(e.load(), |l| thousands(l.predicted.rps.round() as u64))
+        });
+        let steady = Column::new("**steady req/s**", move |e| {
+            views::or_dash(measured(e).and_then(|m| m.steady_rps), |rate| {
+                format!("**{}**", thousands(rate.round() as u64))
+            })
+        });
+        let p99 = Column::new("p99", move |e| format_opt_ms(measured(e).and_then(|m| m.latency_ms.p99)));
+        let cpu = Column::new("CPU per request", move |e| {
+            let requests = measured(e).map_or(1, |m| m.requests.completed.max(1)) as f64;
+            sampled(e.samples.as_ref(), |s| {
                 if s.cpu_ms == 0 {
                     // CPU time is counted in 10 ms clock ticks: less than one tick.
                     format!("< {:.0} µs", 10_000.0 / requests)
                 } else {
                     format!("{:.0} µs", s.cpu_ms as f64 * 1000.0 / requests)
                 }
-            }));
-        }
-        row.push(views::or_dash(experiment.listen_overflows, thousands));
-        let _ = writeln!(out, "| {} |", row.join(" | "));
-    }
+            })
+        });
+        let mut text = views::table(
+            members,
+            &[server, count, law, steady, p99, threads, rss, kernel, cpu],
+        );
+        let over_run = Column::new("req/s over the run", move |e| {
+            views::or_dash(measured(e), |m| thousands(m.rps.round() as u64))
+        });
+        let p50 = Column::new("p50", move |e| format_opt_ms(measured(e).and_then(|m| m.latency_ms.p50)));
+        let switches = Column::new(
+            "context switches per request (voluntary / involuntary)",
+            move |e| {
+                let requests = measured(e).map_or(1, |m| m.requests.completed.max(1)) as f64;
+                views::or_dash(e.samples.as_ref().and_then(|s| s.context_switches), |c| {
+                    format!(
+                        "{:.1} / {:.1}",
+                        c.voluntary as f64 / requests,
+                        c.involuntary as f64 / requests
+                    )
+                })
+            },
+        );
+        let server = Column::new("server", |e| row_label(e).to_string());
+        let count = Column::new("connections", move |e| thousands(connections(e) as u64));
+        text.push('\n');
+        text.push_str(&views::collapsed(
+            "More columns",
+            &views::table(
+                members,
+                &[server, count, over_run, p50, peak, address, switches, syns],
+            ),
+        ));
+        text
+    };
     out.push('\n');
     out.push_str(&stamp(record));
     out
@@ -362,10 +393,16 @@ fn cost_charts(
     };
     let chapter = record.chapter;
     let mut out = Vec::new();
-    let mut chart = |suffix, title: String, y_label, lines: &Lines, legend| {
-        if let Some(svg) =
-            charts::lines_svg(&title, "connections held open", y_label, lines, &[], legend)
-        {
+    let mut chart = |suffix, title: String, y_label, lines: &Lines, legend, y_range| {
+        if let Some(svg) = charts::lines_svg(
+            &title,
+            "connections held open",
+            y_label,
+            lines,
+            &[],
+            legend,
+            y_range,
+        ) {
             out.push((suffix, svg));
         }
     };
@@ -375,6 +412,7 @@ fn cost_charts(
         "resident memory per connection, KiB",
         &memory,
         Legend::MiddleRight,
+        None,
     );
     if !idle {
         chart(
@@ -383,6 +421,7 @@ fn cost_charts(
             "% of connections ÷ delay",
             &share,
             Legend::LowerLeft,
+            Some(0.0..110.0),
         );
         chart(
             "p99",
@@ -390,6 +429,7 @@ fn cost_charts(
             "p99, ms",
             &p99,
             Legend::UpperLeft,
+            None,
         );
     }
     out

@@ -140,8 +140,9 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[(f64, f64, f64)]) -> Opti
 }
 
 /// Several measured lines against a doubling x axis, each with its
-/// model's line beside it in a lighter shade; both axes logarithmic (times
-/// from half a second to half a minute). Each line is `(name, points)`.
+/// model's line beside it in a lighter shade. The y axis is `y_range` where
+/// given; otherwise linear for lines within a factor of three of each
+/// other, logarithmic for lines further apart. Each line is `(name, points)`.
 pub fn lines_svg(
     title: &str,
     x_label: &str,
@@ -149,6 +150,7 @@ pub fn lines_svg(
     measured: &[(String, Vec<(f64, f64)>)],
     predicted: &[(String, Vec<(f64, f64)>)],
     legend: Legend,
+    y_range: Option<std::ops::Range<f64>>,
 ) -> Option<String> {
     let all = measured
         .iter()
@@ -183,7 +185,11 @@ pub fn lines_svg(
             predicted,
             legend,
         };
-        if spread < 3.0 {
+        if let Some(y_range) = y_range {
+            // A scale that means something (0 to 100 %): drawn as given, so a
+            // difference of a percent looks like one.
+            lines.draw(&mut builder.build_cartesian_2d(x_range, y_range).ok()?)?;
+        } else if spread < 3.0 {
             // Lines close together (within a factor of three): a linear axis
             // shows their differences, with a tenth of their span around them.
             let pad = ((y_max - y_min) * 0.25).max(y_max * 0.005);
@@ -358,4 +364,78 @@ mod tests {
         let many: Vec<Span> = (0..100).map(|i| span(i, 0, 1, Some(200))).collect();
         assert!(timeline_svg("x", &many).is_none());
     }
+}
+
+/// Cumulative shares: for each line, the share of items (in %) with at most
+/// x, as a staircase, on a logarithmic x axis from 1 and a linear y axis
+/// from 0 to 100 %. Each line is `(name, sorted (x, share) steps)`.
+pub fn cumulative_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    lines: &[(String, Vec<(f64, f64)>)],
+) -> Option<String> {
+    let x_max = lines
+        .iter()
+        .flat_map(|(_, points)| points)
+        .map(|p| p.0)
+        .fold(0.0, f64::max);
+    if lines.is_empty() || x_max < 1.0 {
+        return None;
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((1f64..x_max * 1.5).log_scale(), 0f64..105f64)
+            .ok()?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0} %"))
+            .draw()
+            .ok()?;
+        let palette = [
+            ANSWERED,
+            FAILED,
+            RGBColor(60, 150, 80),
+            RGBColor(150, 90, 170),
+            RGBColor(230, 150, 30),
+        ];
+        for (index, (name, points)) in lines.iter().enumerate() {
+            let colour = palette[index % palette.len()];
+            // A staircase: flat until the next x, then up.
+            let mut steps = Vec::with_capacity(points.len() * 2);
+            let mut level = 0.0;
+            for &(x, share) in points {
+                steps.push((x.max(1.0), level));
+                steps.push((x.max(1.0), share));
+                level = share;
+            }
+            steps.push((x_max * 1.5, level));
+            chart
+                .draw_series(LineSeries::new(steps, colour.stroke_width(2)))
+                .ok()?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .ok()?;
+        root.present().ok()?;
+    }
+    Some(svg)
 }

@@ -428,9 +428,27 @@ pub fn cpu_per_request(experiment: &ExperimentRecord) -> String {
     })
 }
 
+/// The server's peak thread count, as a column.
+pub fn threads_column() -> Column<'static> {
+    Column::new("threads", |e| {
+        or_dash(e.samples.as_ref(), |s| s.peak_threads.to_string())
+    })
+}
+
+/// The server's peak resident memory, as a column.
+pub fn rss_column() -> Column<'static> {
+    Column::new("peak RSS", |e| or_dash(e.samples.as_ref(), |s| mib(s.peak_rss_kib)))
+}
+
+/// The server's CPU time over the run, as a column.
+pub fn server_cpu_column() -> Column<'static> {
+    Column::new("server CPU", |e| or_dash(e.samples.as_ref(), |s| cpu_time(s.cpu_ms)))
+}
+
 /// A table with a row per experiment of a group: predicted beside measured,
-/// the chapter's own columns, and the server's threads and memory.
-pub fn group_table(members: &[&ExperimentRecord], extra: &[Column]) -> String {
+/// then the chapter's `main` columns (two fit on a page); the `more` columns
+/// go in a second table, collapsed under the first, row for row.
+pub fn group_table(members: &[&ExperimentRecord], main: &[Column], more: &[Column]) -> String {
     let mut head = vec![
         "setup",
         "load",
@@ -440,8 +458,7 @@ pub fn group_table(members: &[&ExperimentRecord], extra: &[Column]) -> String {
         "**measured req/s**",
         "median",
     ];
-    head.extend(extra.iter().map(|column| column.head));
-    head.extend(["threads", "peak RSS"]);
+    head.extend(main.iter().map(|column| column.head));
     let mut out = format!("| {} |\n", head.join(" | "));
     out.push_str(&format!("|---|---|{}\n", "--:|".repeat(head.len() - 2)));
     for experiment in members {
@@ -469,19 +486,44 @@ pub fn group_table(members: &[&ExperimentRecord], extra: &[Column]) -> String {
             format!("**{:.1}**", load.measured.rps),
             format_opt_ms(load.measured.latency_ms.p50),
         ];
-        row.extend(extra.iter().map(|column| (column.cell)(experiment)));
-        let samples = experiment.samples.as_ref();
-        row.push(or_dash(samples, |s| s.peak_threads.to_string()));
-        row.push(or_dash(samples, |s| mib(s.peak_rss_kib)));
+        row.extend(main.iter().map(|column| (column.cell)(experiment)));
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    if !more.is_empty() {
+        let setup = Column::new("setup", |e| row_label(e).to_string());
+        let mut columns = vec![setup];
+        columns.extend(more.iter().map(|column| Column {
+            head: column.head,
+            cell: Box::new(|e| (column.cell)(e)),
+        }));
+        out.push('\n');
+        out.push_str(&collapsed("More columns", &table(members, &columns)));
+    }
+    out
+}
+
+/// A table of `columns`, a row per experiment; right-aligned but the first.
+pub fn table(members: &[&ExperimentRecord], columns: &[Column]) -> String {
+    let head: Vec<&str> = columns.iter().map(|column| column.head).collect();
+    let mut out = format!("| {} |\n", head.join(" | "));
+    out.push_str(&format!("|---|{}\n", "--:|".repeat(head.len().saturating_sub(1))));
+    for experiment in members {
+        let row: Vec<String> = columns.iter().map(|column| (column.cell)(experiment)).collect();
         out.push_str(&format!("| {} |\n", row.join(" | ")));
     }
     out
 }
 
+/// `text` collapsed under a one-line summary (HTML `<details>`, which mdBook
+/// passes through; the Markdown inside still renders).
+pub fn collapsed(summary: &str, text: &str) -> String {
+    format!("<details><summary>{summary}</summary>\n\n{text}\n</details>\n")
+}
+
 /// A group table under its stamp, as `chapterN_NAME.md`.
-pub fn group_view(record: &ChapterRecord, name: &str, extra: &[Column]) -> View {
+pub fn group_view(record: &ChapterRecord, name: &str, main: &[Column], more: &[Column]) -> View {
     let members = group(record, name);
-    let mut text = group_table(&members, extra);
+    let mut text = group_table(&members, main, more);
     text.push('\n');
     text.push_str(&stamp(record));
     View::new(format!("chapter{}_{name}.md", record.chapter), text)
