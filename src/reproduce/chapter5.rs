@@ -189,7 +189,7 @@ fn views(record: &ChapterRecord) -> Vec<View> {
                 Column::new("server CPU per request", views::cpu_per_request),
                 views::threads_column(),
             ],
-            &[views::rss_column()],
+            &[views::rss_column(), views::switches_column()],
         ),
         views::group_view(
             record,

@@ -159,7 +159,14 @@ fn views(record: &ChapterRecord) -> Vec<View> {
         record,
         "capacity8",
         &[threads, cpu],
-        &[rss, server_cpu, server_threads, server_rss, workers, predicted],
+        &[
+            rss,
+            server_cpu,
+            server_threads,
+            server_rss,
+            workers,
+            predicted,
+        ],
     )];
     let [threads, rss, cpu] = client_columns();
     let [server_cpu, server_threads, server_rss] = server();

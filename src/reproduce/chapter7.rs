@@ -287,7 +287,10 @@ fn latency_tables(members: &[&ExperimentRecord], seed_rows: bool) -> String {
             format_opt_ms(m.latency_ms.mean),
             thousands(not_2xx),
             thousands(m.requests.failed),
-            or_dash(samples, |s| format!("{:.0} %", s.cpu_ms as f64 / (m.duration_s * 10.0))),
+            or_dash(samples, |s| format!(
+                "{:.0} %",
+                s.cpu_ms as f64 / (m.duration_s * 10.0)
+            )),
             or_dash(samples.and_then(|s| s.context_switches), |c| format!(
                 "{:.1} / {:.1}",
                 c.voluntary as f64 / completed,
@@ -392,9 +395,10 @@ fn answers_chart(record: &ChapterRecord) -> Option<View> {
     for experiment in views::group(record, "proxy_100ms") {
         let load = experiment.load()?;
         let total: u64 = load.answers_per_connection.values().sum();
-        if total == 0 || !["threads_10", "threads_50", "threads_200", "async"]
-            .iter()
-            .any(|name| experiment.slug.ends_with(name))
+        if total == 0
+            || !["threads_10", "threads_50", "threads_200", "async"]
+                .iter()
+                .any(|name| experiment.slug.ends_with(name))
         {
             continue;
         }

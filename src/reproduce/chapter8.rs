@@ -16,8 +16,8 @@ use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
 use super::sample::ServerSamples;
 use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled, sleep_path};
 use super::views::{
-    Column,
-    self, Lines, View, add_point, format_opt_ms, kib, mib, row_label, sampled, stamp, thousands,
+    self, Column, Lines, View, add_point, format_opt_ms, kib, mib, row_label, sampled, stamp,
+    thousands,
 };
 use crate::defaults;
 
@@ -196,7 +196,9 @@ fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     };
     let server = Column::new("server", |e| row_label(e).to_string());
     let count = Column::new("connections", move |e| thousands(connections(e) as u64));
-    let threads = Column::new("threads", |e| sampled(e.samples.as_ref(), |s| thousands(s.peak_threads)));
+    let threads = Column::new("threads", |e| {
+        sampled(e.samples.as_ref(), |s| thousands(s.peak_threads))
+    });
     let rss = Column::new(
         "**RSS per connection**",
         per_connection(|s, c| format!("**{}**", kib(s.rss_per_connection_kib(c)))),
@@ -209,8 +211,12 @@ fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
         "address space per connection",
         per_connection(|s, c| kib(s.vm_per_connection_kib(c))),
     );
-    let peak = Column::new("peak RSS", |e| sampled(e.samples.as_ref(), |s| mib(s.peak_rss_kib)));
-    let syns = Column::new("SYNs dropped", |e| views::or_dash(e.listen_overflows, thousands));
+    let peak = Column::new("peak RSS", |e| {
+        sampled(e.samples.as_ref(), |s| mib(s.peak_rss_kib))
+    });
+    let syns = Column::new("SYNs dropped", |e| {
+        views::or_dash(e.listen_overflows, thousands)
+    });
     let mut out = if idle {
         let open = Column::new("still open after the hold", move |e| {
             views::or_dash(measured(e).and_then(|m| m.hold), |hold| {
@@ -219,7 +225,9 @@ fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
         });
         views::table(
             members,
-            &[server, count, open, threads, peak, rss, kernel, address, syns],
+            &[
+                server, count, open, threads, peak, rss, kernel, address, syns,
+            ],
         )
     } else {
         let law = Column::new("Little's law req/s", |e| {
@@ -230,7 +238,9 @@ fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
                 format!("**{}**", thousands(rate.round() as u64))
             })
         });
-        let p99 = Column::new("p99", move |e| format_opt_ms(measured(e).and_then(|m| m.latency_ms.p99)));
+        let p99 = Column::new("p99", move |e| {
+            format_opt_ms(measured(e).and_then(|m| m.latency_ms.p99))
+        });
         let cpu = Column::new("CPU per request", move |e| {
             let requests = measured(e).map_or(1, |m| m.requests.completed.max(1)) as f64;
             sampled(e.samples.as_ref(), |s| {
@@ -249,7 +259,9 @@ fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
         let over_run = Column::new("req/s over the run", move |e| {
             views::or_dash(measured(e), |m| thousands(m.rps.round() as u64))
         });
-        let p50 = Column::new("p50", move |e| format_opt_ms(measured(e).and_then(|m| m.latency_ms.p50)));
+        let p50 = Column::new("p50", move |e| {
+            format_opt_ms(measured(e).and_then(|m| m.latency_ms.p50))
+        });
         let switches = Column::new(
             "context switches per request (voluntary / involuntary)",
             move |e| {

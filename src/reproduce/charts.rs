@@ -141,8 +141,8 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[(f64, f64, f64)]) -> Opti
 
 /// Several measured lines against a doubling x axis, each with its
 /// model's line beside it in a lighter shade. The y axis is `y_range` where
-/// given; otherwise linear for lines within a factor of three of each
-/// other, logarithmic for lines further apart. Each line is `(name, points)`.
+/// given; otherwise linear from zero for lines within a factor of three of
+/// each other, logarithmic for lines further apart. Each line is `(name, points)`.
 pub fn lines_svg(
     title: &str,
     x_label: &str,
@@ -176,7 +176,17 @@ pub fn lines_svg(
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60);
-        let x_range = (x_min.max(1e-3)..x_max * 1.1).log_scale();
+        // Ticks at the values measured (a doubling sweep: 1, 2, 4 …), not
+        // at every integer the log scale would crowd in.
+        let mut ticks: Vec<f64> = measured
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|p| p.0))
+            .collect();
+        ticks.sort_by(f64::total_cmp);
+        ticks.dedup();
+        let x_range = (x_min.max(1e-3)..x_max * 1.1)
+            .log_scale()
+            .with_key_points(ticks);
         let spread = y_max / y_min.max(1e-3);
         let lines = Lines {
             x_label,
@@ -191,9 +201,8 @@ pub fn lines_svg(
             lines.draw(&mut builder.build_cartesian_2d(x_range, y_range).ok()?)?;
         } else if spread < 3.0 {
             // Lines close together (within a factor of three): a linear axis
-            // shows their differences, with a tenth of their span around them.
-            let pad = ((y_max - y_min) * 0.25).max(y_max * 0.005);
-            let y_range = (y_min - pad).max(0.0)..y_max + pad;
+            // from zero, so a difference looks as large as it is.
+            let y_range = 0.0..y_max * 1.15;
             lines.draw(&mut builder.build_cartesian_2d(x_range, y_range).ok()?)?;
         } else {
             // Lines far apart: a log axis, with room above for the legend.
@@ -319,53 +328,6 @@ pub fn lag_svg(title: &str, points: &[(f64, f64)]) -> Option<String> {
     Some(svg)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn span(connection: u32, start_ms: u64, end_ms: u64, status: Option<u16>) -> Span {
-        Span {
-            connection,
-            start_us: start_ms * 1000,
-            end_us: end_ms * 1000,
-            status,
-        }
-    }
-
-    #[test]
-    fn a_staircase_is_drawn_as_one_bar_per_request() {
-        let spans: Vec<Span> = (0..5)
-            .map(|i| span(i, 0, 2000 * (i as u64 + 1), Some(200)))
-            .collect();
-        let svg = timeline_svg("Five requests, one thread", &spans).unwrap();
-        assert!(svg.starts_with("<svg"));
-        assert!(svg.contains("Five requests, one thread"));
-        assert_eq!(svg.matches("fill=\"#2E6EBE\"").count(), 5, "{svg}");
-        assert!(svg.contains("request 1") && svg.contains("request 5"));
-        let failed = timeline_svg("x", &[span(0, 0, 100, None)]).unwrap();
-        assert!(failed.contains("#C83C32"));
-    }
-
-    #[test]
-    fn a_sweep_draws_both_lines_and_a_lag_chart_its_points() {
-        let points = [(1.0, 10.0, 9.9), (2.0, 20.0, 19.8), (4.0, 40.0, 39.0)];
-        let svg = sweep_svg("Threads", "threads", &points).unwrap();
-        assert!(svg.contains("predicted") && svg.contains("measured"));
-        assert_eq!(svg.matches("<circle").count(), 6, "{svg}");
-        assert!(sweep_svg("x", "x", &points[..1]).is_none());
-        let lag = lag_svg("Lag", &[(0.0, 1.0), (0.5, 480.0), (1.0, 1.0)]).unwrap();
-        assert!(lag.contains("<polyline") || lag.contains("<path"), "{lag}");
-        assert!(lag_svg("x", &[]).is_none());
-    }
-
-    #[test]
-    fn nothing_or_too_much_draws_nothing() {
-        assert!(timeline_svg("x", &[]).is_none());
-        let many: Vec<Span> = (0..100).map(|i| span(i, 0, 1, Some(200))).collect();
-        assert!(timeline_svg("x", &many).is_none());
-    }
-}
-
 /// Cumulative shares: for each line, the share of items (in %) with at most
 /// x, as a staircase, on a logarithmic x axis from 1 and a linear y axis
 /// from 0 to 100 %. Each line is `(name, sorted (x, share) steps)`.
@@ -438,4 +400,51 @@ pub fn cumulative_svg(
         root.present().ok()?;
     }
     Some(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(connection: u32, start_ms: u64, end_ms: u64, status: Option<u16>) -> Span {
+        Span {
+            connection,
+            start_us: start_ms * 1000,
+            end_us: end_ms * 1000,
+            status,
+        }
+    }
+
+    #[test]
+    fn a_staircase_is_drawn_as_one_bar_per_request() {
+        let spans: Vec<Span> = (0..5)
+            .map(|i| span(i, 0, 2000 * (i as u64 + 1), Some(200)))
+            .collect();
+        let svg = timeline_svg("Five requests, one thread", &spans).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("Five requests, one thread"));
+        assert_eq!(svg.matches("fill=\"#2E6EBE\"").count(), 5, "{svg}");
+        assert!(svg.contains("request 1") && svg.contains("request 5"));
+        let failed = timeline_svg("x", &[span(0, 0, 100, None)]).unwrap();
+        assert!(failed.contains("#C83C32"));
+    }
+
+    #[test]
+    fn a_sweep_draws_both_lines_and_a_lag_chart_its_points() {
+        let points = [(1.0, 10.0, 9.9), (2.0, 20.0, 19.8), (4.0, 40.0, 39.0)];
+        let svg = sweep_svg("Threads", "threads", &points).unwrap();
+        assert!(svg.contains("predicted") && svg.contains("measured"));
+        assert_eq!(svg.matches("<circle").count(), 6, "{svg}");
+        assert!(sweep_svg("x", "x", &points[..1]).is_none());
+        let lag = lag_svg("Lag", &[(0.0, 1.0), (0.5, 480.0), (1.0, 1.0)]).unwrap();
+        assert!(lag.contains("<polyline") || lag.contains("<path"), "{lag}");
+        assert!(lag_svg("x", &[]).is_none());
+    }
+
+    #[test]
+    fn nothing_or_too_much_draws_nothing() {
+        assert!(timeline_svg("x", &[]).is_none());
+        let many: Vec<Span> = (0..100).map(|i| span(i, 0, 1, Some(200))).collect();
+        assert!(timeline_svg("x", &many).is_none());
+    }
 }

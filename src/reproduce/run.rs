@@ -200,7 +200,7 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 .wait_with_output()
                 .map_err(|error| format!("{example} did not finish: {error}"))?;
             let client_samples = sampler.map(Sampler::finish).map(|mut samples| {
-                // The client's peaks are what chapter 6 shows.
+                // A client is shown by its peaks, as a server is.
                 samples.samples.clear();
                 samples
             });

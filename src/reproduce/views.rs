@@ -437,12 +437,34 @@ pub fn threads_column() -> Column<'static> {
 
 /// The server's peak resident memory, as a column.
 pub fn rss_column() -> Column<'static> {
-    Column::new("peak RSS", |e| or_dash(e.samples.as_ref(), |s| mib(s.peak_rss_kib)))
+    Column::new("peak RSS", |e| {
+        or_dash(e.samples.as_ref(), |s| mib(s.peak_rss_kib))
+    })
+}
+
+/// The server's context switches per completed request, voluntary and
+/// involuntary, as a column.
+pub fn switches_column() -> Column<'static> {
+    Column::new(
+        "context switches per request (voluntary / involuntary)",
+        |e| {
+            let completed = e.load().map_or(1, |l| l.measured.requests.completed.max(1)) as f64;
+            or_dash(e.samples.as_ref().and_then(|s| s.context_switches), |c| {
+                format!(
+                    "{:.2} / {:.2}",
+                    c.voluntary as f64 / completed,
+                    c.involuntary as f64 / completed
+                )
+            })
+        },
+    )
 }
 
 /// The server's CPU time over the run, as a column.
 pub fn server_cpu_column() -> Column<'static> {
-    Column::new("server CPU", |e| or_dash(e.samples.as_ref(), |s| cpu_time(s.cpu_ms)))
+    Column::new("server CPU", |e| {
+        or_dash(e.samples.as_ref(), |s| cpu_time(s.cpu_ms))
+    })
 }
 
 /// A table with a row per experiment of a group: predicted beside measured,
@@ -506,9 +528,15 @@ pub fn group_table(members: &[&ExperimentRecord], main: &[Column], more: &[Colum
 pub fn table(members: &[&ExperimentRecord], columns: &[Column]) -> String {
     let head: Vec<&str> = columns.iter().map(|column| column.head).collect();
     let mut out = format!("| {} |\n", head.join(" | "));
-    out.push_str(&format!("|---|{}\n", "--:|".repeat(head.len().saturating_sub(1))));
+    out.push_str(&format!(
+        "|---|{}\n",
+        "--:|".repeat(head.len().saturating_sub(1))
+    ));
     for experiment in members {
-        let row: Vec<String> = columns.iter().map(|column| (column.cell)(experiment)).collect();
+        let row: Vec<String> = columns
+            .iter()
+            .map(|column| (column.cell)(experiment))
+            .collect();
         out.push_str(&format!("| {} |\n", row.join(" | ")));
     }
     out
