@@ -73,6 +73,30 @@ pub fn timeline_svg(title: &str, spans: &[Span]) -> Option<String> {
     Some(svg)
 }
 
+/// Colours for several lines, in order.
+const PALETTE: [RGBColor; 5] = [
+    ANSWERED,
+    FAILED,
+    RGBColor(60, 150, 80),
+    RGBColor(150, 90, 170),
+    RGBColor(230, 150, 30),
+];
+
+/// Draws the chart's legend at `position`, on a light box.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>, position: Legend) -> Option<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .ok()
+}
+
 /// Colours for the model's line and the measured one.
 const PREDICTED: RGBColor = RGBColor(150, 150, 150);
 const MEASURED: RGBColor = ANSWERED;
@@ -127,13 +151,7 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[(f64, f64, f64)]) -> Opti
                 )
                 .ok()?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .ok()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().ok()?;
     }
     Some(svg)
@@ -249,14 +267,8 @@ impl Lines<'_> {
             })
             .draw()
             .ok()?;
-        let palette = [
-            ANSWERED,
-            FAILED,
-            RGBColor(60, 150, 80),
-            RGBColor(150, 90, 170),
-        ];
         for (index, (name, points)) in self.measured.iter().enumerate() {
-            let colour = palette[index % palette.len()];
+            let colour = PALETTE[index % PALETTE.len()];
             if let Some((_, model)) = self.predicted.iter().find(|(n, _)| n == name) {
                 chart
                     .draw_series(LineSeries::new(
@@ -280,13 +292,7 @@ impl Lines<'_> {
                 )
                 .ok()?;
         }
-        chart
-            .configure_series_labels()
-            .position(self.legend.clone())
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .ok()?;
+        legend(chart, self.legend.clone())?;
         Some(())
     }
 }
@@ -364,15 +370,8 @@ pub fn cumulative_svg(
             .y_label_formatter(&|y| format!("{y:.0} %"))
             .draw()
             .ok()?;
-        let palette = [
-            ANSWERED,
-            FAILED,
-            RGBColor(60, 150, 80),
-            RGBColor(150, 90, 170),
-            RGBColor(230, 150, 30),
-        ];
         for (index, (name, points)) in lines.iter().enumerate() {
-            let colour = palette[index % palette.len()];
+            let colour = PALETTE[index % PALETTE.len()];
             // A staircase: flat until the next x, then up.
             let mut steps = Vec::with_capacity(points.len() * 2);
             let mut level = 0.0;
@@ -390,13 +389,7 @@ pub fn cumulative_svg(
                     PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .ok()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().ok()?;
     }
     Some(svg)
