@@ -2,29 +2,11 @@
 //! chapter file fills in. The run, the tests, the README's table and the
 //! book's SUMMARY read chapters only through it.
 
-use super::model::Capacity;
 use super::record::ChapterRecord;
 use super::spec::Experiment;
+pub use super::spec::{Example, Server};
 use super::views::View;
 use crate::sys::Limit;
-
-/// A program the reader runs with `cargo run --release --example NAME`.
-#[derive(Debug, Clone, Copy)]
-pub struct Example {
-    pub name: &'static str,
-    /// What it is, in a few words (the README's table says it).
-    pub what: &'static str,
-    /// For a server: its default port and how many requests it works on at once.
-    pub server: Option<Server>,
-}
-
-/// What the harness and the model need to know of a server example.
-#[derive(Debug, Clone, Copy)]
-pub struct Server {
-    /// From `evt::defaults`, where the example reads it too.
-    pub default_port: u16,
-    pub capacity: Capacity,
-}
 
 /// One chapter of the book.
 #[derive(Debug, Clone, Copy)]
@@ -91,34 +73,6 @@ impl Chapter {
         match self.number {
             Some(number) => format!("Chapter {number}: {}", self.title),
             None => self.title.to_string(),
-        }
-    }
-}
-
-impl Example {
-    /// A server example: what the harness starts and the model predicts.
-    pub const fn server(
-        name: &'static str,
-        what: &'static str,
-        default_port: u16,
-        capacity: Capacity,
-    ) -> Example {
-        Example {
-            name,
-            what,
-            server: Some(Server {
-                default_port,
-                capacity,
-            }),
-        }
-    }
-
-    /// A program that is not a server (a client).
-    pub const fn client(name: &'static str, what: &'static str) -> Example {
-        Example {
-            name,
-            what,
-            server: None,
         }
     }
 }

@@ -3,9 +3,54 @@
 
 use std::time::Duration;
 
-use super::chapter::Example;
 use super::model::{self, Capacity, ClientStream, Prediction};
 pub use super::record::Group;
+
+/// A program the reader runs with `cargo run --release --example NAME`.
+#[derive(Debug, Clone, Copy)]
+pub struct Example {
+    pub name: &'static str,
+    /// What it is, in a few words (the README's table says it).
+    pub what: &'static str,
+    /// For a server: its default port and how many requests it works on at once.
+    pub server: Option<Server>,
+}
+
+/// What the harness and the model need to know of a server example.
+#[derive(Debug, Clone, Copy)]
+pub struct Server {
+    /// From `evt::defaults`, where the example reads it too.
+    pub default_port: u16,
+    pub capacity: Capacity,
+}
+
+impl Example {
+    /// A server example: what the harness starts and the model predicts.
+    pub const fn server(
+        name: &'static str,
+        what: &'static str,
+        default_port: u16,
+        capacity: Capacity,
+    ) -> Example {
+        Example {
+            name,
+            what,
+            server: Some(Server {
+                default_port,
+                capacity,
+            }),
+        }
+    }
+
+    /// A program that is not a server (a client).
+    pub const fn client(name: &'static str, what: &'static str) -> Example {
+        Example {
+            name,
+            what,
+            server: None,
+        }
+    }
+}
 
 /// An example server, the flags it is started with, and the model of it the
 /// predictions use.

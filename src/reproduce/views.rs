@@ -11,6 +11,8 @@ use super::record::{ChapterRecord, ExperimentRecord, LoadOutcome};
 use super::sample::ServerSamples;
 use crate::load::record::Span;
 
+pub use super::format::{cpu_time, format_ms, format_opt_ms, kib, mib, or_dash, thousands};
+
 /// One file the book includes: its name in `book/generated/` and its text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct View {
@@ -27,55 +29,6 @@ impl View {
 /// The command a reader runs to redo one chapter's numbers.
 pub fn command_for(chapter: u32) -> String {
     format!("cargo run --release -- --chapter {chapter}")
-}
-
-/// `10.003 s`, `212.9 ms`, `0.41 ms`: to the millisecond above a second, so
-/// the server's own overhead on a sleep stays visible.
-pub fn format_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.3} s", ms / 1000.0)
-    } else if ms >= 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.2} ms")
-    }
-}
-
-/// [`format_ms`], or a dash for nothing measured.
-pub fn format_opt_ms(ms: Option<f64>) -> String {
-    ms.map_or_else(|| "—".to_string(), format_ms)
-}
-
-/// `1,000` rather than `1000`.
-pub fn thousands(number: u64) -> String {
-    let digits = number.to_string();
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-/// `12.3 MiB`, from KiB.
-pub fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-/// CPU time as /proc counts it, in 10 ms clock ticks: "< 10 ms" for none.
-pub fn cpu_time(ms: u64) -> String {
-    if ms == 0 {
-        "< 10 ms".to_string()
-    } else {
-        format_ms(ms as f64)
-    }
-}
-
-/// A dash where a value is missing.
-pub fn or_dash<T>(value: Option<T>, show: impl FnOnce(T) -> String) -> String {
-    value.map_or_else(|| "—".to_string(), show)
 }
 
 /// The line under every table: machine, date, command.
@@ -591,15 +544,6 @@ pub fn add_point(lines: &mut Lines, series: &str, point: (f64, f64)) {
     match lines.iter_mut().find(|(name, _)| name == series) {
         Some((_, points)) => points.push(point),
         None => lines.push((series.to_string(), vec![point])),
-    }
-}
-
-/// The sampled peak, per connection, as `1.2 KiB` or `2,163 KiB`.
-pub fn kib(value: f64) -> String {
-    if value >= 100.0 {
-        format!("{} KiB", thousands(value.round() as u64))
-    } else {
-        format!("{value:.1} KiB")
     }
 }
 
