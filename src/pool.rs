@@ -139,34 +139,39 @@ pub fn ready_pool(
     // The poller. `idle` are open connections with nothing to read yet;
     // `fresh` counts those just accepted that never sent a request.
     let mut idle: Vec<Idle> = Vec::new();
+    // Whether a connection waits to be accepted while this worker is held
+    // back by the fair share (the listening socket was readable).
+    let mut someone_waits = false;
     loop {
         let fresh = idle.iter().filter(|(_, _, is_fresh)| *is_fresh).count();
         let claimed = busy.load(Ordering::SeqCst) + fresh;
         // Accept only with a thread free for it and under a fair share of the
         // connections (they stay here while kept alive), unless greedy.
         let accepting = greedy || (claimed < threads && me.should_accept());
+        let held_back = !accepting && claimed < threads;
+        // Watch the listening socket to accept, or, held back, to learn that
+        // a connection waits (then not again at once: it would stay readable).
+        let watch = accepting || (held_back && !someone_waits);
         let mut fds = vec![poll_fd(wake_signal.as_raw_fd())];
-        if accepting {
+        if watch {
             fds.push(poll_fd(listener.as_raw_fd()));
         }
         let first_connection = fds.len();
         fds.extend(idle.iter().map(|(c, _, _)| poll_fd(c.as_raw_fd())));
-        // A free thread held back only by the fair share: look again within a
-        // millisecond, as the other workers' counts change. Otherwise a thread
-        // finishing (or a connection) wakes this poller.
-        let timeout_ms = if !accepting && claimed < threads {
-            1
-        } else {
-            1000
-        };
+        // Held back while a connection waits: look again within a
+        // millisecond, as the other workers' counts change. Otherwise a
+        // thread finishing, a connection or a request wakes this poller.
+        let timeout_ms = if held_back && someone_waits { 1 } else { 1000 };
         // SAFETY: `fds` is a valid array of pollfd of the length given.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        let listener_ready = watch && fds[1].revents != 0;
+        someone_waits = held_back && listener_ready;
 
         // Connections ready to read go to the pool.
         hand_over_ready(&mut idle, &fds[first_connection..], &busy, &ready_tx);
         // One new connection per wake-up: if other workers also wait on this
         // socket, each gets its chance.
-        if accepting && fds[1].revents != 0 {
+        if accepting && listener_ready {
             if let Ok((stream, _peer)) = listener.accept() {
                 me.accepted();
                 idle.push((Connection::new(stream), Instant::now(), true));
