@@ -35,3 +35,6 @@ pub const CHAPTER7_POOL: u16 = 10;
 pub const CHAPTER8_THREADS_PORT: u16 = 8018;
 /// Chapter 8: the hand-written event loop.
 pub const CHAPTER8_MINIMAL_LOOP_PORT: u16 = 8008;
+
+/// Chapter 9: the book's server on a hand-written async runtime.
+pub const CHAPTER9_RUNTIME_PORT: u16 = 8009;

@@ -34,6 +34,7 @@ pub mod chapter5;
 pub mod chapter6;
 pub mod chapter7;
 pub mod chapter8;
+pub mod chapter9;
 pub mod measuring;
 
 pub use chapter::{Chapter, Example, Server};
@@ -52,7 +53,7 @@ pub const ALL: &[Chapter] = &[
     chapter6::CHAPTER,
     chapter7::CHAPTER,
     chapter8::CHAPTER,
-    Chapter::planned(9, "Inside the loop"),
+    chapter9::CHAPTER,
     Chapter::planned(10, "Measuring honestly"),
     Chapter::planned(11, "All the cores"),
     Chapter::planned(12, "When threads win, and overload"),
