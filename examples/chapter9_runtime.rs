@@ -14,6 +14,8 @@
 //!
 //! On top, the same HTTP server as every chapter, as an `async fn` per
 //! connection, read top to bottom the way chapter 3's handler reads.
+//! `--runtime tokio` runs the same handler on tokio's current-thread runtime
+//! instead, so the two runtimes can be measured side by side.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -28,38 +30,64 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use evt::blocking::{BodyLength, Parsed, parse, response_bytes};
 use evt::defaults;
 use evt::routes::{MAX_HEADER_BYTES, Route};
-use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce};
+use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
 
+/// Which runtime runs the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    /// The runtime in this file.
+    Ours,
+    /// tokio's current-thread runtime, with tokio's sockets and timers: the
+    /// same handler, so only the runtime differs.
+    Tokio,
+}
+
+#[derive(Debug, Parser)]
+struct Flags {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The runtime under the same `async fn` handler.
+    #[arg(long, value_enum, default_value_t = Which::Ours)]
+    runtime: Which,
+}
+
 fn main() {
-    let args = ServerArgs::parse_for(
+    let flags: Flags = parse_flags(
         "chapter9_runtime",
-        "Chapter 9: the book's server on a hand-written async runtime (mio reactor, timer heap, one-thread executor).",
+        "Chapter 9: the book's server on a hand-written async runtime (mio reactor, timer heap, one-thread executor), or the same handler on tokio.",
         defaults::CHAPTER9_RUNTIME_PORT,
     );
-    let listener = args.bind_or_exit();
+    let listener = flags.server.bind_or_exit();
     let addr = listener
         .local_addr()
         .expect("a bound socket has an address");
     listener
         .set_nonblocking(true)
         .expect("a socket can be made non-blocking");
-    let runtime = Runtime::new().unwrap_or_else(|error| {
-        eprintln!("error: cannot create an epoll instance: {error}");
-        std::process::exit(1);
-    });
-    runtime.block_on(async move {
-        let listener = Async::new(TcpListener::from_std(listener)).unwrap_or_else(|error| {
-            eprintln!("error: cannot register the listening socket: {error}");
-            std::process::exit(1);
-        });
-        announce(addr);
-        serve(listener).await;
-    });
+    match flags.runtime {
+        Which::Ours => {
+            let runtime = Runtime::new().unwrap_or_else(|error| {
+                eprintln!("error: cannot create an epoll instance: {error}");
+                std::process::exit(1);
+            });
+            runtime.block_on(async move {
+                let listener =
+                    Async::new(TcpListener::from_std(listener)).unwrap_or_else(|error| {
+                        eprintln!("error: cannot register the listening socket: {error}");
+                        std::process::exit(1);
+                    });
+                announce(addr);
+                serve(listener).await;
+            });
+        }
+        Which::Tokio => on_tokio(listener, addr),
+    }
 }
 
 // ANCHOR: serve
@@ -81,7 +109,7 @@ async fn serve(listener: Async<TcpListener>) {
 
 // ANCHOR: handle
 /// One connection: read a request, sleep if it asks to, answer, repeat.
-async fn handle(stream: Async<TcpStream>) {
+async fn handle(mut stream: impl Connection) {
     let mut unread: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
@@ -95,7 +123,7 @@ async fn handle(stream: Async<TcpStream>) {
                 // This server reads no bodies: a request with one is the last.
                 let keep_alive = request.keep_alive && body == BodyLength::Known(0);
                 if let Some(delay) = request.route.delay() {
-                    sleep(delay).await;
+                    stream.sleep(delay).await;
                 }
                 let answer = response_bytes(&request.route.reply(), keep_alive);
                 if stream.write_all(&answer).await.is_err() || !keep_alive {
@@ -122,6 +150,79 @@ async fn handle(stream: Async<TcpStream>) {
     stream.close();
 }
 // ANCHOR_END: handle
+
+/// What the handler needs of a connection (and of its runtime's clock), so
+/// the same `async fn` runs on our runtime and on tokio's.
+trait Connection {
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize>;
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    async fn sleep(&self, duration: Duration);
+    fn close(self);
+}
+
+impl Connection for Async<TcpStream> {
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        Async::read(self, buffer).await
+    }
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        Async::write_all(self, bytes).await
+    }
+    async fn sleep(&self, duration: Duration) {
+        sleep(duration).await
+    }
+    fn close(self) {
+        Async::close(self)
+    }
+}
+
+impl Connection for tokio::net::TcpStream {
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        tokio::io::AsyncReadExt::read(self, buffer).await
+    }
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        tokio::io::AsyncWriteExt::write_all(self, bytes).await
+    }
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await
+    }
+    fn close(self) {
+        if let Ok(stream) = self.into_std() {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let mut sink = [0u8; 1024];
+            while let Ok(1..) = (&stream).read(&mut sink) {}
+        }
+    }
+}
+
+/// The same accept loop and handler on tokio's current-thread runtime.
+fn on_tokio(listener: std::net::TcpListener, addr: std::net::SocketAddr) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| {
+            eprintln!("error: cannot start the tokio runtime: {error}");
+            std::process::exit(1);
+        });
+    let tasks = tokio::task::LocalSet::new();
+    tasks.block_on(&runtime, async move {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .expect("inside a runtime a std listener converts");
+        announce(addr);
+        let mut failures = AcceptFailures::default();
+        loop {
+            match listener.accept().await {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::task::spawn_local(handle(stream));
+                }
+                Err(error) => {
+                    failures.note(&error);
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    });
+}
 
 /// The answer to a request that cannot be served, after which the
 /// connection closes.

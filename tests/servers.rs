@@ -290,3 +290,25 @@ fn every_server_answers_http_1_0_with_a_status() {
         );
     }
 }
+
+#[test]
+fn chapter9s_handler_overlaps_requests_on_both_runtimes() {
+    for runtime in ["ours", "tokio"] {
+        let server = start_with("chapter9_runtime", &["--port", "0", "--runtime", runtime])
+            .unwrap_or_else(|error| panic!("{error}"));
+        let results = load(&server, "/sleep?ms=200", 5, 5);
+        assert_eq!(results.completed(), 5, "{runtime}");
+        assert!(results.fastest().unwrap() >= Duration::from_millis(200));
+        // All five sleep at once: about 200 ms, far under the 1 s of one at a time.
+        assert!(
+            results.duration < Duration::from_millis(600),
+            "{runtime}: {:?}",
+            results.duration
+        );
+        let hello = raw(
+            &server,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(status_line(&hello).contains("200"), "{runtime}: {hello}");
+    }
+}
