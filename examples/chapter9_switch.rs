@@ -1,0 +1,359 @@
+//! Chapter 9: what a switch costs, threads against tasks, on this machine.
+//!
+//!     cargo run --release --example chapter9_switch
+//!     cargo run --release --example chapter9_switch -- --pin --json
+//!
+//! A brigade, after the method of jimblandy/context-switch: N workers in a
+//! line, each joined to the next by a socket pair; a byte goes in at one end
+//! and each worker waits for it, then passes it on. Every hop is one write,
+//! one wake-up of the next worker and one read. As OS threads, the wake-up is
+//! the kernel switching threads; as tokio tasks on one thread, it is the
+//! runtime polling the next task after epoll says its socket is readable.
+//! One thread doing the same writes and reads with nobody to wake is the
+//! baseline: what a hop costs in system calls alone.
+//!
+//! Then the cost of starting a thread and a task, and the memory each holds
+//! while it waits, as a slope over several counts.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde::Serialize;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chapter9_switch",
+    about = "Chapter 9: the cost of a switch, a start and a waiting worker, threads against tokio tasks."
+)]
+struct Flags {
+    /// Workers in the brigade.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5_000))]
+    workers: u32,
+    /// Times the byte goes down the whole brigade.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rounds: u32,
+    /// Run everything on one core (sched_setaffinity to the first CPU).
+    #[arg(long)]
+    pin: bool,
+    /// Print the results as JSON (for the reproduce run).
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one run measured.
+#[derive(Debug, Serialize)]
+struct Costs {
+    workers: u32,
+    rounds: u32,
+    pinned: bool,
+    /// One thread, one socket pair: a write and a read, nobody to wake (ns).
+    baseline_hop_ns: f64,
+    /// A hop between OS threads (ns), and between tokio tasks on one thread.
+    thread_hop_ns: f64,
+    task_hop_ns: f64,
+    /// Starting one thread (spawn and join of one that returns at once), and
+    /// one task (spawned on a current-thread runtime and awaited), in ns.
+    thread_spawn_ns: f64,
+    task_spawn_ns: f64,
+    /// Resident memory each waiting thread and task adds: the slope of
+    /// resident memory against their count (bytes).
+    thread_bytes: f64,
+    task_bytes: f64,
+}
+
+fn main() {
+    let flags = Flags::parse();
+    if flags.pin {
+        if let Err(error) = pin_to_first_cpu() {
+            eprintln!("error: cannot pin to one CPU: {error}");
+            std::process::exit(1);
+        }
+    }
+    let costs = measure(&flags).unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    });
+    if flags.json {
+        println!("{}", serde_json::to_string(&costs).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{} workers × {} rounds{}",
+        costs.workers,
+        costs.rounds,
+        if costs.pinned {
+            ", pinned to one CPU"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  hop, system calls only (one thread): {:>9.0} ns",
+        costs.baseline_hop_ns
+    );
+    println!(
+        "  hop between threads:                 {:>9.0} ns",
+        costs.thread_hop_ns
+    );
+    println!(
+        "  hop between tokio tasks:             {:>9.0} ns",
+        costs.task_hop_ns
+    );
+    println!(
+        "  start a thread:                      {:>9.0} ns",
+        costs.thread_spawn_ns
+    );
+    println!(
+        "  start a task:                        {:>9.0} ns",
+        costs.task_spawn_ns
+    );
+    println!(
+        "  resident memory per waiting thread:  {:>9.0} bytes",
+        costs.thread_bytes
+    );
+    println!(
+        "  resident memory per waiting task:    {:>9.0} bytes",
+        costs.task_bytes
+    );
+}
+
+fn measure(flags: &Flags) -> Result<Costs, String> {
+    let (workers, rounds) = (flags.workers as usize, flags.rounds as usize);
+    let hops = (rounds * (workers + 1)) as f64;
+    let counts = [workers / 4, workers / 2, workers].map(|n| n.max(1));
+    Ok(Costs {
+        workers: flags.workers,
+        rounds: flags.rounds,
+        pinned: flags.pin,
+        baseline_hop_ns: nanos(baseline(rounds * (workers + 1))?) / hops,
+        thread_hop_ns: nanos(thread_brigade(workers, rounds)?) / hops,
+        task_hop_ns: nanos(task_brigade(workers, rounds)?) / hops,
+        thread_spawn_ns: nanos(thread_spawns(1_000)?) / 1_000.0,
+        task_spawn_ns: nanos(task_spawns(10_000)?) / 10_000.0,
+        thread_bytes: slope(&counts, waiting_threads)?,
+        task_bytes: slope(&counts.map(|n| n * 10), waiting_tasks)?,
+    })
+}
+
+fn nanos(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e9
+}
+
+// ANCHOR: brigade
+/// One thread writes a byte into a socket pair and reads it back, `hops`
+/// times: the system calls of a hop with no one to wake.
+fn baseline(hops: usize) -> Result<Duration, String> {
+    let (mut write_end, mut read_end) = pair()?;
+    let mut byte = [0u8; 1];
+    let started = Instant::now();
+    for _ in 0..hops {
+        write_end.write_all(&byte).map_err(|e| e.to_string())?;
+        read_end.read_exact(&mut byte).map_err(|e| e.to_string())?;
+    }
+    Ok(started.elapsed())
+}
+
+/// `workers` OS threads in a line: each blocks reading its socket, then
+/// writes to the next. The byte goes down the line `rounds` times.
+fn thread_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
+    let (mut first, mut from_previous) = pair()?;
+    let mut threads = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (mut to_next, next_reads) = pair()?;
+        let mut reads = std::mem::replace(&mut from_previous, next_reads);
+        let thread = std::thread::Builder::new().spawn(move || {
+            let mut byte = [0u8; 1];
+            while reads.read_exact(&mut byte).is_ok() && to_next.write_all(&byte).is_ok() {}
+        });
+        threads.push(thread.map_err(|e| format!("cannot start thread {}: {e}", threads.len()))?);
+    }
+    let mut last = from_previous;
+    let mut byte = [0u8; 1];
+    let started = Instant::now();
+    for _ in 0..rounds {
+        first.write_all(&byte).map_err(|e| e.to_string())?;
+        last.read_exact(&mut byte).map_err(|e| e.to_string())?;
+    }
+    let took = started.elapsed();
+    drop(first); // Each thread sees its input close and ends.
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(took)
+}
+
+/// The same line as tokio tasks on one current-thread runtime.
+fn task_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    current_thread()?.block_on(async move {
+        let (mut first, mut from_previous) = tokio_pair()?;
+        for _ in 0..workers {
+            let (mut to_next, next_reads) = tokio_pair()?;
+            let mut reads = std::mem::replace(&mut from_previous, next_reads);
+            tokio::spawn(async move {
+                let mut byte = [0u8; 1];
+                while reads.read_exact(&mut byte).await.is_ok()
+                    && to_next.write_all(&byte).await.is_ok()
+                {}
+            });
+        }
+        let mut last = from_previous;
+        let mut byte = [0u8; 1];
+        let started = Instant::now();
+        for _ in 0..rounds {
+            first.write_all(&byte).await.map_err(|e| e.to_string())?;
+            last.read_exact(&mut byte)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(started.elapsed())
+    })
+}
+// ANCHOR_END: brigade
+
+// ANCHOR: spawn
+/// Starts `count` threads that return at once, joining each.
+fn thread_spawns(count: usize) -> Result<Duration, String> {
+    let started = Instant::now();
+    for _ in 0..count {
+        std::thread::Builder::new()
+            .spawn(|| ())
+            .map_err(|e| format!("cannot start a thread: {e}"))?
+            .join()
+            .map_err(|_| "a thread panicked".to_string())?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Spawns `count` tasks that return at once on a current-thread runtime,
+/// awaiting each.
+fn task_spawns(count: usize) -> Result<Duration, String> {
+    current_thread()?.block_on(async move {
+        let started = Instant::now();
+        for _ in 0..count {
+            tokio::spawn(async {})
+                .await
+                .map_err(|e| format!("a task failed: {e}"))?;
+        }
+        Ok(started.elapsed())
+    })
+}
+// ANCHOR_END: spawn
+
+/// Resident memory added by `count` threads, each blocked reading a socket
+/// that never gets a byte, measured while they wait.
+fn waiting_threads(count: usize) -> Result<f64, String> {
+    let mut keep = Vec::with_capacity(count);
+    let before = resident_bytes()?;
+    let mut threads = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (writer, mut reader) = pair()?;
+        let thread = std::thread::Builder::new().spawn(move || {
+            let mut byte = [0u8; 1];
+            let _ = reader.read(&mut byte);
+        });
+        threads.push(thread.map_err(|e| format!("cannot start a thread: {e}"))?);
+        keep.push(writer);
+    }
+    // Let every thread reach its read.
+    std::thread::sleep(Duration::from_millis(100));
+    let after = resident_bytes()?;
+    drop(keep); // Closing the writers ends the reads.
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(after - before)
+}
+
+/// Resident memory added by `count` tokio tasks, each waiting to read a
+/// socket that never gets a byte, measured while they wait.
+fn waiting_tasks(count: usize) -> Result<f64, String> {
+    use tokio::io::AsyncReadExt;
+    current_thread()?.block_on(async move {
+        let before = resident_bytes()?;
+        let mut keep = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (writer, mut reader) = tokio_pair()?;
+            tokio::spawn(async move {
+                let mut byte = [0u8; 1];
+                let _ = reader.read(&mut byte).await;
+            });
+            keep.push(writer);
+        }
+        // Let every task reach its read.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let after = resident_bytes()?;
+        drop(keep);
+        Ok(after - before)
+    })
+}
+
+/// The slope of `measure(n)` against n over `counts` (least squares): what
+/// one more adds, with what the first one costs (a runtime's set-up) left out.
+fn slope(counts: &[usize], measure: impl Fn(usize) -> Result<f64, String>) -> Result<f64, String> {
+    let points: Vec<(f64, f64)> = counts
+        .iter()
+        .map(|&n| Ok((n as f64, measure(n)?)))
+        .collect::<Result<_, String>>()?;
+    let count = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / count;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / count;
+    let covariance: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let variance: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    Ok(if variance > 0.0 {
+        covariance / variance
+    } else {
+        0.0
+    })
+}
+
+/// This process's resident memory, from /proc/self/statm (pages).
+fn resident_bytes() -> Result<f64, String> {
+    let statm = std::fs::read_to_string("/proc/self/statm")
+        .map_err(|e| format!("cannot read /proc/self/statm: {e}"))?;
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .ok_or("/proc/self/statm has no resident size")?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    Ok(pages * page)
+}
+
+fn pair() -> Result<(UnixStream, UnixStream), String> {
+    UnixStream::pair().map_err(|e| format!("cannot make a socket pair: {e}"))
+}
+
+fn tokio_pair() -> Result<(tokio::net::UnixStream, tokio::net::UnixStream), String> {
+    tokio::net::UnixStream::pair().map_err(|e| format!("cannot make a socket pair: {e}"))
+}
+
+fn current_thread() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a tokio runtime: {e}"))
+}
+
+/// Keeps this process (and the threads it starts) on the first CPU it may use.
+fn pin_to_first_cpu() -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is empty; the calls only read and write it.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let first = (0..libc::CPU_SETSIZE as usize)
+            .find(|&cpu| libc::CPU_ISSET(cpu, &allowed))
+            .unwrap_or(0);
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(first, &mut one);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
