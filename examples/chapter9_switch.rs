@@ -15,8 +15,16 @@
 //! Then the cost of starting a thread and a task, and the memory each holds
 //! while it waits, as a slope over several counts.
 
+// Chapter 9's own runtime, beside tokio in the brigade. Only its futures
+// for sockets are used here, not its TCP server parts.
+#[path = "chapter9_runtime/runtime.rs"]
+#[allow(dead_code)]
+mod runtime;
+
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -50,9 +58,11 @@ struct Costs {
     pinned: bool,
     /// One thread, one socket pair: a write and a read, nobody to wake (ns).
     baseline_hop_ns: f64,
-    /// A hop between OS threads (ns), and between tokio tasks on one thread.
+    /// A hop between OS threads (ns), between tokio tasks on one thread, and
+    /// between tasks of chapter 9's own runtime.
     thread_hop_ns: f64,
     task_hop_ns: f64,
+    ours_hop_ns: f64,
     /// Starting one thread (spawn and join of one that returns at once), and
     /// one task (spawned on a current-thread runtime and awaited), in ns.
     thread_spawn_ns: f64,
@@ -102,6 +112,10 @@ fn main() {
         costs.task_hop_ns
     );
     println!(
+        "  hop between our runtime's tasks:     {:>9.0} ns",
+        costs.ours_hop_ns
+    );
+    println!(
         "  start a thread:                      {:>9.0} ns",
         costs.thread_spawn_ns
     );
@@ -130,6 +144,7 @@ fn measure(flags: &Flags) -> Result<Costs, String> {
         baseline_hop_ns: nanos(baseline(rounds * (workers + 1))?) / hops,
         thread_hop_ns: nanos(thread_brigade(workers, rounds)?) / hops,
         task_hop_ns: nanos(task_brigade(workers, rounds)?) / hops,
+        ours_hop_ns: nanos(ours_brigade(workers, rounds)?) / hops,
         thread_spawn_ns: nanos(thread_spawns(1_000)?) / 1_000.0,
         task_spawn_ns: nanos(task_spawns(10_000)?) / 10_000.0,
         thread_bytes: slope(&counts, waiting_threads)?,
@@ -210,6 +225,39 @@ fn task_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
         }
         Ok(started.elapsed())
     })
+}
+/// The same line as tasks of chapter 9's own runtime.
+fn ours_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
+    let runtime = runtime::Runtime::new().map_err(|e| format!("cannot create epoll: {e}"))?;
+    let outcome: Rc<Cell<Result<Duration, String>>> = Rc::new(Cell::new(Ok(Duration::ZERO)));
+    let result = Rc::clone(&outcome);
+    runtime.block_on(async move {
+        let run = async {
+            let (first, mut from_previous) = ours_pair()?;
+            for _ in 0..workers {
+                let (to_next, next_reads) = ours_pair()?;
+                let reads = std::mem::replace(&mut from_previous, next_reads);
+                runtime::spawn(async move {
+                    let mut byte = [0u8; 1];
+                    while matches!(reads.read(&mut byte).await, Ok(1))
+                        && to_next.write_all(&byte).await.is_ok()
+                    {}
+                });
+            }
+            let last = from_previous;
+            let mut byte = [0u8; 1];
+            let started = Instant::now();
+            for _ in 0..rounds {
+                first.write_all(&byte).await.map_err(|e| e.to_string())?;
+                if !matches!(last.read(&mut byte).await, Ok(1)) {
+                    return Err("the brigade broke".to_string());
+                }
+            }
+            Ok(started.elapsed())
+        };
+        result.set(run.await);
+    });
+    outcome.replace(Ok(Duration::ZERO))
 }
 // ANCHOR_END: brigade
 
@@ -329,6 +377,15 @@ fn pair() -> Result<(UnixStream, UnixStream), String> {
 
 fn tokio_pair() -> Result<(tokio::net::UnixStream, tokio::net::UnixStream), String> {
     tokio::net::UnixStream::pair().map_err(|e| format!("cannot make a socket pair: {e}"))
+}
+
+type OursStream = runtime::Async<mio::net::UnixStream>;
+
+fn ours_pair() -> Result<(OursStream, OursStream), String> {
+    let (a, b) =
+        mio::net::UnixStream::pair().map_err(|e| format!("cannot make a socket pair: {e}"))?;
+    let register = |s| runtime::Async::new(s).map_err(|e| format!("cannot register: {e}"));
+    Ok((register(a)?, register(b)?))
 }
 
 fn current_thread() -> Result<tokio::runtime::Runtime, String> {

@@ -23,6 +23,7 @@ fn the_brigade_measures_every_cost_at_a_small_size() {
             "baseline_hop_ns",
             "thread_hop_ns",
             "task_hop_ns",
+            "ours_hop_ns",
             "thread_spawn_ns",
             "task_spawn_ns",
         ] {

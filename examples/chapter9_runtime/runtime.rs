@@ -1,25 +1,11 @@
-//! Chapter 9: an async runtime small enough to read, and the book's server on it.
-//!
-//!     cargo run --release --example chapter9_runtime
-//!     cargo run --release --example load -- -n 1000 -c 1000 'http://127.0.0.1:8009/sleep?ms=1000'
-//!
-//! Three parts, all on one thread:
-//! - a **reactor**: epoll (through mio) tells which sockets are ready, and the
-//!   reactor wakes the task that waits on each; a heap of timers does the same
-//!   for sleeps;
-//! - an **executor**: a queue of tasks that were woken, polled one by one;
-//! - **futures** for accept, read, write and sleep: each tries its system call
-//!   and, if the socket is not ready, leaves its task's `Waker` with the
-//!   reactor and returns `Pending`.
-//!
-//! On top, the same HTTP server as every chapter, as an `async fn` per
-//! connection, read top to bottom the way chapter 3's handler reads.
-//! `--runtime tokio` runs the same handler on tokio's current-thread runtime
-//! instead, so the two runtimes can be measured side by side.
+//! Chapter 9's async runtime, small enough to read: a reactor (epoll through
+//! mio, and a heap of timers) that wakes tasks, an executor that polls the
+//! woken ones, and futures for accept, read, write and sleep. The server in
+//! `main.rs` and the brigade in `chapter9_switch.rs` run on it.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::io::{self, ErrorKind, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -30,205 +16,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
-use evt::blocking::{BodyLength, Parsed, parse, response_bytes};
-use evt::defaults;
-use evt::routes::{MAX_HEADER_BYTES, Route};
-use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
-
-/// Which runtime runs the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Which {
-    /// The runtime in this file.
-    Ours,
-    /// tokio's current-thread runtime, with tokio's sockets and timers: the
-    /// same handler, so only the runtime differs.
-    Tokio,
-}
-
-#[derive(Debug, Parser)]
-struct Flags {
-    #[command(flatten)]
-    server: ServerArgs,
-    /// The runtime under the same `async fn` handler.
-    #[arg(long, value_enum, default_value_t = Which::Ours)]
-    runtime: Which,
-}
-
-fn main() {
-    let flags: Flags = parse_flags(
-        "chapter9_runtime",
-        "Chapter 9: the book's server on a hand-written async runtime (mio reactor, timer heap, one-thread executor), or the same handler on tokio.",
-        defaults::CHAPTER9_RUNTIME_PORT,
-    );
-    let listener = flags.server.bind_or_exit();
-    let addr = listener
-        .local_addr()
-        .expect("a bound socket has an address");
-    listener
-        .set_nonblocking(true)
-        .expect("a socket can be made non-blocking");
-    match flags.runtime {
-        Which::Ours => {
-            let runtime = Runtime::new().unwrap_or_else(|error| {
-                eprintln!("error: cannot create an epoll instance: {error}");
-                std::process::exit(1);
-            });
-            runtime.block_on(async move {
-                let listener =
-                    Async::new(TcpListener::from_std(listener)).unwrap_or_else(|error| {
-                        eprintln!("error: cannot register the listening socket: {error}");
-                        std::process::exit(1);
-                    });
-                announce(addr);
-                serve(listener).await;
-            });
-        }
-        Which::Tokio => on_tokio(listener, addr),
-    }
-}
-
-// ANCHOR: serve
-/// The accept loop: a task per connection, as chapter 3's.
-async fn serve(listener: Async<TcpListener>) {
-    let mut failures = AcceptFailures::default();
-    loop {
-        match listener.accept().await {
-            Ok(stream) => spawn(handle(stream)),
-            Err(error) => {
-                // Out of file descriptors, most often: say so once, back off, go on.
-                failures.note(&error);
-                sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
-}
-// ANCHOR_END: serve
-
-// ANCHOR: handle
-/// One connection: read a request, sleep if it asks to, answer, repeat.
-async fn handle(mut stream: impl Connection) {
-    let mut unread: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        match parse(&unread) {
-            Parsed::Complete {
-                request,
-                head_length,
-                body,
-            } => {
-                unread.drain(..head_length);
-                // This server reads no bodies: a request with one is the last.
-                let keep_alive = request.keep_alive && body == BodyLength::Known(0);
-                if let Some(delay) = request.route.delay() {
-                    stream.sleep(delay).await;
-                }
-                let answer = response_bytes(&request.route.reply(), keep_alive);
-                if stream.write_all(&answer).await.is_err() || !keep_alive {
-                    break;
-                }
-                continue;
-            }
-            Parsed::Partial if unread.len() <= MAX_HEADER_BYTES => {}
-            Parsed::Partial => {
-                let _ = stream.write_all(&refusal(Route::HeadersTooLarge)).await;
-                break;
-            }
-            Parsed::Bad(route) => {
-                let _ = stream.write_all(&refusal(route)).await;
-                break;
-            }
-        }
-        match stream.read(&mut chunk).await {
-            Ok(read @ 1..) => unread.extend_from_slice(&chunk[..read]),
-            // Closed by the client, or broken: nothing more to answer.
-            _ => break,
-        }
-    }
-    stream.close();
-}
-// ANCHOR_END: handle
-
-/// What the handler needs of a connection (and of its runtime's clock), so
-/// the same `async fn` runs on our runtime and on tokio's.
-trait Connection {
-    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize>;
-    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
-    async fn sleep(&self, duration: Duration);
-    fn close(self);
-}
-
-impl Connection for Async<TcpStream> {
-    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        Async::read(self, buffer).await
-    }
-    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        Async::write_all(self, bytes).await
-    }
-    async fn sleep(&self, duration: Duration) {
-        sleep(duration).await
-    }
-    fn close(self) {
-        Async::close(self)
-    }
-}
-
-impl Connection for tokio::net::TcpStream {
-    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        tokio::io::AsyncReadExt::read(self, buffer).await
-    }
-    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        tokio::io::AsyncWriteExt::write_all(self, bytes).await
-    }
-    async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await
-    }
-    fn close(self) {
-        if let Ok(stream) = self.into_std() {
-            let _ = stream.shutdown(std::net::Shutdown::Write);
-            let mut sink = [0u8; 1024];
-            while let Ok(1..) = (&stream).read(&mut sink) {}
-        }
-    }
-}
-
-/// The same accept loop and handler on tokio's current-thread runtime.
-fn on_tokio(listener: std::net::TcpListener, addr: std::net::SocketAddr) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|error| {
-            eprintln!("error: cannot start the tokio runtime: {error}");
-            std::process::exit(1);
-        });
-    let tasks = tokio::task::LocalSet::new();
-    tasks.block_on(&runtime, async move {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .expect("inside a runtime a std listener converts");
-        announce(addr);
-        let mut failures = AcceptFailures::default();
-        loop {
-            match listener.accept().await {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    tokio::task::spawn_local(handle(stream));
-                }
-                Err(error) => {
-                    failures.note(&error);
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            }
-        }
-    });
-}
-
-/// The answer to a request that cannot be served, after which the
-/// connection closes.
-fn refusal(route: Route) -> Vec<u8> {
-    response_bytes(&route.reply(), false)
-}
 
 // ANCHOR: executor
 /// A task: a future that returns nothing, pinned on the heap, since the
@@ -404,7 +193,7 @@ struct Reactor {
     free: Vec<usize>,
     /// Sleeps, soonest first: (when, its number), and the waker per number.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    sleepers: std::collections::HashMap<u64, Waker>,
+    sleepers: HashMap<u64, Waker>,
     next_timer: u64,
 }
 
@@ -416,7 +205,7 @@ impl Reactor {
             waiting: Vec::new(),
             free: Vec::new(),
             timers: BinaryHeap::new(),
-            sleepers: std::collections::HashMap::new(),
+            sleepers: HashMap::new(),
             next_timer: 0,
         }
     }
@@ -550,7 +339,11 @@ impl Async<TcpListener> {
     }
 }
 
-impl Async<TcpStream> {
+impl<S> Async<S>
+where
+    S: mio::event::Source,
+    for<'a> &'a S: Read + Write,
+{
     pub async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_io(cx, Direction::Read, |mut stream| stream.read(buffer))).await
     }
@@ -567,7 +360,9 @@ impl Async<TcpStream> {
         }
         Ok(())
     }
+}
 
+impl Async<TcpStream> {
     /// Says we are done writing, drops what the client still sends (unread
     /// bytes would turn the close into a reset), and closes.
     pub fn close(self) {
