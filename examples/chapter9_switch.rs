@@ -28,7 +28,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use serde::Serialize;
+use evt::report::SwitchCosts;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,31 +50,10 @@ struct Flags {
     json: bool,
 }
 
-/// What one run measured.
-#[derive(Debug, Serialize)]
-struct Costs {
-    workers: u32,
-    rounds: u32,
-    pinned: bool,
-    /// One thread, one socket pair: a write and a read, nobody to wake (ns).
-    baseline_hop_ns: f64,
-    /// A hop between OS threads (ns), between tokio tasks on one thread, and
-    /// between tasks of chapter 9's own runtime.
-    thread_hop_ns: f64,
-    task_hop_ns: f64,
-    ours_hop_ns: f64,
-    /// Starting one thread (spawn and join of one that returns at once), and
-    /// one task (spawned on a current-thread runtime and awaited), in ns.
-    thread_spawn_ns: f64,
-    task_spawn_ns: f64,
-    /// Resident memory each waiting thread and task adds: the slope of
-    /// resident memory against their count (bytes).
-    thread_bytes: f64,
-    task_bytes: f64,
-}
-
 fn main() {
     let flags = Flags::parse();
+    // Two descriptors per worker: as many as the hard limit allows.
+    evt::sys::raise_open_file_limit();
     if flags.pin {
         if let Err(error) = pin_to_first_cpu() {
             eprintln!("error: cannot pin to one CPU: {error}");
@@ -131,13 +110,28 @@ fn main() {
         "  resident memory per waiting task:    {:>9.0} bytes",
         costs.task_bytes
     );
+    println!(
+        "  kernel memory per waiting thread:    {:>9.0} bytes (stacks, page tables)",
+        costs.thread_kernel_bytes
+    );
+    println!(
+        "  kernel memory per waiting task:      {:>9.0} bytes",
+        costs.task_kernel_bytes
+    );
 }
 
-fn measure(flags: &Flags) -> Result<Costs, String> {
+/// How many waiting threads, and tasks, the memory slopes are drawn
+/// through: tasks four times as many, as each costs far less (two
+/// descriptors each: 8,000 at most open at once).
+const WAITING_THREADS: [usize; 3] = [250, 500, 1000];
+const WAITING_TASKS: [usize; 3] = [1000, 2000, 4000];
+
+fn measure(flags: &Flags) -> Result<SwitchCosts, String> {
     let (workers, rounds) = (flags.workers as usize, flags.rounds as usize);
     let hops = (rounds * (workers + 1)) as f64;
-    let counts = [workers / 4, workers / 2, workers].map(|n| n.max(1));
-    Ok(Costs {
+    let threads = slopes(&WAITING_THREADS, waiting_threads)?;
+    let tasks = slopes(&WAITING_TASKS, waiting_tasks)?;
+    Ok(SwitchCosts {
         workers: flags.workers,
         rounds: flags.rounds,
         pinned: flags.pin,
@@ -147,8 +141,12 @@ fn measure(flags: &Flags) -> Result<Costs, String> {
         ours_hop_ns: nanos(ours_brigade(workers, rounds)?) / hops,
         thread_spawn_ns: nanos(thread_spawns(1_000)?) / 1_000.0,
         task_spawn_ns: nanos(task_spawns(10_000)?) / 10_000.0,
-        thread_bytes: slope(&counts, waiting_threads)?,
-        task_bytes: slope(&counts.map(|n| n * 10), waiting_tasks)?,
+        thread_bytes: threads.resident,
+        task_bytes: tasks.resident,
+        thread_kernel_bytes: threads.kernel,
+        task_kernel_bytes: tasks.kernel,
+        waiting_threads: WAITING_THREADS.to_vec(),
+        waiting_tasks: WAITING_TASKS.to_vec(),
     })
 }
 
@@ -290,11 +288,35 @@ fn task_spawns(count: usize) -> Result<Duration, String> {
 }
 // ANCHOR_END: spawn
 
-/// Resident memory added by `count` threads, each blocked reading a socket
-/// that never gets a byte, measured while they wait.
-fn waiting_threads(count: usize) -> Result<f64, String> {
+/// Memory in bytes: this process's resident set, and the kernel's stacks
+/// and page tables (machine-wide).
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    resident: f64,
+    kernel: f64,
+}
+
+impl Memory {
+    fn now() -> Result<Memory, String> {
+        Ok(Memory {
+            resident: resident_bytes()?,
+            kernel: kernel_bytes()?,
+        })
+    }
+
+    fn since(self, before: Memory) -> Memory {
+        Memory {
+            resident: self.resident - before.resident,
+            kernel: self.kernel - before.kernel,
+        }
+    }
+}
+
+/// Memory added by `count` threads, each blocked reading a socket that
+/// never gets a byte, measured while they wait.
+fn waiting_threads(count: usize) -> Result<Memory, String> {
     let mut keep = Vec::with_capacity(count);
-    let before = resident_bytes()?;
+    let before = Memory::now()?;
     let mut threads = Vec::with_capacity(count);
     for _ in 0..count {
         let (writer, mut reader) = pair()?;
@@ -307,20 +329,20 @@ fn waiting_threads(count: usize) -> Result<f64, String> {
     }
     // Let every thread reach its read.
     std::thread::sleep(Duration::from_millis(100));
-    let after = resident_bytes()?;
+    let after = Memory::now()?;
     drop(keep); // Closing the writers ends the reads.
     for thread in threads {
         let _ = thread.join();
     }
-    Ok(after - before)
+    Ok(after.since(before))
 }
 
-/// Resident memory added by `count` tokio tasks, each waiting to read a
-/// socket that never gets a byte, measured while they wait.
-fn waiting_tasks(count: usize) -> Result<f64, String> {
+/// Memory added by `count` tokio tasks, each waiting to read a socket that
+/// never gets a byte, measured while they wait.
+fn waiting_tasks(count: usize) -> Result<Memory, String> {
     use tokio::io::AsyncReadExt;
     current_thread()?.block_on(async move {
-        let before = resident_bytes()?;
+        let before = Memory::now()?;
         let mut keep = Vec::with_capacity(count);
         for _ in 0..count {
             let (writer, mut reader) = tokio_pair()?;
@@ -332,29 +354,45 @@ fn waiting_tasks(count: usize) -> Result<f64, String> {
         }
         // Let every task reach its read.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let after = resident_bytes()?;
+        let after = Memory::now()?;
         drop(keep);
-        Ok(after - before)
+        Ok(after.since(before))
     })
 }
 
-/// The slope of `measure(n)` against n over `counts` (least squares): what
-/// one more adds, with what the first one costs (a runtime's set-up) left out.
-fn slope(counts: &[usize], measure: impl Fn(usize) -> Result<f64, String>) -> Result<f64, String> {
-    let points: Vec<(f64, f64)> = counts
+/// What one more waiting worker adds, resident and in the kernel: the
+/// slopes of `measure(n)` against n over `counts`.
+fn slopes(
+    counts: &[usize],
+    measure: impl Fn(usize) -> Result<Memory, String>,
+) -> Result<Memory, String> {
+    let measured: Vec<(f64, Memory)> = counts
         .iter()
         .map(|&n| Ok((n as f64, measure(n)?)))
         .collect::<Result<_, String>>()?;
+    let line = |part: fn(&Memory) -> f64| {
+        let points: Vec<(f64, f64)> = measured.iter().map(|(n, m)| (*n, part(m))).collect();
+        slope(&points)
+    };
+    Ok(Memory {
+        resident: line(|m| m.resident),
+        kernel: line(|m| m.kernel),
+    })
+}
+
+/// The least-squares slope through `points`: what one more adds, with what
+/// the first one costs (a runtime's set-up) left out.
+fn slope(points: &[(f64, f64)]) -> f64 {
     let count = points.len() as f64;
     let mean_x = points.iter().map(|p| p.0).sum::<f64>() / count;
     let mean_y = points.iter().map(|p| p.1).sum::<f64>() / count;
     let covariance: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
     let variance: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
-    Ok(if variance > 0.0 {
+    if variance > 0.0 {
         covariance / variance
     } else {
         0.0
-    })
+    }
 }
 
 /// This process's resident memory, from /proc/self/statm (pages).
@@ -369,6 +407,18 @@ fn resident_bytes() -> Result<f64, String> {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
     Ok(pages * page)
+}
+
+/// The kernel's stacks and page tables, machine-wide, from /proc/meminfo.
+fn kernel_bytes() -> Result<f64, String> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")
+        .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
+    let kib: f64 = meminfo
+        .lines()
+        .filter(|line| line.starts_with("KernelStack:") || line.starts_with("PageTables:"))
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .sum();
+    Ok(kib * 1024.0)
 }
 
 fn pair() -> Result<(UnixStream, UnixStream), String> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use evt::reproduce::record::{self, ChapterRecord, ExperimentRecord};
-use evt::reproduce::spec::Experiment;
+use evt::reproduce::record::{self, ChapterRecord, ExperimentRecord, ProgramRecord};
+use evt::reproduce::spec::{Experiment, Program};
 use evt::reproduce::views::{self, format_ms};
 use evt::reproduce::{self, harness};
 use evt::sys::{Machine, now_utc};
@@ -134,6 +134,11 @@ fn measure(chapters: &[u32], args: &Args, out: &std::path::Path) -> bool {
         .iter()
         .flat_map(|&chapter| reproduce::experiments(chapter, scale))
         .collect();
+    let programs: Vec<Program> = chapters
+        .iter()
+        .flat_map(|&chapter| reproduce::programs(chapter, scale))
+        .collect();
+    let steps = planned.len() + programs.len();
     let mut all_ran = true;
     for &chapter in chapters {
         let measured_at = now_utc();
@@ -145,7 +150,7 @@ fn measure(chapters: &[u32], args: &Args, out: &std::path::Path) -> bool {
             println!(
                 "\n[{}/{}] Chapter {} · seed {} · {}\n      server: {} ({})",
                 position + 1,
-                planned.len(),
+                steps,
                 chapter,
                 experiment.seed,
                 experiment.title,
@@ -163,7 +168,34 @@ fn measure(chapters: &[u32], args: &Args, out: &std::path::Path) -> bool {
                 }
             }
         }
-        if records.len() != planned.iter().filter(|e| e.chapter == chapter).count() {
+        let mut ran = Vec::new();
+        for (position, program) in programs.iter().enumerate() {
+            if program.chapter != chapter {
+                continue;
+            }
+            println!(
+                "\n[{}/{}] Chapter {} · {}\n      program: {} {}",
+                planned.len() + position + 1,
+                steps,
+                chapter,
+                program.title,
+                program.example,
+                program.args.join(" ")
+            );
+            match run_program_with_spinner(program) {
+                Ok(record) => {
+                    println!("      took {}", format_ms(record.duration_s * 1000.0));
+                    ran.push(record);
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    all_ran = false;
+                }
+            }
+        }
+        if ran.len() != programs.iter().filter(|p| p.chapter == chapter).count()
+            || records.len() != planned.iter().filter(|e| e.chapter == chapter).count()
+        {
             eprintln!("chapter {chapter}: not every experiment ran, so its record was not written");
             continue;
         }
@@ -179,6 +211,7 @@ fn measure(chapters: &[u32], args: &Args, out: &std::path::Path) -> bool {
             quick: args.quick,
             experiments: records,
             limits: reproduce::find(chapter).map_or_else(Vec::new, |c| (c.facts)()),
+            programs: ran,
         };
         match record::write(out, &record) {
             Ok(path) => println!("\nwrote {}", path.display()),
@@ -205,6 +238,22 @@ fn run_with_spinner(experiment: &Experiment) -> Result<ExperimentRecord, String>
     ));
     spinner.enable_steady_tick(Duration::from_millis(120));
     let result = experiment.run();
+    spinner.finish_and_clear();
+    result
+}
+
+/// Runs one measuring program with the same spinner.
+fn run_program_with_spinner(program: &Program) -> Result<ProgramRecord, String> {
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("      {spinner} {elapsed} {msg}") {
+        spinner.set_style(style);
+    }
+    spinner.set_message(format!(
+        "running; expected to take about {}",
+        format_ms(program.expected_s * 1000.0)
+    ));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let result = program.run();
     spinner.finish_and_clear();
     result
 }

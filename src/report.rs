@@ -45,3 +45,170 @@ impl WorkersReport {
         self.workers.iter().map(|w| w.accepted as usize).collect()
     }
 }
+
+/// Chapter 9's server: which runtime runs it, how big one connection's
+/// future is, and (with `--trace`) what the runtime did, step by step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeReport {
+    /// `ours` or `tokio`.
+    pub runtime: String,
+    /// `size_of_val` of the future the accept loop spawns for one
+    /// connection (the `async fn handle` state machine), in bytes.
+    pub connection_future_bytes: usize,
+    /// The runtime's steps since it started, when started with `--trace`
+    /// (empty otherwise; at most [`RuntimeReport::TRACE_LIMIT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<TraceStep>,
+}
+
+impl RuntimeReport {
+    /// The most steps a trace keeps (the first ones).
+    pub const TRACE_LIMIT: usize = 1_000;
+}
+
+/// One step of chapter 9's runtime, at `at_us` microseconds after it started.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TraceStep {
+    pub at_us: f64,
+    pub step: Step,
+}
+
+/// What the runtime did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Step {
+    /// A task was spawned and put on the ready queue.
+    Spawned { task: usize },
+    /// The executor took a task off the ready queue and began to poll it.
+    Poll { task: usize },
+    /// The executor polled a task; it returned `Ready` or `Pending`.
+    Polled { task: usize, ready: bool },
+    /// A future found its socket not ready (`WouldBlock`) and left the
+    /// task's waker with the reactor.
+    WouldBlock { task: usize, write: bool },
+    /// A future asked for a timer.
+    Timer { task: usize, ms: u64 },
+    /// Nothing to run: the loop slept in `epoll_wait` (timeout in ms, or
+    /// none), and woke with `events` events.
+    Slept {
+        timeout_ms: Option<u64>,
+        events: usize,
+        slept_us: u64,
+    },
+    /// The reactor woke a task: its socket became ready, or its timer was due.
+    Woke { task: usize, by: WakeCause },
+}
+
+/// Why the reactor woke a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WakeCause {
+    Readable,
+    Writable,
+    Timer,
+}
+
+/// Chapter 9's brigade and friends: what a switch, a start and a waiting
+/// worker cost, threads against tasks (`chapter9_switch --json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwitchCosts {
+    pub workers: u32,
+    pub rounds: u32,
+    pub pinned: bool,
+    /// One thread, one socket pair: a write and a read, nobody to wake (ns).
+    pub baseline_hop_ns: f64,
+    /// A hop between OS threads (ns), between tokio tasks on one thread,
+    /// and between tasks of chapter 9's own runtime.
+    pub thread_hop_ns: f64,
+    pub task_hop_ns: f64,
+    pub ours_hop_ns: f64,
+    /// Starting one thread (spawn and join of one that returns at once),
+    /// and one task (spawned on a current-thread runtime and awaited), ns.
+    pub thread_spawn_ns: f64,
+    pub task_spawn_ns: f64,
+    /// Resident memory each waiting thread and task adds: the slope of
+    /// resident memory against their count (bytes).
+    pub thread_bytes: f64,
+    pub task_bytes: f64,
+    /// The same slope for the kernel's stacks and page tables (machine-wide
+    /// counters in /proc/meminfo, so other processes' noise is in it).
+    pub thread_kernel_bytes: f64,
+    pub task_kernel_bytes: f64,
+    /// The counts of waiting threads, and of tasks, the slopes are drawn through.
+    pub waiting_threads: Vec<usize>,
+    pub waiting_tasks: Vec<usize>,
+}
+
+/// Chapter 9's cooperative-budget demo (`chapter9_budget --json`): a task
+/// that reads a socket that is always ready, beside a task that wants to
+/// wake every few milliseconds, on each runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    /// Bytes the greedy task read on each runtime.
+    pub bytes: u64,
+    /// How often the ticker asked to wake, in ms.
+    pub tick_ms: u64,
+    pub runtimes: Vec<BudgetRun>,
+}
+
+/// One runtime's run of the budget demo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetRun {
+    /// `ours` or `tokio`.
+    pub runtime: String,
+    /// How long the greedy task took to read everything, ms.
+    pub greedy_ms: f64,
+    /// Times the greedy task's read returned `Pending` (it gave the thread up).
+    pub greedy_yields: u64,
+    /// How many times the ticker ran while the greedy task read.
+    pub ticks: u64,
+    /// The latest the ticker ran, ms after it asked to.
+    pub max_late_ms: f64,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Step::Spawned { task } => write!(f, "spawn task {task}: on the ready queue"),
+            Step::Poll { task } => write!(f, "poll task {task}"),
+            Step::Polled { task, ready } => write!(
+                f,
+                "task {task} → {}",
+                if ready { "Ready (done)" } else { "Pending" }
+            ),
+            Step::WouldBlock { task, write } => write!(
+                f,
+                "  task {task}: not ready to {} (WouldBlock); its waker goes to the reactor",
+                if write { "write" } else { "read" }
+            ),
+            Step::Timer { task, ms } => {
+                write!(
+                    f,
+                    "  task {task}: a timer in {ms} ms; its waker goes to the heap"
+                )
+            }
+            Step::Slept {
+                timeout_ms,
+                events,
+                slept_us,
+            } => {
+                let timeout = timeout_ms.map_or("none".to_string(), |ms| format!("{ms} ms"));
+                write!(
+                    f,
+                    "epoll_wait (timeout {timeout}): {events} event{} after {} µs",
+                    if events == 1 { "" } else { "s" },
+                    slept_us
+                )
+            }
+            Step::Woke { task, by } => write!(
+                f,
+                "  wake task {task}: {}",
+                match by {
+                    WakeCause::Readable => "its socket is readable",
+                    WakeCause::Writable => "its socket is writable",
+                    WakeCause::Timer => "its timer is due",
+                }
+            ),
+        }
+    }
+}

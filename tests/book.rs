@@ -372,6 +372,15 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     "4 ×",
     "5 ×",
     "1,000 ×",
+    // Chapter 9's trace request.
+    "50 ms",
+    // jimblandy/context-switch's published figures (2020), chapter 9's anchor.
+    "1.7 µs",
+    "0.2 µs",
+    "17 µs",
+    "0.3 µs",
+    "9.5 KiB",
+    "10 KiB",
     // The seeds' own figures (002: 2022; 004: 2017).
     "24.5 requests per second",
     "248 ms",

@@ -292,6 +292,88 @@ fn every_server_answers_http_1_0_with_a_status() {
 }
 
 #[test]
+fn chapter9s_report_says_which_runtime_and_how_big_a_connection_is() {
+    for runtime in ["ours", "tokio"] {
+        let server = start_with("chapter9_runtime", &["--port", "0", "--runtime", runtime])
+            .unwrap_or_else(|error| panic!("{error}"));
+        let answer = raw(
+            &server,
+            b"GET /report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(status_line(&answer).contains("200"), "{runtime}: {answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+        let report: evt::report::RuntimeReport = serde_json::from_str(body.trim())
+            .unwrap_or_else(|error| panic!("{runtime}: {error}: {body}"));
+        assert_eq!(report.runtime, runtime);
+        // The connection asking is itself a future the accept loop built:
+        // at least its 1 KiB read buffer.
+        assert!(
+            report.connection_future_bytes >= 1024,
+            "{runtime}: {report:?}"
+        );
+        assert!(report.trace.is_empty(), "no trace unless asked for");
+    }
+}
+
+#[test]
+fn chapter9s_trace_follows_a_request_from_spawn_to_ready() {
+    use evt::report::{Step, WakeCause};
+    let server = start_with("chapter9_runtime", &["--port", "0", "--trace"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let results = load(&server, "/sleep?ms=20", 1, 1);
+    assert_eq!(results.completed(), 1);
+    let answer = raw(
+        &server,
+        b"GET /report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let report: evt::report::RuntimeReport = serde_json::from_str(body.trim()).unwrap();
+    let steps: Vec<Step> = report.trace.iter().map(|s| s.step).collect();
+    let at = |wanted: Step| {
+        steps
+            .iter()
+            .position(|&s| s == wanted)
+            .unwrap_or_else(|| panic!("no {wanted:?} in {steps:?}"))
+    };
+    // The walk: spawned, polled, a timer, Pending, woken by the timer,
+    // polled again, and at last Ready.
+    let spawned = at(Step::Spawned { task: 1 });
+    let timer = at(Step::Timer { task: 1, ms: 20 });
+    let woken = at(Step::Woke {
+        task: 1,
+        by: WakeCause::Timer,
+    });
+    let ready = at(Step::Polled {
+        task: 1,
+        ready: true,
+    });
+    assert!(
+        spawned < timer && timer < woken && woken < ready,
+        "{steps:?}"
+    );
+    assert!(
+        steps[timer..woken]
+            .iter()
+            .any(|s| matches!(s, Step::Slept { .. })),
+        "the loop slept in epoll while the timer ran: {steps:?}"
+    );
+    // Time only goes forward.
+    assert!(report.trace.windows(2).all(|w| w[0].at_us <= w[1].at_us));
+}
+
+#[test]
+fn chapter9s_trace_is_refused_on_tokio_in_one_line() {
+    let output = std::process::Command::new(example("chapter9_runtime"))
+        .args(["--port", "0", "--runtime", "tokio", "--trace"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error:"), "{stderr}");
+}
+
+#[test]
 fn chapter9s_handler_overlaps_requests_on_both_runtimes() {
     for runtime in ["ours", "tokio"] {
         let server = start_with("chapter9_runtime", &["--port", "0", "--runtime", runtime])

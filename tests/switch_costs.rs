@@ -1,8 +1,10 @@
-//! Chapter 9's switch-cost program, at a smoke size: it runs, measures every
-//! cost, and says what it measured in JSON. (The real sizes run in the
+//! Chapter 9's measuring programs (the brigade, the budget demo) at a
+//! smoke size: each runs, measures what it says, and prints it as JSON. (The real sizes run in the
 //! reproduce run, not in `cargo test`.)
 
 use std::process::Command;
+
+use evt::report::{BudgetReport, SwitchCosts};
 
 mod common;
 
@@ -17,24 +19,30 @@ fn the_brigade_measures_every_cost_at_a_small_size() {
         }
         let output = command.output().unwrap();
         assert!(output.status.success(), "{output:?}");
-        let costs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(costs["pinned"], pin);
-        for field in [
-            "baseline_hop_ns",
-            "thread_hop_ns",
-            "task_hop_ns",
-            "ours_hop_ns",
-            "thread_spawn_ns",
-            "task_spawn_ns",
+        let costs: SwitchCosts = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(costs.pinned, pin);
+        for (field, value) in [
+            ("baseline", costs.baseline_hop_ns),
+            ("thread hop", costs.thread_hop_ns),
+            ("task hop", costs.task_hop_ns),
+            ("our hop", costs.ours_hop_ns),
+            ("thread start", costs.thread_spawn_ns),
+            ("task start", costs.task_spawn_ns),
         ] {
-            let value = costs[field].as_f64().unwrap();
-            assert!(value.is_finite() && value > 0.0, "{field}: {costs}");
+            assert!(value.is_finite() && value > 0.0, "{field}: {costs:?}");
         }
         // A hop between threads makes the same system calls as the baseline,
         // plus a wake-up: never free.
         assert!(
-            costs["thread_hop_ns"].as_f64() > costs["baseline_hop_ns"].as_f64().map(|b| b * 0.5)
+            costs.thread_hop_ns > costs.baseline_hop_ns * 0.5,
+            "{costs:?}"
         );
+        // Memory, not time: a waiting thread touches pages of its own stack
+        // (a few KiB at least); a task is a small allocation. The slopes run
+        // over thousands of each, far above the allocator's noise.
+        assert!(costs.thread_bytes > 2048.0, "{costs:?}");
+        assert!(costs.task_bytes > 0.0, "{costs:?}");
+        assert!(costs.thread_bytes > costs.task_bytes, "{costs:?}");
     }
 }
 
@@ -49,4 +57,43 @@ fn a_bad_flag_is_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("error:"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn tokios_budget_makes_a_greedy_task_yield_and_ours_does_not() {
+    common::examples_built();
+    let output = Command::new(common::example("chapter9_budget"))
+        .args(["--mib", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: BudgetReport = serde_json::from_slice(&output.stdout).unwrap();
+    let run = |name: &str| {
+        report
+            .runtimes
+            .iter()
+            .find(|r| r.runtime == name)
+            .unwrap_or_else(|| panic!("no {name} run in {report:?}"))
+            .clone()
+    };
+    let reads = report.bytes / 64;
+    // tokio's budget (128 operations per poll) makes the task yield at
+    // least once per 128 ready reads, however fast the machine.
+    assert!(run("tokio").greedy_yields >= reads / 128, "{report:?}");
+    // Ours yields only when the reader has emptied the socket, which can
+    // happen at most once per piece the writer's kernel queues (tens of
+    // KiB each): fewer than the budget's.
+    assert!(run("ours").greedy_yields < reads / 128, "{report:?}");
+}
+
+#[test]
+fn the_budget_demo_refuses_a_bad_flag_in_one_line() {
+    common::examples_built();
+    let output = Command::new(common::example("chapter9_budget"))
+        .args(["--mib", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error:"), "{stderr}");
 }

@@ -20,12 +20,14 @@
 mod runtime;
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use evt::blocking::{BodyLength, Parsed, parse, response_bytes};
 use evt::defaults;
-use evt::routes::{MAX_HEADER_BYTES, Route};
+use evt::report::RuntimeReport;
+use evt::routes::{MAX_HEADER_BYTES, Reply, Route};
 use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 use mio::net::{TcpListener, TcpStream};
 use runtime::{Async, Runtime, sleep, spawn};
@@ -47,6 +49,10 @@ struct Flags {
     /// The runtime under the same `async fn` handler.
     #[arg(long, value_enum, default_value_t = Which::Ours)]
     runtime: Which,
+    /// Print every step of our runtime to stderr (spawn, poll, epoll_wait,
+    /// wake) and keep the first ones for `GET /report`.
+    #[arg(long)]
+    trace: bool,
 }
 
 fn main() {
@@ -55,6 +61,10 @@ fn main() {
         "Chapter 9: the book's server on a hand-written async runtime (mio reactor, timer heap, one-thread executor), or the same handler on tokio.",
         defaults::CHAPTER9_RUNTIME_PORT,
     );
+    if flags.trace && flags.runtime != Which::Ours {
+        eprintln!("error: --trace follows our runtime's steps; it needs --runtime ours");
+        std::process::exit(2);
+    }
     let listener = flags.server.bind_or_exit();
     let addr = listener
         .local_addr()
@@ -64,6 +74,9 @@ fn main() {
         .expect("a socket can be made non-blocking");
     match flags.runtime {
         Which::Ours => {
+            if flags.trace {
+                runtime::trace_on();
+            }
             let runtime = Runtime::new().unwrap_or_else(|error| {
                 eprintln!("error: cannot create an epoll instance: {error}");
                 std::process::exit(1);
@@ -88,7 +101,11 @@ async fn serve(listener: Async<TcpListener>) {
     let mut failures = AcceptFailures::default();
     loop {
         match listener.accept().await {
-            Ok(stream) => spawn(handle(stream)),
+            Ok(stream) => {
+                let connection = handle(stream);
+                FUTURE_BYTES.store(size_of_val(&connection), Ordering::Relaxed);
+                spawn(connection);
+            }
             Err(error) => {
                 // Out of file descriptors, most often: say so once, back off, go on.
                 failures.note(&error);
@@ -101,7 +118,7 @@ async fn serve(listener: Async<TcpListener>) {
 
 // ANCHOR: handle
 /// One connection: read a request, sleep if it asks to, answer, repeat.
-async fn handle(mut stream: impl Connection) {
+async fn handle<C: Connection>(mut stream: C) {
     let mut unread: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
@@ -117,7 +134,11 @@ async fn handle(mut stream: impl Connection) {
                 if let Some(delay) = request.route.delay() {
                     stream.sleep(delay).await;
                 }
-                let answer = response_bytes(&request.route.reply(), keep_alive);
+                let reply = match request.route {
+                    Route::Report => report(C::RUNTIME),
+                    route => route.reply(),
+                };
+                let answer = response_bytes(&reply, keep_alive);
                 if stream.write_all(&answer).await.is_err() || !keep_alive {
                     break;
                 }
@@ -146,6 +167,8 @@ async fn handle(mut stream: impl Connection) {
 /// What the handler needs of a connection (and of its runtime's clock), so
 /// the same `async fn` runs on our runtime and on tokio's.
 trait Connection {
+    /// Which runtime this connection belongs to, for `/report`.
+    const RUNTIME: &str;
     async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize>;
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
     async fn sleep(&self, duration: Duration);
@@ -153,6 +176,7 @@ trait Connection {
 }
 
 impl Connection for Async<TcpStream> {
+    const RUNTIME: &str = "ours";
     async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         Async::read(self, buffer).await
     }
@@ -168,6 +192,7 @@ impl Connection for Async<TcpStream> {
 }
 
 impl Connection for tokio::net::TcpStream {
+    const RUNTIME: &str = "tokio";
     async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         tokio::io::AsyncReadExt::read(self, buffer).await
     }
@@ -205,7 +230,9 @@ fn on_tokio(listener: std::net::TcpListener, addr: std::net::SocketAddr) {
             match listener.accept().await {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::task::spawn_local(handle(stream));
+                    let connection = handle(stream);
+                    FUTURE_BYTES.store(size_of_val(&connection), Ordering::Relaxed);
+                    tokio::task::spawn_local(connection);
                 }
                 Err(error) => {
                     failures.note(&error);
@@ -214,6 +241,23 @@ fn on_tokio(listener: std::net::TcpListener, addr: std::net::SocketAddr) {
             }
         }
     });
+}
+
+/// The size of one connection's future, as the accept loop last saw it.
+static FUTURE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// `GET /report`: which runtime, how big a connection's future is, and
+/// the trace so far.
+fn report(which: &str) -> Reply {
+    let report = RuntimeReport {
+        runtime: which.to_string(),
+        connection_future_bytes: FUTURE_BYTES.load(Ordering::Relaxed),
+        trace: runtime::traced(),
+    };
+    Reply {
+        status: 200,
+        body: serde_json::to_string(&report).unwrap_or_default() + "\n",
+    }
 }
 
 /// The answer to a request that cannot be served, after which the

@@ -3,7 +3,7 @@
 //! woken ones, and futures for accept, read, write and sleep. The server in
 //! `main.rs` and the brigade in `chapter9_switch.rs` run on it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::{Future, poll_fn};
@@ -16,6 +16,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use evt::report::{RuntimeReport, Step, TraceStep, WakeCause};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Token};
 
@@ -39,6 +40,8 @@ pub struct Runtime {
     /// Wakes the loop out of epoll when a waker is called from another thread.
     remote: Arc<mio::Waker>,
     thread: ThreadId,
+    /// The task being polled now, so a future knows whose waker it holds.
+    current: Cell<usize>,
 }
 
 /// What a task's `Waker` does: put the task's id back on the queue.
@@ -96,6 +99,7 @@ impl Runtime {
             reactor: RefCell::new(Reactor::new(poll)),
             remote,
             thread: std::thread::current().id(),
+            current: Cell::new(0),
         }))
     }
 
@@ -114,6 +118,7 @@ impl Runtime {
         if let Ok(mut queue) = self.queue.lock() {
             queue.push_back(id);
         }
+        trace(Step::Spawned { task: id });
     }
 
     /// Runs `main` and every task it spawns until `main` returns.
@@ -162,11 +167,16 @@ impl Runtime {
             thread: self.thread,
         }));
         let mut context = Context::from_waker(&waker);
+        self.current.set(id);
+        trace(Step::Poll { task: id });
         // A task that panics is dropped (its connection closes); the loop
         // and every other task go on.
-        match catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut context))) {
-            Ok(Poll::Pending) => self.tasks.borrow_mut()[id] = Some(task),
-            Ok(Poll::Ready(())) | Err(_) => self.free.borrow_mut().push(id),
+        let polled = catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut context)));
+        let ready = !matches!(polled, Ok(Poll::Pending));
+        trace(Step::Polled { task: id, ready });
+        match ready {
+            false => self.tasks.borrow_mut()[id] = Some(task),
+            true => self.free.borrow_mut().push(id),
         }
     }
 }
@@ -183,17 +193,20 @@ enum Direction {
     Write,
 }
 
+/// A task that waits: its id (for the trace) and its waker.
+type Waiter = (usize, Waker);
+
 /// epoll and the timers: who waits for what.
 struct Reactor {
     poll: mio::Poll,
     events: Events,
     /// Per registered socket (its token): the task waiting to read, and the
-    /// one waiting to write.
-    waiting: Vec<Option<[Option<Waker>; 2]>>,
+    /// one waiting to write (its id, for the trace, and its waker).
+    waiting: Vec<Option<[Option<Waiter>; 2]>>,
     free: Vec<usize>,
-    /// Sleeps, soonest first: (when, its number), and the waker per number.
+    /// Sleeps, soonest first: (when, its number), and the task per number.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    sleepers: HashMap<u64, Waker>,
+    sleepers: HashMap<u64, Waiter>,
     next_timer: u64,
 }
 
@@ -217,24 +230,26 @@ impl Reactor {
             .timers
             .peek()
             .map(|Reverse((due, _))| due.saturating_duration_since(Instant::now()));
+        let slept = Instant::now();
         match self.poll.poll(&mut self.events, timeout) {
             Err(error) if error.kind() != ErrorKind::Interrupted => return Err(error),
             _ => {}
         }
+        trace(Step::Slept {
+            timeout_ms: timeout.map(|t| t.as_micros().div_ceil(1000) as u64),
+            events: self.events.iter().count(),
+            slept_us: slept.elapsed().as_micros() as u64,
+        });
         for event in self.events.iter() {
-            let Some(Some(wakers)) = self.waiting.get_mut(event.token().0) else {
+            let Some(Some(waiting)) = self.waiting.get_mut(event.token().0) else {
                 continue; // The remote waker: its only job was to end the wait.
             };
             let closed = event.is_error() || event.is_read_closed() || event.is_write_closed();
             if event.is_readable() || closed {
-                if let Some(waker) = wakers[0].take() {
-                    waker.wake();
-                }
+                wake(waiting[0].take(), WakeCause::Readable);
             }
             if event.is_writable() || closed {
-                if let Some(waker) = wakers[1].take() {
-                    waker.wake();
-                }
+                wake(waiting[1].take(), WakeCause::Writable);
             }
         }
         let now = Instant::now();
@@ -243,9 +258,7 @@ impl Reactor {
                 break;
             }
             self.timers.pop();
-            if let Some(waker) = self.sleepers.remove(&number) {
-                waker.wake();
-            }
+            wake(self.sleepers.remove(&number), WakeCause::Timer);
         }
         Ok(())
     }
@@ -276,20 +289,28 @@ impl Reactor {
         self.free.push(token);
     }
 
-    /// The task behind `waker` waits until socket `token` is ready for `direction`.
-    fn wait_for(&mut self, token: usize, direction: Direction, waker: &Waker) {
-        if let Some(Some(wakers)) = self.waiting.get_mut(token) {
-            wakers[direction as usize] = Some(waker.clone());
+    /// Task `task` waits until socket `token` is ready for `direction`.
+    fn wait_for(&mut self, token: usize, direction: Direction, task: usize, waker: &Waker) {
+        if let Some(Some(waiting)) = self.waiting.get_mut(token) {
+            waiting[direction as usize] = Some((task, waker.clone()));
         }
     }
 
-    /// The task behind `waker` waits until `due`; returns the timer's number.
-    fn sleep_until(&mut self, due: Instant, waker: &Waker) -> u64 {
+    /// Task `task` waits until `due`; returns the timer's number.
+    fn sleep_until(&mut self, due: Instant, task: usize, waker: &Waker) -> u64 {
         let number = self.next_timer;
         self.next_timer += 1;
         self.timers.push(Reverse((due, number)));
-        self.sleepers.insert(number, waker.clone());
+        self.sleepers.insert(number, (task, waker.clone()));
         number
+    }
+}
+
+/// Wakes the task that waited, if one did.
+fn wake(waiting: Option<Waiter>, by: WakeCause) {
+    if let Some((task, waker)) = waiting {
+        trace(Step::Woke { task, by });
+        waker.wake();
     }
 }
 // ANCHOR_END: reactor
@@ -319,10 +340,14 @@ impl<S: mio::event::Source> Async<S> {
     ) -> Poll<io::Result<T>> {
         match operation(&self.source) {
             Err(error) if error.kind() == ErrorKind::WouldBlock => {
-                runtime()
-                    .reactor
-                    .borrow_mut()
-                    .wait_for(self.token, direction, context.waker());
+                let runtime = runtime();
+                let task = runtime.current.get();
+                trace(Step::WouldBlock {
+                    task,
+                    write: matches!(direction, Direction::Write),
+                });
+                let mut reactor = runtime.reactor.borrow_mut();
+                reactor.wait_for(self.token, direction, task, context.waker());
                 Poll::Pending
             }
             done => Poll::Ready(done),
@@ -396,13 +421,69 @@ pub async fn sleep(duration: Duration) {
             return Poll::Ready(());
         }
         if timer.is_none() {
-            timer = Some(runtime().reactor.borrow_mut().sleep_until(due, cx.waker()));
+            let runtime = runtime();
+            let task = runtime.current.get();
+            trace(Step::Timer {
+                task,
+                ms: duration.as_millis() as u64,
+            });
+            timer = Some(
+                runtime
+                    .reactor
+                    .borrow_mut()
+                    .sleep_until(due, task, cx.waker()),
+            );
         }
         Poll::Pending
     })
     .await
 }
 // ANCHOR_END: io
+
+// ANCHOR: trace
+/// The runtime's steps, kept (and printed to stderr) only after
+/// [`trace_on`]; the rest of the time `trace` is one check of a flag.
+struct Tracer {
+    started: Instant,
+    steps: Vec<TraceStep>,
+}
+
+thread_local! {
+    static TRACER: RefCell<Option<Tracer>> = const { RefCell::new(None) };
+}
+
+/// From now on, keep and print every step of this thread's runtime.
+pub fn trace_on() {
+    TRACER.with(|tracer| {
+        *tracer.borrow_mut() = Some(Tracer {
+            started: Instant::now(),
+            steps: Vec::new(),
+        })
+    });
+}
+
+fn trace(step: Step) {
+    TRACER.with(|tracer| {
+        if let Some(tracer) = tracer.borrow_mut().as_mut() {
+            let at_us = tracer.started.elapsed().as_secs_f64() * 1e6;
+            eprintln!("{:>12.1} µs  {step}", at_us);
+            if tracer.steps.len() < RuntimeReport::TRACE_LIMIT {
+                tracer.steps.push(TraceStep { at_us, step });
+            }
+        }
+    });
+}
+
+/// The steps kept so far (none unless tracing is on).
+pub fn traced() -> Vec<TraceStep> {
+    TRACER.with(|tracer| {
+        tracer
+            .borrow()
+            .as_ref()
+            .map_or_else(Vec::new, |t| t.steps.clone())
+    })
+}
+// ANCHOR_END: trace
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,8 @@
 //! book's SUMMARY read chapters only through it.
 
 use super::record::ChapterRecord;
-use super::spec::Experiment;
 pub use super::spec::{Example, Server};
+use super::spec::{Experiment, Program};
 use super::views::View;
 use crate::sys::Limit;
 
@@ -19,6 +19,9 @@ pub struct Chapter {
     pub examples: &'static [Example],
     /// Its experiments, with every delay scaled by the argument (1.0 for real).
     pub experiments: fn(f64) -> Vec<Experiment>,
+    /// Its measuring programs (benchmarks that need no server), run after
+    /// the experiments; the argument scales them as it does experiments.
+    pub programs: fn(f64) -> Vec<Program>,
     /// Every table and chart its page shows, made from its record alone.
     pub views: fn(&ChapterRecord) -> Vec<View>,
     /// Facts of the machine its record keeps beside the measurements.
@@ -26,6 +29,10 @@ pub struct Chapter {
 }
 
 fn no_experiments(_scale: f64) -> Vec<Experiment> {
+    Vec::new()
+}
+
+fn no_programs(_scale: f64) -> Vec<Program> {
     Vec::new()
 }
 
@@ -46,6 +53,7 @@ impl Chapter {
             page: None,
             examples: &[],
             experiments: no_experiments,
+            programs: no_programs,
             views: no_views,
             facts: no_facts,
         }
@@ -63,6 +71,7 @@ impl Chapter {
             page: Some(page),
             examples,
             experiments: no_experiments,
+            programs: no_programs,
             views: no_views,
             facts: no_facts,
         }

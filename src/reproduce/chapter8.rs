@@ -44,8 +44,9 @@ pub const CHAPTER: Chapter = Chapter {
     ..Chapter::planned(8, "Ten thousand connections")
 };
 
-/// One of chapter 8's servers: file-name part, in words (a chart's line), as started.
-type HeldServer = (&'static str, &'static str, ServerUnderTest);
+/// A server whose connections are held: file-name part, in words (a
+/// chart's line), as started.
+pub type HeldServer = (&'static str, &'static str, ServerUnderTest);
 
 fn servers() -> Vec<HeldServer> {
     vec![
@@ -75,10 +76,12 @@ fn servers() -> Vec<HeldServer> {
 /// per ~200 ms, so no SYN is dropped and retransmitted.
 pub const CONNECT_RATE: u32 = 5000;
 
-/// One row: `connections` held open against `server`, either each with a
-/// `delay` request always in flight for `duration` (busy), or, with `hold`,
-/// each sending one request and then idle for `hold`.
-fn held_connections(
+/// One row of chapter `chapter`'s table: `connections` held open against
+/// `server`, either each with a `delay` request always in flight for
+/// `duration` (busy), or, with `hold`, each sending one request and then
+/// idle for `hold`.
+pub fn held_connections(
+    chapter: u32,
     (name, series, server): HeldServer,
     connections: usize,
     delay: Duration,
@@ -116,7 +119,7 @@ fn held_connections(
         }
     );
     Experiment::new(
-        8,
+        chapter,
         format!("{group}_{name}_{connections}"),
         title,
         server,
@@ -138,6 +141,7 @@ fn experiments(scale: f64) -> Vec<Experiment> {
         for connections in [100usize, 1000, 10_000] {
             let server = || (name, series, server.clone());
             experiments.push(held_connections(
+                8,
                 server(),
                 connections,
                 delay,
@@ -145,6 +149,7 @@ fn experiments(scale: f64) -> Vec<Experiment> {
                 None,
             ));
             experiments.push(held_connections(
+                8,
                 server(),
                 connections,
                 delay,
@@ -161,6 +166,7 @@ fn experiments(scale: f64) -> Vec<Experiment> {
         "a thread per connection (64 KiB stacks)",
     );
     let mut experiment = held_connections(
+        8,
         (
             "threads_stack64",
             "a thread per connection, 64 KiB stacks",
@@ -187,7 +193,7 @@ fn held_idle(load: &LoadOutcome) -> bool {
 /// The cost table: what each held connection cost the server (resident
 /// memory and address space added, per connection; threads; CPU per request)
 /// and, for busy connections, the rate against Little's law and the tail.
-fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+pub fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let idle = members.iter().any(|e| e.load().is_some_and(held_idle));
     let connections = |e: &ExperimentRecord| e.load().map_or(1, |l| l.connections);
     let measured = |e: &ExperimentRecord| e.load().map(|l| l.measured.clone());

@@ -1,12 +1,25 @@
 //! Chapter 9, inside the loop: an async runtime by hand (a reactor on mio,
-//! a timer heap, a one-thread executor) under the book's server, and what a
-//! switch costs between threads and between tasks. Its page and experiments
-//! are still to come; the examples are registered so that every shared
-//! server test runs against the runtime.
+//! a timer heap, a one-thread executor) under the book's server; one
+//! request's walk through it, traced; the same handler on our runtime and on
+//! tokio's (CPU per request, the size of a connection's future, 10,000 held
+//! connections); what a switch, a start and a waiting worker cost between
+//! threads and between tasks (a brigade); and a task that never has to wait,
+//! on each runtime (tokio's cooperative budget).
+
+use std::fmt::Write;
+use std::time::Duration;
 
 use super::chapter::{Chapter, Example};
+use super::chapter3;
+use super::chapter8::{self, HeldServer};
+use super::charts::{self, Legend};
 use super::model::Capacity;
+use super::record::Group;
+use super::record::{ChapterRecord, ExperimentRecord, ProgramRecord};
+use super::spec::{Experiment, LoadSpec, Program, ServerUnderTest, scaled};
+use super::views::{self, Lines, View, add_point, stamp, thousands};
 use crate::defaults;
+use crate::report::{BudgetReport, RuntimeReport, Step, SwitchCosts, WakeCause};
 
 pub const RUNTIME: Example = Example::server(
     "chapter9_runtime",
@@ -17,10 +30,745 @@ pub const RUNTIME: Example = Example::server(
 
 pub const SWITCH: Example = Example::client(
     "chapter9_switch",
-    "what a switch, a start and a waiting worker cost, threads against tokio tasks (a brigade)",
+    "what a switch, a start and a waiting worker cost, threads against tasks (a brigade)",
+);
+
+pub const BUDGET: Example = Example::client(
+    "chapter9_budget",
+    "a task whose socket is always ready, beside a ticker, on our runtime and on tokio's",
 );
 
 pub const CHAPTER: Chapter = Chapter {
-    examples: &[RUNTIME, SWITCH],
+    page: Some("chapter9_inside.md"),
+    examples: &[RUNTIME, SWITCH, BUDGET],
+    experiments,
+    programs,
+    views,
     ..Chapter::planned(9, "Inside the loop")
 };
+
+/// The servers compared: ours and tokio under the same handler, with
+/// chapter 3's axum and chapter 8's minimal loop beside them.
+fn servers() -> Vec<HeldServer> {
+    vec![
+        (
+            "ours",
+            "our runtime",
+            ServerUnderTest::of(&RUNTIME).with_args(&[], "the async fn handler on our runtime"),
+        ),
+        (
+            "tokio",
+            "tokio, same handler",
+            ServerUnderTest::of(&RUNTIME).with_args(
+                &["--runtime", "tokio"],
+                "the same async fn handler on tokio's current-thread runtime",
+            ),
+        ),
+        (
+            "axum",
+            "axum on tokio",
+            ServerUnderTest::of(&chapter3::ASYNC)
+                .with_args(&[], "chapter 3's axum on a tokio current-thread loop"),
+        ),
+        (
+            "loop",
+            "minimal loop",
+            ServerUnderTest::of(&chapter8::MINIMAL_LOOP)
+                .with_args(&[], "chapter 8's minimal loop (mio, one thread)"),
+        ),
+    ]
+}
+
+/// Rounds of the hello load per server, taken in turn, so a noisy moment
+/// of the machine falls on one round of one server, not on all of one.
+const HELLO_ROUNDS: usize = 5;
+/// Connections of the hello load.
+const HELLO_CONNECTIONS: usize = 50;
+
+/// Brigade sizes; the published anchor used 500.
+const BRIGADE_WORKERS: [u32; 4] = [10, 100, 500, 2000];
+/// The size the switch table is read at.
+const ANCHOR_WORKERS: u32 = 500;
+/// Runs of each brigade size, pinned and not.
+const SWITCH_ROUNDS: usize = 3;
+
+fn experiments(scale: f64) -> Vec<Experiment> {
+    let mut experiments = Vec::new();
+    // One request's walk through our runtime, traced.
+    let trace_delay = scaled(50, scale);
+    experiments.push(
+        Experiment::new(
+            9,
+            "trace",
+            "one request through our runtime, every step traced".into(),
+            ServerUnderTest::of(&RUNTIME).with_args(&["--trace"], "our runtime, tracing"),
+            vec![LoadSpec::sleeps(1, 1, trace_delay)],
+        )
+        .with_report(),
+    );
+    // CPU per request on hello: rounds, each server in turn.
+    let requests = (100_000.0 * scale).round().max(100.0) as u64;
+    for round in 1..=HELLO_ROUNDS {
+        for (name, series, server) in servers() {
+            let ours = server.example == RUNTIME.name;
+            let load = LoadSpec::new("/".into(), requests, HELLO_CONNECTIONS, Duration::ZERO);
+            let experiment = Experiment::new(
+                9,
+                format!("hello_{name}_{round}"),
+                format!("{series}: hello, round {round}"),
+                server,
+                vec![load],
+            )
+            .in_group(Group::new("hello", series).on_line(series));
+            experiments.push(if ours {
+                experiment.with_report()
+            } else {
+                experiment
+            });
+        }
+    }
+    // 10,000 connections, each with a 1 s request always in flight.
+    let delay = scaled(1000, scale);
+    let duration = scaled(10_000, scale);
+    for server in servers() {
+        experiments.push(chapter8::held_connections(
+            9, server, 10_000, delay, duration, None,
+        ));
+    }
+    experiments
+}
+
+fn programs(scale: f64) -> Vec<Program> {
+    let hops = (100_000.0 * scale).round().max(1000.0) as u32;
+    let mut programs = Vec::new();
+    for round in 1..=SWITCH_ROUNDS {
+        for workers in BRIGADE_WORKERS {
+            for pin in [false, true] {
+                let rounds = (hops / (workers + 1)).max(2).to_string();
+                let workers_flag = workers.to_string();
+                let mut args = vec!["--workers", &workers_flag, "--rounds", &rounds];
+                if pin {
+                    args.push("--pin");
+                }
+                programs.push(Program::new(
+                    9,
+                    format!(
+                        "switch_{workers}_{}_{round}",
+                        if pin { "pinned" } else { "free" }
+                    ),
+                    format!(
+                        "a brigade of {workers}{}, round {round}",
+                        if pin { ", pinned to one CPU" } else { "" }
+                    ),
+                    SWITCH.name,
+                    &args,
+                    f64::from(hops) * 45e-6 + 1.5,
+                ));
+            }
+        }
+    }
+    programs.push(Program::new(
+        9,
+        "budget",
+        "a greedy task beside a ticker, on each runtime",
+        BUDGET.name,
+        &[],
+        1.0,
+    ));
+    programs
+}
+
+fn views(record: &ChapterRecord) -> Vec<View> {
+    let chapter = record.chapter;
+    let file = |name: &str| format!("chapter{chapter}_{name}");
+    let mut out = Vec::new();
+    if let Some(trace) = views::find(record, "trace") {
+        let steps = one_request(trace);
+        out.push(View::new(
+            file("trace.md"),
+            trace_table(record, trace, &steps),
+        ));
+        if let Some(svg) = trace_svg(&steps) {
+            out.push(View::new(file("trace.svg"), svg));
+        }
+    }
+    let hello = views::group(record, "hello");
+    if !hello.is_empty() {
+        out.push(View::new(file("hello.md"), hello_table(record, &hello)));
+    }
+    let held = views::group(record, "held_busy");
+    if !held.is_empty() {
+        out.push(View::new(
+            file("held_busy.md"),
+            chapter8::cost_table(record, &held),
+        ));
+    }
+    let switches: Vec<SwitchCosts> = record
+        .programs
+        .iter()
+        .filter(|p| p.slug.starts_with("switch_"))
+        .filter_map(ProgramRecord::output)
+        .collect();
+    if !switches.is_empty() {
+        out.push(View::new(
+            file("switch.md"),
+            switch_table(record, &switches),
+        ));
+        out.push(View::new(
+            file("switch_costs.md"),
+            start_and_memory_table(record, &switches),
+        ));
+        if let Some(svg) = switch_chart(chapter, &switches) {
+            out.push(View::new(file("switch.svg"), svg));
+        }
+    }
+    if let Some(budget) = record
+        .programs
+        .iter()
+        .find(|p| p.slug == "budget")
+        .and_then(ProgramRecord::output::<BudgetReport>)
+    {
+        out.push(View::new(file("budget.md"), budget_table(record, &budget)));
+    }
+    out.push(View::new(file("summary.md"), summary(record)));
+    out
+}
+
+// ----- One request, traced -----
+
+/// A step of the trace as the page shows it: µs since the connection
+/// arrived, which lane (0 the accept loop, 1 the connection, 2 the
+/// reactor), and what happened.
+struct Shown {
+    at_us: f64,
+    lane: usize,
+    what: String,
+}
+
+const LANES: [&str; 3] = [
+    "task 0: the accept loop",
+    "task 1: the connection",
+    "reactor: epoll and timers",
+];
+
+/// The steps of the first connection's life (task 1), from the wake-up
+/// that brought it to its `Ready`, with every reactor step between; the
+/// report's own connection, which came later, is left out.
+fn one_request(trace: &ExperimentRecord) -> Vec<Shown> {
+    let Some(report) = trace.report::<RuntimeReport>() else {
+        return Vec::new();
+    };
+    let steps = &report.trace;
+    let Some(first_spawn) = steps
+        .iter()
+        .position(|s| s.step == Step::Spawned { task: 1 })
+    else {
+        return Vec::new();
+    };
+    // Back to the wake-up of the accept loop that led to the spawn.
+    let start = steps[..first_spawn]
+        .iter()
+        .rposition(|s| matches!(s.step, Step::Woke { task: 0, .. }))
+        .unwrap_or(first_spawn);
+    let end = steps
+        .iter()
+        .position(|s| {
+            s.step
+                == Step::Polled {
+                    task: 1,
+                    ready: true,
+                }
+        })
+        .unwrap_or(steps.len() - 1);
+    let origin = steps[start].at_us;
+    steps[start..=end]
+        .iter()
+        .filter(|s| match s.step {
+            // Task 1 is freed after it ends; later tasks are the report's.
+            Step::Spawned { task }
+            | Step::Poll { task }
+            | Step::Polled { task, .. }
+            | Step::WouldBlock { task, .. }
+            | Step::Timer { task, .. }
+            | Step::Woke { task, .. } => task <= 1,
+            Step::Slept { .. } => true,
+        })
+        .map(|s| {
+            let lane = match s.step {
+                Step::Slept { .. } | Step::Woke { .. } => 2,
+                Step::Spawned { task }
+                | Step::Poll { task }
+                | Step::Polled { task, .. }
+                | Step::WouldBlock { task, .. }
+                | Step::Timer { task, .. } => task.min(1),
+            };
+            Shown {
+                at_us: s.at_us - origin,
+                lane,
+                what: describe(s.step),
+            }
+        })
+        .collect()
+}
+
+/// A step in the page's words.
+fn describe(step: Step) -> String {
+    match step {
+        Step::Spawned { task } => format!("`spawn`: task {task} joins the ready queue"),
+        Step::Poll { task } => format!("the executor polls task {task}"),
+        Step::Polled { ready: false, .. } => "`poll` returns `Pending`".into(),
+        Step::Polled { ready: true, .. } => "`poll` returns `Ready`: the task ends".into(),
+        Step::WouldBlock { write: false, .. } => {
+            "not ready to read (`WouldBlock`): waker left with the reactor".into()
+        }
+        Step::WouldBlock { write: true, .. } => {
+            "not ready to write (`WouldBlock`): waker left with the reactor".into()
+        }
+        Step::Timer { ms, .. } => format!("`sleep({ms} ms)`: a timer on the heap"),
+        Step::Slept {
+            timeout_ms,
+            events,
+            slept_us,
+        } => format!(
+            "`epoll_wait` (timeout {}) → {events} event{} after {}",
+            timeout_ms.map_or("none".to_string(), |ms| format!("{ms} ms")),
+            if events == 1 { "" } else { "s" },
+            views::format_ms(slept_us as f64 / 1000.0),
+        ),
+        Step::Woke { task, by } => format!(
+            "wake task {task}: {}",
+            match by {
+                WakeCause::Readable => "readable",
+                WakeCause::Writable => "writable",
+                WakeCause::Timer => "timer due",
+            }
+        ),
+    }
+}
+
+fn trace_table(record: &ChapterRecord, trace: &ExperimentRecord, steps: &[Shown]) -> String {
+    if steps.is_empty() {
+        return "*This record has no trace of a connection.*\n".into();
+    }
+    let mut out =
+        String::from("| µs after the connection arrived | where | step |\n|--:|---|---|\n");
+    for step in steps {
+        let _ = writeln!(
+            out,
+            "| {:.0} | {} | {} |",
+            step.at_us, LANES[step.lane], step.what
+        );
+    }
+    if let Some(load) = trace.load() {
+        let _ = write!(
+            out,
+            "\nThe request: `{}`, sent by `{}`.\n",
+            load.path, load.command
+        );
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+/// The steps as a picture: a lane per task and one for the reactor, a dot
+/// per step, top to bottom in time order.
+fn trace_svg(steps: &[Shown]) -> Option<String> {
+    let rows: Vec<charts::SequenceStep> = steps
+        .iter()
+        .map(|s| charts::SequenceStep {
+            lane: s.lane,
+            at: format!("{:.0} µs", s.at_us),
+            label: s.what.replace('`', ""),
+        })
+        .collect();
+    charts::sequence_svg(
+        "One request through our runtime: who runs, step by step",
+        &LANES,
+        &rows,
+    )
+}
+
+// ----- Runtime against runtime -----
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    })
+}
+
+/// Server CPU per completed request, µs (None if unsampled or under a tick).
+fn cpu_us(experiment: &ExperimentRecord) -> Option<f64> {
+    let samples = experiment.samples.as_ref()?;
+    let completed = experiment.load()?.measured.requests.completed;
+    (samples.cpu_ms > 0 && completed > 0).then(|| samples.cpu_ms as f64 * 1000.0 / completed as f64)
+}
+
+/// Per server (in the order first seen): its rows.
+fn by_series<'a>(members: &[&'a ExperimentRecord]) -> Vec<(String, Vec<&'a ExperimentRecord>)> {
+    let mut out: Vec<(String, Vec<&ExperimentRecord>)> = Vec::new();
+    for experiment in members {
+        let series = views::row_label(experiment).to_string();
+        match out.iter_mut().find(|(name, _)| *name == series) {
+            Some((_, rows)) => rows.push(experiment),
+            None => out.push((series, vec![experiment])),
+        }
+    }
+    out
+}
+
+/// The median CPU per request of the rows of `series`.
+fn median_cpu(members: &[&ExperimentRecord], series: &str) -> Option<f64> {
+    median(
+        members
+            .iter()
+            .filter(|e| views::row_label(e) == series)
+            .filter_map(|e| cpu_us(e))
+            .collect(),
+    )
+}
+
+/// The size of a connection's future, from the `/report` of the runtime's rows.
+fn future_bytes(members: &[&ExperimentRecord], runtime: &str) -> Option<usize> {
+    members
+        .iter()
+        .filter_map(|e| e.report::<RuntimeReport>())
+        .find(|r| r.runtime == runtime && r.connection_future_bytes > 0)
+        .map(|r| r.connection_future_bytes)
+}
+
+fn hello_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let tokio_cpu = median_cpu(members, "tokio, same handler");
+    let mut out = String::from(
+        "| server | **CPU per request** (median) | rounds: each | against tokio, same handler | req/s (median) | threads | future per connection |\n\
+         |---|--:|---|--:|--:|--:|--:|\n",
+    );
+    for (series, rows) in by_series(members) {
+        let each: Vec<String> = rows
+            .iter()
+            .map(|e| cpu_us(e).map_or("—".into(), |us| format!("{us:.1}")))
+            .collect();
+        let cpu = median_cpu(members, &series);
+        let rate = median(
+            rows.iter()
+                .filter_map(|e| e.load().map(|l| l.measured.rps))
+                .collect(),
+        );
+        let threads = rows
+            .iter()
+            .filter_map(|e| e.samples.as_ref().map(|s| s.peak_threads))
+            .max();
+        let runtime = rows
+            .iter()
+            .find_map(|e| e.report::<RuntimeReport>())
+            .map(|r| r.runtime);
+        let future = runtime
+            .and_then(|r| future_bytes(members, &r))
+            .map_or("—".into(), |bytes| format!("{bytes} bytes"));
+        let _ = writeln!(
+            out,
+            "| {series} | **{}** | {} µs | {} | {} | {} | {future} |",
+            cpu.map_or("—".into(), |us| format!("{us:.1} µs")),
+            each.join(", "),
+            match (cpu, tokio_cpu) {
+                (Some(cpu), Some(tokio)) => format!("{:.2} ×", cpu / tokio),
+                _ => "—".into(),
+            },
+            rate.map_or("—".into(), |r| thousands(r.round() as u64)),
+            threads.map_or("—".into(), |t| t.to_string()),
+        );
+    }
+    if let Some(load) = members.first().and_then(|e| e.load()) {
+        let _ = write!(
+            out,
+            "\nEach round: `{}`; server CPU from /proc (10 ms ticks) over completed requests.\n",
+            load.command
+        );
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+// ----- What a switch costs -----
+
+/// The runs of one brigade size, pinned or not.
+fn runs(switches: &[SwitchCosts], workers: u32, pinned: bool) -> Vec<&SwitchCosts> {
+    switches
+        .iter()
+        .filter(|s| s.workers == workers && s.pinned == pinned)
+        .collect()
+}
+
+/// One of a run's costs.
+type Field = fn(&SwitchCosts) -> f64;
+
+/// The median of `field` over `runs`.
+fn median_of(runs: &[&SwitchCosts], field: Field) -> Option<f64> {
+    median(runs.iter().map(|s| field(s)).collect())
+}
+
+fn micros(ns: Option<f64>) -> String {
+    ns.map_or("—".into(), |ns| format!("{:.1} µs", ns / 1000.0))
+}
+
+fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> String {
+    let mut out = format!(
+        "A brigade of {ANCHOR_WORKERS}: time per hop (one write, one wake-up, one read), median of the runs, \
+         and the same less the baseline (one thread's same system calls, nobody to wake).\n\n\
+         | | runs | baseline | **threads** | tokio tasks | our tasks | threads − baseline | tokio − baseline | ours − baseline | threads ÷ tokio |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+    );
+    for pinned in [false, true] {
+        let runs = runs(switches, ANCHOR_WORKERS, pinned);
+        if runs.is_empty() {
+            continue;
+        }
+        let baseline = median_of(&runs, |s| s.baseline_hop_ns);
+        let less = |field: fn(&SwitchCosts) -> f64| {
+            median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
+        };
+        let threads = median_of(&runs, |s| s.thread_hop_ns);
+        let tokio = median_of(&runs, |s| s.task_hop_ns);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
+            if pinned {
+                "pinned to one CPU"
+            } else {
+                "free to use every CPU"
+            },
+            runs.len(),
+            micros(baseline),
+            micros(threads),
+            micros(tokio),
+            micros(median_of(&runs, |s| s.ours_hop_ns)),
+            micros(less(|s| s.thread_hop_ns)),
+            micros(less(|s| s.task_hop_ns)),
+            micros(less(|s| s.ours_hop_ns)),
+            match (threads, tokio) {
+                (Some(t), Some(k)) if k > 0.0 => format!("{:.1} ×", t / k),
+                _ => "—".into(),
+            },
+        );
+    }
+    if let Some(run) = record.programs.iter().find(|p| {
+        p.output::<SwitchCosts>()
+            .is_some_and(|s| s.workers == ANCHOR_WORKERS && !s.pinned)
+    }) {
+        let _ = write!(out, "\nOne run: `{}`.\n", run.command);
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+fn start_and_memory_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> String {
+    let all: Vec<&SwitchCosts> = switches.iter().filter(|s| !s.pinned).collect();
+    let bytes = |value: Option<f64>| {
+        value.map_or("—".into(), |b| {
+            if b.abs() >= 1024.0 {
+                format!("{:.1} KiB", b / 1024.0)
+            } else {
+                format!("{b:.0} bytes")
+            }
+        })
+    };
+    let mut out =
+        String::from("| | a thread | a tokio task | thread ÷ task |\n|---|--:|--:|--:|\n");
+    let row = |out: &mut String,
+               what: &str,
+               thread: Option<f64>,
+               task: Option<f64>,
+               show: &dyn Fn(Option<f64>) -> String| {
+        let ratio = match (thread, task) {
+            (Some(t), Some(k)) if k > 0.0 => format!("{:.0} ×", t / k),
+            _ => "—".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {what} | {} | {} | {ratio} |",
+            show(thread),
+            show(task)
+        );
+    };
+    row(
+        &mut out,
+        "start one (spawn, run to the end, join)",
+        median_of(&all, |s| s.thread_spawn_ns),
+        median_of(&all, |s| s.task_spawn_ns),
+        &micros,
+    );
+    row(
+        &mut out,
+        "**resident memory** per one waiting on a socket (slope)",
+        median_of(&all, |s| s.thread_bytes),
+        median_of(&all, |s| s.task_bytes),
+        &bytes,
+    );
+    row(
+        &mut out,
+        "kernel stacks and page tables per one waiting (slope, machine-wide)",
+        median_of(&all, |s| s.thread_kernel_bytes),
+        median_of(&all, |s| s.task_kernel_bytes),
+        &bytes,
+    );
+    let counts = |list: &[usize]| {
+        let shown: Vec<String> = list.iter().map(|&n| thousands(n as u64)).collect();
+        shown.join(", ")
+    };
+    if let Some(first) = all.first() {
+        let _ = write!(
+            out,
+            "\nMedians of {} runs (every brigade size, not pinned). Memory: the slope of a \
+             least-squares line through the memory added by {} waiting threads, and by {} \
+             waiting tasks.\n\n",
+            all.len(),
+            counts(&first.waiting_threads),
+            counts(&first.waiting_tasks),
+        );
+    }
+    out.push_str(&stamp(record));
+    out
+}
+
+fn switch_chart(chapter: u32, switches: &[SwitchCosts]) -> Option<String> {
+    let mut lines = Lines::new();
+    let kinds: [(&str, Field); 3] = [
+        ("threads", |s| s.thread_hop_ns),
+        ("tokio tasks", |s| s.task_hop_ns),
+        ("our tasks", |s| s.ours_hop_ns),
+    ];
+    for pinned in [false, true] {
+        for (kind, field) in kinds {
+            for workers in BRIGADE_WORKERS {
+                let runs = runs(switches, workers, pinned);
+                if let Some(ns) =
+                    median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
+                {
+                    let series = format!("{kind}{}", if pinned { ", pinned" } else { "" });
+                    add_point(
+                        &mut lines,
+                        &series,
+                        (f64::from(workers), (ns / 1000.0).max(0.01)),
+                    );
+                }
+            }
+        }
+    }
+    charts::lines_svg(
+        &format!("Chapter {chapter}: a hop less the baseline, by brigade size"),
+        "workers in the brigade",
+        "µs per hop beyond the system calls",
+        &lines,
+        &[],
+        Legend::UpperRight,
+        None,
+    )
+}
+
+// ----- The cooperative budget -----
+
+fn budget_table(record: &ChapterRecord, budget: &BudgetReport) -> String {
+    let mut out = format!(
+        "A greedy task reads {} in 64-byte pieces from a socket another thread keeps full; a ticker asks to wake every {} ms.\n\n\
+         | runtime | greedy task took | it gave the thread up | ticker ran | **ticker at worst late by** |\n|---|--:|--:|--:|--:|\n",
+        views::mib(budget.bytes / 1024),
+        budget.tick_ms
+    );
+    for run in &budget.runtimes {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} times | {} times | **{}** |",
+            run.runtime,
+            views::format_ms(run.greedy_ms),
+            thousands(run.greedy_yields),
+            thousands(run.ticks),
+            views::format_ms(run.max_late_ms),
+        );
+    }
+    if let Some(program) = record.programs.iter().find(|p| p.slug == "budget") {
+        let _ = write!(out, "\nRun by `{}`.\n", program.command);
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+// ----- The findings, in sentences -----
+
+fn summary(record: &ChapterRecord) -> String {
+    let mut out = String::new();
+    let hello = views::group(record, "hello");
+    if let (Some(ours), Some(tokio)) = (
+        median_cpu(&hello, "our runtime"),
+        median_cpu(&hello, "tokio, same handler"),
+    ) {
+        let _ = writeln!(
+            out,
+            "- On hello, our runtime spent {ours:.1} µs of CPU per request and tokio {tokio:.1} µs \
+             under the same handler: {:.2} × tokio's.",
+            ours / tokio
+        );
+    }
+    if let (Some(ours), Some(tokio)) = (future_bytes(&hello, "ours"), future_bytes(&hello, "tokio"))
+    {
+        let _ = writeln!(
+            out,
+            "- One connection's future is {ours} bytes on our runtime and {tokio} bytes on tokio's: \
+             the same `async fn`, holding each runtime's socket and sleep futures."
+        );
+    }
+    for experiment in views::group(record, "held_busy") {
+        let (Some(load), Some(samples)) = (experiment.load(), experiment.samples.as_ref()) else {
+            continue;
+        };
+        if let Some(rate) = load.measured.steady_rps {
+            let _ = writeln!(
+                out,
+                "- {}, {} connections: {} requests/s steady, {:.1} % of Little's law; p99 {}; \
+                 {:.1} KiB resident per connection.",
+                views::row_label(experiment),
+                thousands(load.connections as u64),
+                thousands(rate.round() as u64),
+                100.0 * rate / load.predicted.rps,
+                views::format_opt_ms(load.measured.latency_ms.p99),
+                samples.rss_per_connection_kib(load.connections),
+            );
+        }
+    }
+    let switches: Vec<SwitchCosts> = record
+        .programs
+        .iter()
+        .filter_map(ProgramRecord::output)
+        .collect();
+    for pinned in [false, true] {
+        let runs = runs(&switches, ANCHOR_WORKERS, pinned);
+        let less = |field: fn(&SwitchCosts) -> f64| {
+            median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
+        };
+        if let (Some(threads), Some(tasks)) = (less(|s| s.thread_hop_ns), less(|s| s.task_hop_ns)) {
+            let _ = writeln!(
+                out,
+                "- In a brigade of {ANCHOR_WORKERS}{}, a hop between threads cost {:.1} µs beyond its \
+                 system calls and a hop between tokio tasks {:.1} µs.",
+                if pinned { " pinned to one CPU" } else { "" },
+                threads / 1000.0,
+                tasks / 1000.0
+            );
+        }
+    }
+    if out.is_empty() {
+        out.push_str("*This record has none of chapter 9's measurements.*\n");
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}

@@ -64,10 +64,12 @@ pub const ALL: &[Chapter] = &[
     ),
 ];
 
-/// The numbers of the chapters that have experiments, in order.
+/// The numbers of the chapters that measure something, in order.
 pub fn measured() -> Vec<u32> {
     ALL.iter()
-        .filter(|chapter| !(chapter.experiments)(1.0).is_empty())
+        .filter(|chapter| {
+            !(chapter.experiments)(1.0).is_empty() || !(chapter.programs)(1.0).is_empty()
+        })
         .filter_map(|chapter| chapter.number)
         .collect()
 }
@@ -80,6 +82,11 @@ pub fn find(number: u32) -> Option<&'static Chapter> {
 /// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
 pub fn experiments(number: u32, scale: f64) -> Vec<spec::Experiment> {
     find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(scale))
+}
+
+/// A chapter's measuring programs, scaled as its experiments are.
+pub fn programs(number: u32, scale: f64) -> Vec<spec::Program> {
+    find(number).map_or_else(Vec::new, |chapter| (chapter.programs)(scale))
 }
 
 /// Every example, in the book's order.

@@ -29,6 +29,33 @@ pub struct ChapterRecord {
     /// limits on connections and threads), as read for this run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<Limit>,
+    /// What the chapter's own measuring programs printed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgramRecord>,
+}
+
+/// One run of a measuring program ([`super::spec::Program`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProgramRecord {
+    pub slug: String,
+    pub title: String,
+    pub example: String,
+    /// The command that ran it, as a reader types it.
+    pub command: String,
+    /// What it printed with `--json`; its type is the program's
+    /// (`evt::report`), read by the chapter's views.
+    pub output: serde_json::Value,
+    /// Its threads, memory and CPU while it ran (peaks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<ServerSamples>,
+    pub duration_s: f64,
+}
+
+impl ProgramRecord {
+    /// What the program printed, read as the type it wrote.
+    pub fn output<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_value(self.output.clone()).ok()
+    }
 }
 
 /// Which table an experiment is one row of, and which row.

@@ -8,9 +8,9 @@ use clap::Parser;
 
 use super::harness::{self, ServerProcess};
 use super::model::Prediction;
-use super::record::{ExperimentRecord, LoadOutcome};
+use super::record::{ExperimentRecord, LoadOutcome, ProgramRecord};
 use super::sample::{self, Sampler, ServerSamples};
-use super::spec::{Driver, Experiment, LoadSpec, ServerUnderTest, command_line};
+use super::spec::{Driver, Experiment, LoadSpec, Program, ServerUnderTest, command_line};
 use crate::load::cli::LoadArgs;
 use crate::load::record::Span;
 use crate::load::{self, Summary};
@@ -86,6 +86,57 @@ impl Experiment {
             report_at_s,
             group: self.group.clone(),
             loads,
+        })
+    }
+}
+
+impl Program {
+    /// Runs the program with `--json`, sampling it, and keeps what it printed.
+    pub fn run(&self) -> Result<ProgramRecord, String> {
+        let program = harness::examples_dir().join(self.example);
+        let started = std::time::Instant::now();
+        let child = std::process::Command::new(&program)
+            .args(&self.args)
+            .arg("--json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+        let sampler = Sampler::start(child.id());
+        let output = child
+            .wait_with_output()
+            .map_err(|error| format!("{} did not finish: {error}", self.example))?;
+        let duration_s = started.elapsed().as_secs_f64();
+        let samples = sampler.map(Sampler::finish).map(|mut samples| {
+            samples.samples.clear();
+            samples
+        });
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            return Err(format!(
+                "{} failed ({}): {}",
+                self.example,
+                output.status,
+                stderr.trim()
+            ));
+        }
+        let printed = serde_json::from_slice(&output.stdout).map_err(|error| {
+            format!(
+                "{} printed no JSON ({error}); its stderr: {}",
+                self.example,
+                stderr.trim()
+            )
+        })?;
+        let mut shown = self.args.clone();
+        shown.push("--json".into());
+        Ok(ProgramRecord {
+            slug: self.slug.clone(),
+            title: self.title.clone(),
+            example: self.example.to_string(),
+            command: command_line(self.example, &shown),
+            output: printed,
+            samples,
+            duration_s,
         })
     }
 }

@@ -125,7 +125,11 @@ pub fn comparison(seed: &str, records: &[ChapterRecord]) -> Option<String> {
         "\nFor a run of several requests, the time for the whole run; for a single \
          request, its latency."
     );
-    for record in records {
+    // The stamps of the chapters with a row here, and no others.
+    for record in records
+        .iter()
+        .filter(|r| r.experiments.iter().any(|e| e.seed == seed))
+    {
         out.push('\n');
         out.push_str(&format!("Chapter {}: {}", record.chapter, stamp(record)));
     }

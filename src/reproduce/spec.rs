@@ -330,6 +330,42 @@ impl Experiment {
     }
 }
 
+/// A program that measures something itself (no server, no load) and
+/// prints what it found as JSON with `--json`: a chapter's benchmark.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub chapter: u32,
+    /// File-name part and the record's key.
+    pub slug: String,
+    pub title: String,
+    /// The example's name: `cargo run --example NAME`.
+    pub example: &'static str,
+    /// Its flags, without `--json`.
+    pub args: Vec<String>,
+    /// About how long it runs, in seconds (for the spinner).
+    pub expected_s: f64,
+}
+
+impl Program {
+    pub fn new(
+        chapter: u32,
+        slug: impl Into<String>,
+        title: impl Into<String>,
+        example: &'static str,
+        args: &[&str],
+        expected_s: f64,
+    ) -> Program {
+        Program {
+            chapter,
+            slug: slug.into(),
+            title: title.into(),
+            example,
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            expected_s,
+        }
+    }
+}
+
 /// Scales a delay for `--quick` runs (`scale` 1.0 for the real thing).
 pub fn scaled(ms: u64, scale: f64) -> Duration {
     Duration::from_millis(((ms as f64) * scale).round() as u64)
