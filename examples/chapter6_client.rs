@@ -272,5 +272,6 @@ fn results_of(
         connect: None,
         hold: None,
         timed: false,
+        rate: None,
     }
 }

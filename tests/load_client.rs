@@ -500,3 +500,85 @@ fn a_connect_rate_opens_every_connection_first_and_keeps_it_out_of_the_latencies
     assert_eq!(summary.connect.unwrap().opened, 20);
     assert!(summary.to_json().contains("\"connect\""));
 }
+
+/// Answers `OK` at once, except the 100th request on the connection, which
+/// it holds for 500 ms first: a server that stalls once.
+fn answer_ok_but_stall_once(stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut answered = 0;
+    while read_request(&mut reader).is_some() {
+        answered += 1;
+        if answered == 100 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+    }
+}
+
+fn open(url: &str, requests: u64, connections: usize, rate: f64) -> load::Results {
+    let mut config = config(url, requests, connections);
+    config.rate = Some(rate);
+    load::run(config).unwrap()
+}
+
+#[test]
+fn the_open_model_keeps_its_schedule_and_no_faster() {
+    let (addr, _) = fake_server(answer_ok);
+    let results = open(&format!("http://{addr}/"), 100, 4, 200.0);
+    assert_all_completed(&results, 100);
+    // Request 99 is due 495 ms after the start; the client's timer may send
+    // it at most 1 ms early, so the run cannot be shorter, and the rate it
+    // sent at cannot be above 99 / 0.494 s, however idle the machine.
+    assert!(
+        results.duration >= Duration::from_millis(494),
+        "{:?}",
+        results.duration
+    );
+    let sent = results.sent_rps().unwrap();
+    assert!(sent <= 99.0 / 0.494 + 1e-6, "{sent}");
+    let summary = Summary::of(&results);
+    let schedule = summary.open.expect("an open run reports its schedule");
+    assert_eq!(schedule.asked_rps, 200.0);
+}
+
+#[test]
+fn after_a_stall_corrected_latencies_include_it_and_uncorrected_ones_do_not() {
+    let (addr, _) = fake_server(answer_ok_but_stall_once);
+    // One connection, 200 requests/s for 2 s; the 100th answer is held 500 ms.
+    let results = open(&format!("http://{addr}/"), 400, 1, 200.0);
+    assert_all_completed(&results, 400);
+    // Requests due in the stall's first half (one every 5 ms, 50 of the 400)
+    // could not go out before it ended: each waited 250 ms or more from when
+    // it was due. So the top 12.5 % of the corrected latencies are ≥ 250 ms.
+    let corrected = results.latency_at(0.9).unwrap();
+    assert!(corrected >= Duration::from_millis(250), "{corrected:?}");
+    assert!(results.record.late >= 50, "{} late", results.record.late);
+    // From the actual send, only the one held request waited the stall.
+    let uncorrected = results.uncorrected_at(0.9).unwrap();
+    assert!(uncorrected < Duration::from_millis(250), "{uncorrected:?}");
+    assert!(results.slowest().unwrap() >= Duration::from_millis(500));
+}
+
+#[test]
+fn a_bad_rate_is_one_line_and_exit_2() {
+    for (args, says) in [
+        (vec!["--rate", "0", "http://127.0.0.1:1/"], "above zero"),
+        (vec!["--rate=-5", "http://127.0.0.1:1/"], "above zero"),
+        (
+            vec!["--rate", "fast", "http://127.0.0.1:1/"],
+            "not a number",
+        ),
+        (
+            vec!["--rate", "10", "--fixed-share", "http://127.0.0.1:1/"],
+            "--fixed-share",
+        ),
+    ] {
+        let output = load_command(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        assert!(lines[0].contains(says), "{args:?}: {stderr}");
+    }
+}

@@ -14,17 +14,20 @@ use super::record::{ErrorKind, Results};
 use super::report::{self, Summary};
 use super::target::Target;
 
-/// A closed-model HTTP load client: C connections, each sending its next
-/// request as soon as the previous response has arrived.
+/// An HTTP load client: C connections, each sending its next request as
+/// soon as the previous response has arrived (closed model), or when it is
+/// due at a fixed rate (open model, `--rate`).
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "load",
-    about = "A closed-model HTTP/1.1 load client (like hey or oha) for the book's servers.",
+    about = "An HTTP/1.1 load client (like hey or oha; open model like wrk2 with --rate) for the book's servers.",
     after_help = "Examples:\n  \
         cargo run --release --example load -- -n 5 -c 5 http://127.0.0.1:8001/sleep?ms=2000\n  \
-        cargo run --release --example load -- -z 10s -c 100 --json http://127.0.0.1:8003/\n\n\
+        cargo run --release --example load -- -z 10s -c 100 --json http://127.0.0.1:8003/\n  \
+        cargo run --release --example load -- -z 10s -c 50 --rate 1000 http://127.0.0.1:8003/\n\n\
         Latencies are of completed requests (a whole response of any status), from the moment \
-        a request starts (connecting included, when it needs a new connection) to its last byte."
+        a request starts (connecting included, when it needs a new connection) to its last byte; \
+        with --rate, from the moment it was due, and also from its actual send."
 )]
 pub struct LoadArgs {
     /// Requests to send in all (ignored with -z).
@@ -61,12 +64,37 @@ pub struct LoadArgs {
     /// kept-alive connections cost a server (chapter 8). Not in the run's time.
     #[arg(long, value_parser = parse_duration)]
     pub hold: Option<Duration>,
+    /// The open model: send this many requests per second in all (as wrk2's
+    /// -R and oha's -q), request i due at i / rate whether or not earlier ones
+    /// were answered; latencies count from when each was due. -c caps the
+    /// requests in flight: when all are busy, due requests wait (and are
+    /// reported late).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// OS threads driving the connections [default: one per two cores, at most -c;
     /// the other cores are left to the server on the same machine].
     #[arg(long)]
     pub threads: Option<usize>,
     /// The URL to load, http:// only.
     pub url: String,
+}
+
+/// Parses `--rate`: a number of requests per second, above zero.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.trim().parse().map_err(|_| {
+        format!("'{text}' is not a number; write requests per second, e.g. --rate 1000")
+    })?;
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(format!(
+            "must be above zero (got {text}); write requests per second, e.g. --rate 1000"
+        ));
+    }
+    if rate > 10_000_000.0 {
+        return Err(format!(
+            "{text} requests per second is beyond any one client; write at most 10000000"
+        ));
+    }
+    Ok(rate)
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1h 30m`; the error says what a duration looks like.
@@ -90,7 +118,7 @@ impl LoadArgs {
             None if self.requests == 0 => {
                 return Err("-n must be at least 1 (or give a duration with -z)".into());
             }
-            None if self.requests < self.connections as u64 => {
+            None if self.rate.is_none() && self.requests < self.connections as u64 => {
                 return Err(format!(
                     "-n {} is smaller than -c {}: every connection needs at least one request; \
                      lower -c or raise -n",
@@ -102,6 +130,13 @@ impl LoadArgs {
         if self.hold.is_some() && self.no_keepalive {
             return Err(
                 "--hold keeps kept-alive connections open; it cannot go with --no-keepalive".into(),
+            );
+        }
+        if self.rate.is_some() && self.fixed_share {
+            return Err(
+                "--rate sends each request when it is due, on whichever connection is free; \
+                 it cannot go with --fixed-share"
+                    .into(),
             );
         }
         if self.threads == Some(0) {
@@ -121,6 +156,7 @@ impl LoadArgs {
             fixed_share: self.fixed_share,
             connect_rate: self.connect_rate,
             hold: self.hold,
+            rate: self.rate,
             ..LoadConfig::new(target, self.requests, self.connections)
         })
     }
@@ -197,8 +233,11 @@ pub fn announcement(config: &LoadConfig) -> String {
             format!("requests for {}", humantime::format_duration(duration))
         }
     };
+    let pace = config.rate.map_or(String::new(), |rate| {
+        format!(" at {rate} requests/s (open model)")
+    });
     format!(
-        "load: {how_much} over {} connections to {} (Ctrl-C stops early and still reports)",
+        "load: {how_much}{pace} over {} connections to {} (Ctrl-C stops early and still reports)",
         config.connections, config.target.url
     )
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::{LoadConfig, Shared, Stop};
 use super::http1::{Connection, ExchangeError, RequestBytes};
-use super::record::{ErrorKind, Failure, Recorder, Span};
+use super::record::{ErrorKind, Failure, LATE, Recorder, Span};
 
 // ANCHOR: preconnect
 /// `--connect-rate`: connection `number` connects at its turn (rate per
@@ -74,8 +74,13 @@ pub(super) async fn connection_loop(
         preconnect(&shared, &record, number, rate, &mut connection).await;
     }
     let mut pace = Pace::default();
-    while own_share > 0 && shared.take_ticket() {
+    while own_share > 0
+        && let Some(ticket) = shared.take_ticket()
+    {
         own_share -= 1;
+        if let Some(due) = ticket.due {
+            wait_until_due(due).await;
+        }
         let started = Instant::now();
         let in_flight = InFlight::new(&shared, &record);
         let mut retries = 0;
@@ -104,7 +109,11 @@ pub(super) async fn connection_loop(
             &shared,
             &record,
             span,
-            (started, ended),
+            Times {
+                due: ticket.due,
+                started,
+                ended,
+            },
             retries,
             outcome,
             &mut pace,
@@ -149,6 +158,28 @@ async fn hold_idle(connection: &mut Connection, idle: Duration, record: &RefCell
     record.still_open += u64::from(open);
 }
 // ANCHOR_END: hold
+
+// ANCHOR: due
+/// Open model: waits for a request's time. tokio's timer counts whole
+/// milliseconds and fires up to one late, so it is set one millisecond
+/// early: a request goes out at most that early, never late for the
+/// client's own timer; late only when no connection was free.
+async fn wait_until_due(due: Instant) {
+    if let Some(early) = due.checked_sub(LATE) {
+        if early > Instant::now() {
+            tokio::time::sleep_until(early.into()).await;
+        }
+    }
+}
+// ANCHOR_END: due
+
+/// When a request was due (open model), sent, and done.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    due: Option<Instant>,
+    started: Instant,
+    ended: Instant,
+}
 
 /// How many requests connection `number` may send by itself: its n / c
 /// share with `--fixed-share` (the first connections take one extra),
@@ -198,7 +229,7 @@ fn note(
     shared: &Shared,
     record: &RefCell<Recorder>,
     span: Span,
-    (started, ended): (Instant, Instant),
+    times: Times,
     retries: u64,
     outcome: Result<u16, Failure>,
     pace: &mut Pace,
@@ -207,13 +238,30 @@ fn note(
     pace.sent += 1;
     record.retries += retries;
     record.span(span);
-    let latency = ended - started;
+    let Times {
+        due,
+        started,
+        ended,
+    } = times;
+    let uncorrected = ended - started;
+    // Open model: the latency counts from when the request was due (or from
+    // its send, if the timer sent it a little early).
+    let latency = due.map_or(uncorrected, |due| ended - due.min(started));
+    let due_us = due
+        .unwrap_or(started)
+        .saturating_duration_since(shared.began())
+        .as_micros() as u64;
+    if let Some(due) = due {
+        let late = started.saturating_duration_since(due);
+        record.scheduled(due_us, late, outcome.is_ok().then_some(uncorrected));
+    }
     match outcome {
         Ok(status) => {
             pace.answers += 1;
             pace.first.get_or_insert(ended);
             pace.last = Some(ended);
             record.completed(status, latency);
+            record.over_time(due_us, latency, uncorrected);
             shared.completed.fetch_add(1, Ordering::Relaxed);
             false
         }

@@ -1,9 +1,12 @@
-//! Driving connections: the closed-model load loop.
+//! Driving connections: the load loop, closed or open.
 //!
 //! Each of `threads` OS threads runs a current-thread tokio runtime with its
 //! share of the connections (as oha does). A connection sends its next request
-//! only when the previous response has fully arrived: a closed model, so at most
-//! `connections` requests are ever in flight. Connections speak HTTP/1.1
+//! only when the previous response has fully arrived, so at most
+//! `connections` requests are ever in flight. In the closed model (the
+//! default) it sends at once; in the open model (`--rate`) request i is due
+//! at i / rate after the start, and a connection waits for its request's
+//! time: latencies then count from that time. Connections speak HTTP/1.1
 //! through [`super::http1`]: a request serialised once, a response parsed with
 //! httparse and discarded as it streams, so the client costs little CPU next
 //! to the server it loads.
@@ -57,6 +60,9 @@ pub struct LoadConfig {
     /// then see which the server still holds (chapter 8: what an idle
     /// kept-alive connection costs a server). Not part of the run's time.
     pub hold: Option<Duration>,
+    /// The open model: this many requests per second in all, request i due
+    /// at i / rate, whatever the server does (chapter 10).
+    pub rate: Option<f64>,
     /// A fault the engine's own tests inject.
     #[cfg(test)]
     pub(crate) fault: Option<super::connection::Fault>,
@@ -76,6 +82,7 @@ impl LoadConfig {
             fixed_share: false,
             connect_rate: None,
             hold: None,
+            rate: None,
             #[cfg(test)]
             fault: None,
         }
@@ -109,20 +116,47 @@ pub(super) struct Shared {
     pub(super) all_connected: watch::Sender<Option<Instant>>,
 }
 
+/// Leave to send one more request.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket {
+    /// Open model: when the request is due (its latency counts from then).
+    pub(super) due: Option<Instant>,
+}
+
 impl Shared {
-    /// May a connection send one more request?
-    pub(super) fn take_ticket(&self) -> bool {
-        if self.cancelled.load(Ordering::Relaxed) {
-            return false;
-        }
-        match self.config.stop {
-            Stop::AfterRequests(total) => self.issued.fetch_add(1, Ordering::Relaxed) < total,
-            Stop::AfterDuration(duration) => {
-                let began = self.all_connected.borrow().unwrap_or(self.started);
-                began.elapsed() < duration
-            }
-        }
+    /// When the requests began: after the connecting, with `--connect-rate`.
+    pub(super) fn began(&self) -> Instant {
+        self.all_connected.borrow().unwrap_or(self.started)
     }
+
+    // ANCHOR: ticket
+    /// May a connection send one more request, and when is it due? In the
+    /// open model the tickets are the schedule: the i-th is due at
+    /// i / rate, taken in order by whichever connection is free. If none is
+    /// free when a request is due, it waits for one (it goes out late, and
+    /// its latency still counts from when it was due).
+    pub(super) fn take_ticket(&self) -> Option<Ticket> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let Some(rate) = self.config.rate else {
+            let more = match self.config.stop {
+                Stop::AfterRequests(total) => self.issued.fetch_add(1, Ordering::Relaxed) < total,
+                Stop::AfterDuration(duration) => self.began().elapsed() < duration,
+            };
+            return more.then_some(Ticket { due: None });
+        };
+        let number = self.issued.fetch_add(1, Ordering::Relaxed);
+        let offset = Duration::from_secs_f64(number as f64 / rate);
+        let more = match self.config.stop {
+            Stop::AfterRequests(total) => number < total,
+            Stop::AfterDuration(duration) => offset < duration,
+        };
+        more.then(|| Ticket {
+            due: Some(self.began() + offset),
+        })
+    }
+    // ANCHOR_END: ticket
 }
 
 /// What one worker thread hands back: its record and when it finished.
@@ -286,6 +320,7 @@ impl LoadRun {
             connect,
             hold,
             timed: matches!(self.shared.config.stop, Stop::AfterDuration(_)),
+            rate: self.shared.config.rate,
         }
     }
 }

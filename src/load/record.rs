@@ -126,6 +126,38 @@ pub struct Recorder {
     /// How many connections got how many answers: answers → connections.
     /// Who waited, where the latencies only say how long.
     pub answers_per_connection: BTreeMap<u64, u64>,
+    /// Open model (`--rate`): the latencies from the actual send instead
+    /// of from the scheduled time (what a closed client would have seen).
+    pub uncorrected_us: Histogram<u64>,
+    pub uncorrected_max_us: u64,
+    /// Open model: requests sent more than [`LATE`] after their scheduled
+    /// time (every connection was busy, or the client fell behind), and the
+    /// latest of all.
+    pub late: u64,
+    pub latest_us: u64,
+    /// Open model: the first and last send, µs after the schedule began.
+    pub first_send_us: u64,
+    pub last_send_us: u64,
+    /// Latency over the run: per [`BUCKET_US`] of the time each request was
+    /// due (scheduled, or sent in a closed run), how many and the slowest.
+    pub over_time: BTreeMap<u64, Bucket>,
+}
+
+/// How far past its scheduled time a request may go out before it counts as
+/// late: the timer's resolution.
+pub const LATE: Duration = Duration::from_millis(1);
+
+/// The width of one [`Recorder::over_time`] bucket: 100 ms.
+pub const BUCKET_US: u64 = 100_000;
+
+/// The requests due in one slice of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Bucket {
+    pub count: u64,
+    /// The slowest latency (from the scheduled time, in an open run), µs.
+    pub max_us: u64,
+    /// The slowest from the actual send (equal to `max_us` in a closed run), µs.
+    pub uncorrected_max_us: u64,
 }
 
 impl Default for Recorder {
@@ -149,6 +181,14 @@ impl Default for Recorder {
             paced_rps: 0.0,
             paced_connections: 0,
             answers_per_connection: BTreeMap::new(),
+            uncorrected_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("1 µs .. 1 h at 3 significant figures is a valid histogram"),
+            uncorrected_max_us: 0,
+            late: 0,
+            latest_us: 0,
+            first_send_us: u64::MAX,
+            last_send_us: 0,
+            over_time: BTreeMap::new(),
         }
     }
 }
@@ -162,6 +202,35 @@ impl Recorder {
         self.exact_max_us = self.exact_max_us.max(micros);
         self.sum_us += u128::from(micros);
         *self.status_codes.entry(status).or_default() += 1;
+    }
+
+    /// Open model: a request due at `due_us` (µs after the schedule began)
+    /// went out `late` after that; if it completed, it took `uncorrected`
+    /// from its send.
+    pub fn scheduled(&mut self, due_us: u64, late: Duration, uncorrected: Option<Duration>) {
+        let sent_us = due_us + late.as_micros() as u64;
+        self.first_send_us = self.first_send_us.min(sent_us);
+        self.last_send_us = self.last_send_us.max(sent_us);
+        if late > LATE {
+            self.late += 1;
+        }
+        self.latest_us = self.latest_us.max(late.as_micros() as u64);
+        if let Some(latency) = uncorrected {
+            let micros = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
+            self.uncorrected_us.saturating_record(micros);
+            self.uncorrected_max_us = self.uncorrected_max_us.max(micros);
+        }
+    }
+
+    /// A request due at `due_us` completed after `latency` (and
+    /// `uncorrected` from its actual send).
+    pub fn over_time(&mut self, due_us: u64, latency: Duration, uncorrected: Duration) {
+        let bucket = self.over_time.entry(due_us / BUCKET_US).or_default();
+        bucket.count += 1;
+        bucket.max_us = bucket.max_us.max(latency.as_micros() as u64);
+        bucket.uncorrected_max_us = bucket
+            .uncorrected_max_us
+            .max(uncorrected.as_micros() as u64);
     }
 
     /// A request failed.
@@ -215,8 +284,20 @@ impl Recorder {
         self.paced_connections += other.paced_connections;
         self.still_open += other.still_open;
         self.slowest_connect_us = self.slowest_connect_us.max(other.slowest_connect_us);
-        // Both histograms have the same bounds, so adding cannot fail.
+        // The histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
+        let _ = self.uncorrected_us.add(&other.uncorrected_us);
+        self.uncorrected_max_us = self.uncorrected_max_us.max(other.uncorrected_max_us);
+        self.late += other.late;
+        self.latest_us = self.latest_us.max(other.latest_us);
+        self.first_send_us = self.first_send_us.min(other.first_send_us);
+        self.last_send_us = self.last_send_us.max(other.last_send_us);
+        for (slice, theirs) in &other.over_time {
+            let mine = self.over_time.entry(*slice).or_default();
+            mine.count += theirs.count;
+            mine.max_us = mine.max_us.max(theirs.max_us);
+            mine.uncorrected_max_us = mine.uncorrected_max_us.max(theirs.uncorrected_max_us);
+        }
         self.exact_min_us = self.exact_min_us.min(other.exact_min_us);
         self.exact_max_us = self.exact_max_us.max(other.exact_max_us);
         self.sum_us += other.sum_us;
@@ -257,6 +338,8 @@ pub struct Results {
     pub hold: Option<HoldPhase>,
     /// The run stopped after a duration (`-z`) rather than a count.
     pub timed: bool,
+    /// Open model: the rate asked for (`--rate`), requests per second.
+    pub rate: Option<f64>,
 }
 
 /// The connections held open and idle after the last answer (`--hold`).
@@ -337,6 +420,28 @@ impl Results {
     pub fn slowest(&self) -> Option<Duration> {
         let record = &self.record;
         (!record.latency_us.is_empty()).then(|| Duration::from_micros(record.exact_max_us))
+    }
+
+    /// Open model: the rate requests actually went out at, from the first
+    /// send to the last.
+    pub fn sent_rps(&self) -> Option<f64> {
+        self.rate?;
+        let record = &self.record;
+        let span_us = record.last_send_us.checked_sub(record.first_send_us)?;
+        (record.sent >= 2 && span_us > 0).then(|| (record.sent - 1) as f64 / (span_us as f64 / 1e6))
+    }
+
+    /// Open model: the latency at `quantile` from each request's actual
+    /// send (what a closed client would report).
+    pub fn uncorrected_at(&self, quantile: f64) -> Option<Duration> {
+        let histogram = &self.record.uncorrected_us;
+        (self.rate.is_some() && !histogram.is_empty()).then(|| {
+            Duration::from_micros(
+                histogram
+                    .value_at_quantile(quantile)
+                    .min(self.record.uncorrected_max_us),
+            )
+        })
     }
 
     pub fn mean(&self) -> Option<Duration> {

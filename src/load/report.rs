@@ -36,6 +36,27 @@ pub struct Summary {
     /// With `--hold`: the connections held idle after the last answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<HoldSummary>,
+    /// With `--rate` (the open model): the schedule kept, and the latencies
+    /// from the actual send. `latency_ms` then counts from each request's
+    /// scheduled time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenSummary>,
+}
+
+/// The open model's schedule, as kept.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct OpenSummary {
+    /// The rate asked for (`--rate`).
+    pub asked_rps: f64,
+    /// The rate requests went out at, first send to last.
+    pub sent_rps: Option<f64>,
+    /// Requests sent more than 1 ms after they were due: no connection was
+    /// free (they queued in the client), or the client fell behind.
+    pub late: u64,
+    /// The latest any request went out, after it was due.
+    pub latest_ms: f64,
+    /// Latencies from the actual send, as a closed client measures them.
+    pub uncorrected_latency_ms: LatencyMs,
 }
 
 /// The idle phase of a `--hold` run.
@@ -129,6 +150,23 @@ impl Summary {
                 held: phase.held,
                 still_open: phase.still_open,
             }),
+            open: results.rate.map(|asked| OpenSummary {
+                asked_rps: asked,
+                sent_rps: results.sent_rps().map(|rate| (rate * 1e3).round() / 1e3),
+                late: results.record.late,
+                latest_ms: (results.record.latest_us as f64).round() / 1e3,
+                uncorrected_latency_ms: LatencyMs {
+                    min: ms(results.uncorrected_at(0.0)),
+                    mean: None,
+                    p50: ms(results.uncorrected_at(0.50)),
+                    p75: ms(results.uncorrected_at(0.75)),
+                    p90: ms(results.uncorrected_at(0.90)),
+                    p95: ms(results.uncorrected_at(0.95)),
+                    p99: ms(results.uncorrected_at(0.99)),
+                    p999: ms(results.uncorrected_at(0.999)),
+                    max: ms(results.uncorrected_at(1.0)),
+                },
+            }),
         }
     }
 
@@ -204,6 +242,24 @@ fn summary_section(results: &Results) -> String {
             phase.still_open
         );
     }
+    if let Some(open) = summary.open {
+        let _ = writeln!(
+            out,
+            "  Open model:   asked {:.2} requests/s; sent at {}",
+            open.asked_rps,
+            open.sent_rps
+                .map_or("—".to_string(), |rate| format!("{rate:.2} requests/s")),
+        );
+        if open.late > 0 {
+            let _ = writeln!(
+                out,
+                "  Late:         {} requests went out over 1 ms after they were due (no connection free, \
+                 or the client fell behind), at worst {}; their latency counts from when they were due",
+                open.late,
+                human(Duration::from_micros(results.record.latest_us)),
+            );
+        }
+    }
     let _ = writeln!(out, "  Total:        {}", human(results.duration));
     let _ = writeln!(out, "  Requests/s:   {:.2}", results.rps());
     if let Some(rate) = results.steady_rps() {
@@ -238,7 +294,14 @@ fn latency_section(out: &mut String, results: &Results) {
     let _ = writeln!(out, "  Fastest:      {}", human(fastest));
     let _ = writeln!(out, "  Slowest:      {}", human(slowest));
     let _ = writeln!(out, "  Average:      {}", human(mean));
-    let _ = writeln!(out, "\nLatency percentiles (completed requests):");
+    if results.rate.is_some() {
+        let _ = writeln!(
+            out,
+            "\nLatency percentiles (completed requests), from when each was due; beside them, from its actual send:"
+        );
+    } else {
+        let _ = writeln!(out, "\nLatency percentiles (completed requests):");
+    }
     for (label, quantile) in [
         ("p50", 0.5),
         ("p75", 0.75),
@@ -249,7 +312,19 @@ fn latency_section(out: &mut String, results: &Results) {
         ("max", 1.0),
     ] {
         if let Some(latency) = results.latency_at(quantile) {
-            let _ = writeln!(out, "  {label:<6} {}", human(latency));
+            match results.uncorrected_at(quantile) {
+                Some(sent) => {
+                    let _ = writeln!(
+                        out,
+                        "  {label:<6} {:>12}   from the send: {}",
+                        human(latency),
+                        human(sent)
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  {label:<6} {}", human(latency));
+                }
+            }
         }
     }
     let _ = writeln!(out, "\nLatency histogram:");
