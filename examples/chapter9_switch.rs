@@ -135,7 +135,7 @@ fn measure(flags: &Flags) -> Result<SwitchCosts, String> {
         workers: flags.workers,
         rounds: flags.rounds,
         pinned: flags.pin,
-        baseline_hop_ns: nanos(baseline(rounds * (workers + 1))?) / hops,
+        baseline_hop_ns: nanos(baseline(workers + 1, rounds)?) / hops,
         thread_hop_ns: nanos(thread_brigade(workers, rounds)?) / hops,
         task_hop_ns: nanos(task_brigade(workers, rounds)?) / hops,
         ours_hop_ns: nanos(ours_brigade(workers, rounds)?) / hops,
@@ -155,15 +155,19 @@ fn nanos(duration: Duration) -> f64 {
 }
 
 // ANCHOR: brigade
-/// One thread writes a byte into a socket pair and reads it back, `hops`
-/// times: the system calls of a hop with no one to wake.
-fn baseline(hops: usize) -> Result<Duration, String> {
-    let (mut write_end, mut read_end) = pair()?;
+/// One thread and as many socket pairs as the brigade has links: down the
+/// line, write the byte into each pair and read it back out, `rounds` times.
+/// The same system calls on the same number of sockets as a hop, with no one
+/// to wake.
+fn baseline(links: usize, rounds: usize) -> Result<Duration, String> {
+    let mut pairs = (0..links).map(|_| pair()).collect::<Result<Vec<_>, _>>()?;
     let mut byte = [0u8; 1];
     let started = Instant::now();
-    for _ in 0..hops {
-        write_end.write_all(&byte).map_err(|e| e.to_string())?;
-        read_end.read_exact(&mut byte).map_err(|e| e.to_string())?;
+    for _ in 0..rounds {
+        for (write_end, read_end) in &mut pairs {
+            write_end.write_all(&byte).map_err(|e| e.to_string())?;
+            read_end.read_exact(&mut byte).map_err(|e| e.to_string())?;
+        }
     }
     Ok(started.elapsed())
 }

@@ -16,7 +16,7 @@ use super::charts::{self, Legend};
 use super::model::Capacity;
 use super::record::Group;
 use super::record::{ChapterRecord, ExperimentRecord, ProgramRecord};
-use super::spec::{Experiment, LoadSpec, Program, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, Program, ServerUnderTest, command_line, scaled};
 use super::views::{self, Lines, View, add_point, stamp, thousands};
 use crate::defaults;
 use crate::report::{BudgetReport, RuntimeReport, Step, SwitchCosts, WakeCause};
@@ -296,8 +296,9 @@ fn one_request(trace: &ExperimentRecord) -> Vec<Shown> {
         .map(|s| {
             let lane = match s.step {
                 Step::Slept { .. } | Step::Woke { .. } => 2,
-                Step::Spawned { task }
-                | Step::Poll { task }
+                // The accept loop spawns.
+                Step::Spawned { .. } => 0,
+                Step::Poll { task }
                 | Step::Polled { task, .. }
                 | Step::WouldBlock { task, .. }
                 | Step::Timer { task, .. } => task.min(1),
@@ -485,12 +486,21 @@ fn hello_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String 
             threads.map_or("—".into(), |t| t.to_string()),
         );
     }
-    if let Some(load) = members.first().and_then(|e| e.load()) {
-        let _ = write!(
-            out,
-            "\nEach round: `{}`; server CPU from /proc (10 ms ticks) over completed requests.\n",
-            load.command
-        );
+    let _ = writeln!(
+        out,
+        "\nServer CPU from /proc (10 ms ticks) over completed requests. Each round, against each server:\n"
+    );
+    for (series, rows) in by_series(members) {
+        if let Some((experiment, load)) = rows.first().and_then(|e| Some((e, e.load()?))) {
+            let mut server = vec!["--port".to_string(), experiment.default_port.to_string()];
+            server.extend(experiment.server_args.iter().cloned());
+            let _ = writeln!(
+                out,
+                "- {series}: `{}`, then `{}`",
+                command_line(&experiment.example, &server),
+                load.command
+            );
+        }
     }
     out.push('\n');
     out.push_str(&stamp(record));
@@ -522,9 +532,9 @@ fn micros(ns: Option<f64>) -> String {
 fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> String {
     let mut out = format!(
         "A brigade of {ANCHOR_WORKERS}: time per hop (one write, one wake-up, one read), median of the runs, \
-         and the same less the baseline (one thread's same system calls, nobody to wake).\n\n\
-         | | runs | baseline | **threads** | tokio tasks | our tasks | threads − baseline | tokio − baseline | ours − baseline | threads ÷ tokio |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+         and the same less the baseline (one thread making a hop's write and read on as many socket pairs, nobody to wake).\n\n\
+         | | runs | baseline | **threads** | threads, each run | tokio tasks | our tasks | threads − baseline | tokio − baseline | ours − baseline | (threads − baseline) ÷ (tokio − baseline) |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
     );
     for pinned in [false, true] {
         let runs = runs(switches, ANCHOR_WORKERS, pinned);
@@ -535,11 +545,15 @@ fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> String {
         let less = |field: fn(&SwitchCosts) -> f64| {
             median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
         };
-        let threads = median_of(&runs, |s| s.thread_hop_ns);
-        let tokio = median_of(&runs, |s| s.task_hop_ns);
+        let threads = less(|s| s.thread_hop_ns);
+        let tokio = less(|s| s.task_hop_ns);
+        let each: Vec<String> = runs
+            .iter()
+            .map(|s| format!("{:.1}", s.thread_hop_ns / 1000.0))
+            .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | **{}** | {} µs | {} | {} | {} | {} | {} | {} |",
             if pinned {
                 "pinned to one CPU"
             } else {
@@ -547,11 +561,12 @@ fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> String {
             },
             runs.len(),
             micros(baseline),
+            micros(median_of(&runs, |s| s.thread_hop_ns)),
+            each.join(", "),
+            micros(median_of(&runs, |s| s.task_hop_ns)),
+            micros(median_of(&runs, |s| s.ours_hop_ns)),
             micros(threads),
             micros(tokio),
-            micros(median_of(&runs, |s| s.ours_hop_ns)),
-            micros(less(|s| s.thread_hop_ns)),
-            micros(less(|s| s.task_hop_ns)),
             micros(less(|s| s.ours_hop_ns)),
             match (threads, tokio) {
                 (Some(t), Some(k)) if k > 0.0 => format!("{:.1} ×", t / k),
@@ -599,11 +614,19 @@ fn start_and_memory_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> S
             show(task)
         );
     };
+    let pinned: Vec<&SwitchCosts> = switches.iter().filter(|s| s.pinned).collect();
     row(
         &mut out,
-        "start one (spawn, run to the end, join)",
+        "start one (spawn, run to the end, join), free to use every CPU",
         median_of(&all, |s| s.thread_spawn_ns),
         median_of(&all, |s| s.task_spawn_ns),
+        &micros,
+    );
+    row(
+        &mut out,
+        "start one, pinned to one CPU",
+        median_of(&pinned, |s| s.thread_spawn_ns),
+        median_of(&pinned, |s| s.task_spawn_ns),
         &micros,
     );
     row(
@@ -627,8 +650,8 @@ fn start_and_memory_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> S
     if let Some(first) = all.first() {
         let _ = write!(
             out,
-            "\nMedians of {} runs (every brigade size, not pinned). Memory: the slope of a \
-             least-squares line through the memory added by {} waiting threads, and by {} \
+            "\nMedians of {} runs each (every brigade size), the memory from those not pinned: the \
+             slope of a least-squares line through the memory added by {} waiting threads, and by {} \
              waiting tasks.\n\n",
             all.len(),
             counts(&first.waiting_threads),
@@ -663,14 +686,20 @@ fn switch_chart(chapter: u32, switches: &[SwitchCosts]) -> Option<String> {
             }
         }
     }
+    // A linear axis from zero, with room above the lines for the legend:
+    // the gap between threads and tasks looks as large as it is.
+    let top = lines
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
     charts::lines_svg(
         &format!("Chapter {chapter}: a hop less the baseline, by brigade size"),
         "workers in the brigade",
-        "µs per hop beyond the system calls",
+        "µs per hop, less the baseline",
         &lines,
         &[],
         Legend::UpperRight,
-        None,
+        Some(0.0..top * 1.9),
     )
 }
 
@@ -757,11 +786,12 @@ fn summary(record: &ChapterRecord) -> String {
         if let (Some(threads), Some(tasks)) = (less(|s| s.thread_hop_ns), less(|s| s.task_hop_ns)) {
             let _ = writeln!(
                 out,
-                "- In a brigade of {ANCHOR_WORKERS}{}, a hop between threads cost {:.1} µs beyond its \
-                 system calls and a hop between tokio tasks {:.1} µs.",
+                "- In a brigade of {ANCHOR_WORKERS}{}, a hop between threads cost {:.1} µs more than \
+                 the baseline and a hop between tokio tasks {:.1} µs more: {:.1} ×.",
                 if pinned { " pinned to one CPU" } else { "" },
                 threads / 1000.0,
-                tasks / 1000.0
+                tasks / 1000.0,
+                threads / tasks,
             );
         }
     }
