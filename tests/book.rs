@@ -374,6 +374,19 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     "1,000 ×",
     // Chapter 9's trace request.
     "50 ms",
+    // Chapter 10's pool: 4 threads ÷ 10 ms, ÷ 100 ms; half of it.
+    "400 requests per second",
+    "200 requests per second",
+    // Chapter 10's offered loads.
+    "0.9 ×",
+    "1.2 ×",
+    // wrk2's README (2014), chapter 10's anchor.
+    "1.4 s",
+    "2,000 requests per second",
+    "1.27 s",
+    "6 ms",
+    "10.52 ms",
+    "5.43 ms",
     // jimblandy/context-switch's published figures (2020), chapter 9's anchor.
     "1.7 µs",
     "0.2 µs",

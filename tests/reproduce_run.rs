@@ -92,3 +92,40 @@ fn an_unknown_chapter_is_one_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_stall_stops_the_server_for_its_length_and_lets_it_go_on() {
+    use std::time::Duration;
+
+    use evt::reproduce::chapter3;
+    use evt::reproduce::spec::{Experiment, LoadSpec, ServerUnderTest};
+
+    common::examples_built();
+    let mut load = LoadSpec::sleeps(1, 2, Duration::from_millis(20));
+    load.duration = Some(Duration::from_millis(900));
+    load.keep_over_time = true;
+    let experiment = Experiment::new(
+        3,
+        "stalled",
+        "a stalled run".into(),
+        ServerUnderTest::of(&chapter3::ASYNC),
+        vec![load],
+    )
+    .with_pause(Duration::from_millis(300), Duration::from_millis(300));
+    let record = experiment.run().unwrap_or_else(|error| panic!("{error}"));
+    let pause = record.pause.expect("the stall is recorded");
+    assert!(pause.length_s >= 0.3, "{pause:?}");
+    let load = record.load().unwrap();
+    // A request in flight when the server stopped waited for it to go on:
+    // at least the part of the 300 ms left after it was sent.
+    let slowest = load.measured.latency_ms.max.unwrap();
+    assert!(slowest >= 250.0, "slowest {slowest} ms");
+    // And the server answered again afterwards: requests due after the stall.
+    let last_slice = *load.over_time.keys().max().unwrap();
+    assert!(last_slice as f64 * 0.1 >= pause.at_s + pause.length_s - 0.1);
+    assert_eq!(
+        load.measured.requests.failed, 0,
+        "{:?}",
+        load.measured.errors
+    );
+}

@@ -283,6 +283,7 @@ pub fn sticky_total_s(
         requests,
         connections,
         service,
+        rate: None,
     };
     if fixed_share {
         let share = requests / connections as u64;

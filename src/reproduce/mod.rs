@@ -27,6 +27,7 @@ pub mod spec;
 pub mod views;
 
 pub mod chapter1;
+pub mod chapter10;
 pub mod chapter2;
 pub mod chapter3;
 pub mod chapter4;
@@ -54,7 +55,7 @@ pub const ALL: &[Chapter] = &[
     chapter7::CHAPTER,
     chapter8::CHAPTER,
     chapter9::CHAPTER,
-    Chapter::planned(10, "Measuring honestly"),
+    chapter10::CHAPTER,
     Chapter::planned(11, "All the cores"),
     Chapter::planned(12, "When threads win, and overload"),
     Chapter::page(

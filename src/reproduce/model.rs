@@ -7,6 +7,8 @@
 //! gives its steady throughput, `min(connections, capacity) / service`; the
 //! small simulation here gives every request's latency, including the start
 //! and the end of a run, which is what a five-request experiment is made of.
+//! An open-model client (chapter 10) sends request i at i / rate instead, on
+//! whichever of its connections is free; its latencies count from then.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -23,14 +25,28 @@ pub enum Capacity {
     Unlimited,
 }
 
-/// One closed-model client: `connections` connections that together send
-/// `requests` requests, each taking `service` on the server, starting at `start`.
+/// One client: `connections` connections that together send `requests`
+/// requests, each taking `service` on the server, starting at `start`;
+/// closed (each connection sends again when answered), or open at `rate`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientStream {
     pub start: Duration,
     pub requests: u64,
     pub connections: usize,
     pub service: Duration,
+    /// Open model: request i is due at `start + i / rate`.
+    pub rate: Option<f64>,
+}
+
+impl ClientStream {
+    /// When request `number` (from 0) of an open stream is due; `free`, the
+    /// moment a connection is free, for a closed one.
+    fn due(&self, number: u64, free: Duration) -> Duration {
+        match self.rate {
+            Some(rate) => self.start + Duration::from_secs_f64(number as f64 / rate),
+            None => free,
+        }
+    }
 }
 
 /// What the model says one stream will see.
@@ -70,37 +86,41 @@ pub fn predict(streams: &[ClientStream], capacity: Capacity) -> Vec<Prediction> 
     };
     let mut slot_free_at = vec![Duration::ZERO; slots];
     let mut tickets: Vec<u64> = streams.iter().map(|s| s.requests).collect();
+    let mut issued: Vec<u64> = vec![0; streams.len()];
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); streams.len()];
     let mut last_finish: Vec<Duration> = streams.iter().map(|s| s.start).collect();
 
-    // Pending arrivals, earliest first; ties go in the order they were made.
+    // Pending arrivals (when sent, in which order, which stream, when due),
+    // earliest first; ties go in the order they were made. A connection that
+    // is free sends the next request at once (closed) or when it is due (open).
     let mut arrivals = BinaryHeap::new();
     let mut order = 0u64;
+    let mut take = |index: usize, free: Duration, arrivals: &mut BinaryHeap<_>| {
+        if tickets[index] > 0 {
+            tickets[index] -= 1;
+            let due = streams[index].due(issued[index], free);
+            issued[index] += 1;
+            arrivals.push(Reverse((due.max(free), order, index, due)));
+            order += 1;
+        }
+    };
     for (index, stream) in streams.iter().enumerate() {
         for _ in 0..stream.connections {
-            if tickets[index] > 0 {
-                tickets[index] -= 1;
-                arrivals.push(Reverse((stream.start, order, index)));
-                order += 1;
-            }
+            take(index, stream.start, &mut arrivals);
         }
     }
     // ANCHOR: queue
     // Take arrivals in time order; each goes to the slot that frees up first.
-    while let Some(Reverse((arrival, _, index))) = arrivals.pop() {
+    while let Some(Reverse((arrival, _, index, due))) = arrivals.pop() {
         let slot = (0..slots)
             .min_by_key(|&slot| slot_free_at[slot])
             .unwrap_or(0);
         let begin = arrival.max(slot_free_at[slot]);
         let finish = begin + streams[index].service;
         slot_free_at[slot] = finish;
-        latencies[index].push(finish - arrival);
+        latencies[index].push(finish - due);
         last_finish[index] = last_finish[index].max(finish);
-        if tickets[index] > 0 {
-            tickets[index] -= 1;
-            arrivals.push(Reverse((finish, order, index)));
-            order += 1;
-        }
+        take(index, finish, &mut arrivals);
     }
     // ANCHOR_END: queue
 
@@ -161,7 +181,33 @@ mod tests {
             requests,
             connections,
             service: Duration::from_millis(service_ms),
+            rate: None,
         }
+    }
+
+    #[test]
+    fn an_open_client_below_capacity_never_queues_and_above_it_always_does() {
+        let open = |rate: f64, requests: u64| ClientStream {
+            rate: Some(rate),
+            ..stream(requests, 100, 100)
+        };
+        // Four slots of 100 ms: 40 requests/s. Evenly spaced arrivals at
+        // half of it find a slot free every time.
+        let half = &predict(&[open(20.0, 100)], Capacity::Limited(4))[0];
+        assert_eq!((half.p50_ms, half.max_ms), (100.0, 100.0));
+        // At 1.2 × for 5 s, 8 more arrive each second than leave: about 40
+        // wait in line by the end, the last about 1 s beyond its own 100 ms.
+        let over = &predict(&[open(48.0, 240)], Capacity::Limited(4))[0];
+        assert!((1000.0..=1150.0).contains(&over.max_ms), "{}", over.max_ms);
+        // The client's own connections cap what is in flight: with one
+        // connection, a request waits for the one before it, and its
+        // latency still counts from when it was due.
+        let one = ClientStream {
+            connections: 1,
+            ..open(20.0, 10)
+        };
+        let capped = &predict(&[one], Capacity::Unlimited)[0];
+        assert!(capped.max_ms > 100.0, "{}", capped.max_ms);
     }
 
     #[test]

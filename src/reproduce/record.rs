@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::model::Prediction;
 use super::sample::ServerSamples;
 use crate::load::Summary;
-use crate::load::record::Span;
+use crate::load::record::{Bucket, Span};
 use crate::sys::{Limit, Machine};
 
 /// One chapter's measurements, stamped with where and when they were made.
@@ -124,6 +124,10 @@ pub struct LoadOutcome {
     /// that is what its chapter is about).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_samples: Option<ServerSamples>,
+    /// The latency over the run, per 100 ms of when requests were due
+    /// (slice number → bucket), where the experiment asked for it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub over_time: BTreeMap<u64, Bucket>,
 }
 
 /// One experiment's record.
@@ -159,6 +163,17 @@ pub struct ExperimentRecord {
     #[serde(default)]
     pub group: Option<Group>,
     pub loads: Vec<LoadOutcome>,
+    /// When the harness stopped the server, as it happened: seconds after
+    /// the experiment started, and for how long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseRecord>,
+}
+
+/// A stall as it was inflicted.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct PauseRecord {
+    pub at_s: f64,
+    pub length_s: f64,
 }
 
 impl ExperimentRecord {

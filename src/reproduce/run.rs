@@ -8,11 +8,11 @@ use clap::Parser;
 
 use super::harness::{self, ServerProcess};
 use super::model::Prediction;
-use super::record::{ExperimentRecord, LoadOutcome, ProgramRecord};
+use super::record::{ExperimentRecord, LoadOutcome, PauseRecord, ProgramRecord};
 use super::sample::{self, Sampler, ServerSamples};
 use super::spec::{Driver, Experiment, LoadSpec, Program, ServerUnderTest, command_line};
 use crate::load::cli::LoadArgs;
-use crate::load::record::Span;
+use crate::load::record::{Bucket, Span};
 use crate::load::{self, Summary};
 
 impl Experiment {
@@ -40,6 +40,10 @@ impl Experiment {
                 })
             })
             .collect();
+        let pause = self.pause.map(|pause| {
+            let group = server.pid();
+            std::thread::spawn(move || stall(group, started, pause))
+        });
         let mut loads = Vec::with_capacity(runs.len());
         for ((run, spec), predicted) in runs.into_iter().zip(&self.loads).zip(self.predict()) {
             let (driven, args) = run
@@ -47,6 +51,12 @@ impl Experiment {
                 .map_err(|_| "a load thread panicked".to_string())??;
             loads.push(outcome(spec, predicted, driven, &args));
         }
+        let pause = match pause.map(|stalling| stalling.join()) {
+            None => None,
+            Some(Ok(Ok(pause))) => Some(pause),
+            Some(Ok(Err(error))) => return Err(error),
+            Some(Err(_)) => return Err("the thread that stalls the server panicked".into()),
+        };
         let (server_report, report_at_s) = if self.fetch_report {
             let at = started.elapsed().as_secs_f64();
             (Some(self.fetch_report_from(&server)?), Some(at))
@@ -86,8 +96,40 @@ impl Experiment {
             report_at_s,
             group: self.group.clone(),
             loads,
+            pause,
         })
     }
+}
+
+/// Stops the server's process group (SIGSTOP) `pause.after` after
+/// `started`, for `pause.length`, then lets it go on (SIGCONT); says when
+/// it really did.
+fn stall(
+    group: u32,
+    started: std::time::Instant,
+    pause: super::spec::Pause,
+) -> Result<PauseRecord, String> {
+    std::thread::sleep(pause.after.saturating_sub(started.elapsed()));
+    let signal = |signal: libc::c_int, name: &str| {
+        // SAFETY: kill has no memory preconditions; a negative pid names the
+        // process group the harness put the server in.
+        if unsafe { libc::kill(-(group as libc::pid_t), signal) } != 0 {
+            return Err(format!(
+                "cannot send {name} to the server: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    };
+    signal(libc::SIGSTOP, "SIGSTOP")?;
+    let stopped = started.elapsed();
+    std::thread::sleep(pause.length);
+    // Let it go on whatever happens: a server left stopped would hang the run.
+    signal(libc::SIGCONT, "SIGCONT")?;
+    Ok(PauseRecord {
+        at_s: stopped.as_secs_f64(),
+        length_s: (started.elapsed() - stopped).as_secs_f64(),
+    })
 }
 
 impl Program {
@@ -185,6 +227,11 @@ fn outcome(spec: &LoadSpec, predicted: Prediction, driven: Driven, args: &[Strin
             BTreeMap::new()
         },
         client_samples: driven.client_samples,
+        over_time: if spec.keep_over_time {
+            driven.over_time
+        } else {
+            BTreeMap::new()
+        },
     }
 }
 
@@ -219,6 +266,7 @@ struct Driven {
     timeline: Vec<Span>,
     answers_per_connection: BTreeMap<u64, u64>,
     client_samples: Option<ServerSamples>,
+    over_time: BTreeMap<u64, Bucket>,
 }
 
 /// Runs one load with its driver, from exactly the flags the book prints.
@@ -234,6 +282,7 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 timeline: results.record.timeline.clone(),
                 answers_per_connection: results.record.answers_per_connection.clone(),
                 client_samples: None,
+                over_time: results.record.over_time.clone(),
             })
         }
         Driver::Command { example } => {
@@ -267,6 +316,7 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 timeline: Vec::new(),
                 answers_per_connection: BTreeMap::new(),
                 client_samples,
+                over_time: BTreeMap::new(),
             })
         }
     }

@@ -141,6 +141,10 @@ pub struct LoadSpec {
     /// Keep how many answers each connection got (who waited), for a view
     /// that shows it.
     pub keep_answers_per_connection: bool,
+    /// The open model: this many requests per second (`--rate`).
+    pub rate: Option<f64>,
+    /// Keep the latency over the run (per 100 ms), for a view that draws it.
+    pub keep_over_time: bool,
 }
 
 /// Long enough for the slowest request any experiment predicts.
@@ -169,6 +173,8 @@ impl LoadSpec {
             hold: None,
             keep_timeline: false,
             keep_answers_per_connection: false,
+            rate: None,
+            keep_over_time: false,
         }
     }
 
@@ -201,6 +207,9 @@ impl LoadSpec {
         }
         if let Some(rate) = self.connect_rate {
             args.extend(["--connect-rate".into(), rate.to_string()]);
+        }
+        if let Some(rate) = self.rate {
+            args.extend(["--rate".into(), rate.to_string()]);
         }
         if let Some(idle) = self.hold {
             args.extend([
@@ -254,6 +263,17 @@ pub struct Experiment {
     /// Keep the sampler's series (memory, threads, CPU over time) in the
     /// record, for a view that draws it; otherwise only before and peaks.
     pub keep_samples: bool,
+    /// Stop the server (SIGSTOP to its process group) this long after the
+    /// experiment starts, for this long, then let it go on (SIGCONT).
+    pub pause: Option<Pause>,
+}
+
+/// A stall the harness inflicts on a server: it stops every process of the
+/// server for `length`, `after` the experiment starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pause {
+    pub after: Duration,
+    pub length: Duration,
 }
 
 impl Experiment {
@@ -276,7 +296,14 @@ impl Experiment {
             fetch_report: false,
             group: None,
             keep_samples: false,
+            pause: None,
         }
+    }
+
+    /// The same experiment, with the server stopped for `length` at `after`.
+    pub fn with_pause(mut self, after: Duration, length: Duration) -> Experiment {
+        self.pause = Some(Pause { after, length });
+        self
     }
 
     /// The same experiment, as a redo of seed write-up `seed`.
@@ -315,6 +342,7 @@ impl Experiment {
                 requests: load.requests,
                 connections: load.connections,
                 service: load.service,
+                rate: load.rate,
             })
             .collect();
         model::predict(&streams, self.server.capacity)
