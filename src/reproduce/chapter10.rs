@@ -10,8 +10,9 @@ use std::time::Duration;
 use super::chapter::Chapter;
 use super::chapter2;
 use super::charts;
+use super::peers::Peer;
 use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled, sleep_path};
+use super::spec::{Driver, Experiment, LoadSpec, ServerUnderTest, scaled, sleep_path};
 use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
 use crate::defaults;
 use crate::load::record::BUCKET_US;
@@ -103,6 +104,46 @@ fn experiments(scale: f64) -> Vec<Experiment> {
             .in_group(Group::new("stall", label)),
         );
     }
+    // The same stall under other people's tools, each as its users run it.
+    let tools = [
+        (Peer::Ab, "ab: closed, from the send"),
+        (Peer::Hey, "hey: closed, from the send"),
+        (Peer::HeyRate, "hey -q: paced per worker, from the send"),
+        (Peer::Wrk, "wrk: closed, from the send"),
+        (Peer::Oha, "oha: closed, from the send"),
+        (Peer::OhaRate, "oha -q: paced, from the send"),
+        (
+            Peer::OhaCorrected,
+            "oha -q --latency-correction: paced, from when due",
+        ),
+    ];
+    for (tool, label) in tools {
+        let mut load = sleeps(delay, run, threads, Some(half));
+        load.driver = Driver::Peer { tool };
+        load.keep_over_time = false;
+        if matches!(tool, Peer::Ab | Peer::Hey | Peer::Wrk | Peer::Oha) {
+            // Closed tools: the model's rate is the closed one.
+            load.rate = None;
+        }
+        experiments.push(
+            Experiment::new(
+                10,
+                format!(
+                    "tools_{}",
+                    label
+                        .split(':')
+                        .next()
+                        .unwrap_or("")
+                        .replace([' ', '-'], "_")
+                ),
+                format!("{label}, the server stopped for a second"),
+                server.clone(),
+                vec![load],
+            )
+            .with_pause(scaled(STALL_AT_MS, scale), scaled(STALL_MS, scale))
+            .in_group(Group::new("tools", label)),
+        );
+    }
     // Near capacity: 100 ms requests on the same pool, a new connection per
     // request (so no connection waits behind a kept-alive one).
     let delay = scaled(100, scale);
@@ -164,6 +205,13 @@ fn views(record: &ChapterRecord) -> Vec<View> {
         if let Some(svg) = stall_chart(chapter, &stall) {
             out.push(View::new(file("stall.svg"), svg));
         }
+    }
+    let tools = views::group(record, "tools");
+    if !tools.is_empty() {
+        out.push(View::new(
+            file("tools.md"),
+            tools_table(record, &stall, &tools),
+        ));
     }
     let offered = views::group(record, "offered");
     if !offered.is_empty() {
@@ -291,6 +339,71 @@ fn stall_chart(chapter: u32, members: &[&ExperimentRecord]) -> Option<String> {
         shade.map(|(from, to)| (from, to, "server stopped")),
         BUCKET_US as f64 / 1e6 * 1.5,
     )
+}
+
+// ----- The tools side by side -----
+
+fn tools_table(
+    record: &ChapterRecord,
+    ours: &[&ExperimentRecord],
+    tools: &[&ExperimentRecord],
+) -> String {
+    let mut out = String::from(
+        "| tool: how it counts | answered | p50 | **p99** | max | req/s | version |\n\
+         |---|--:|--:|--:|--:|--:|---|\n",
+    );
+    let mut notes = Vec::new();
+    // The book's client first: closed, and open on as few connections.
+    let own = ours
+        .iter()
+        .filter(|e| matches!(e.slug.as_str(), "stall_closed" | "stall_open_few"));
+    for experiment in own.chain(tools) {
+        let Some(load) = experiment.load() else {
+            continue;
+        };
+        let m = &load.measured;
+        let label = match experiment.slug.as_str() {
+            "stall_closed" => "load: closed, from the send".to_string(),
+            "stall_open_few" => "load --rate: open, from when due".to_string(),
+            _ => views::row_label(experiment).to_string(),
+        };
+        if m.errors.contains_key("not_run") {
+            let _ = writeln!(out, "| {label} | — | — | — | — | — | not run |");
+            notes.push(format!(
+                "- {label}: {}",
+                load.report.lines().next().unwrap_or("")
+            ));
+            continue;
+        }
+        let version = if experiment.slug.starts_with("stall_") {
+            "this book's".to_string()
+        } else {
+            load.report.lines().next().unwrap_or("").to_string()
+        };
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | **{}** | {} | {} | {version} |",
+            thousands(m.requests.completed),
+            format_opt_ms(m.latency_ms.p50),
+            format_opt_ms(m.latency_ms.p99),
+            format_opt_ms(m.latency_ms.max),
+            thousands(m.rps.round() as u64),
+        );
+        notes.push(format!("- {label}: `{}`", load.command));
+    }
+    if let Some(pause) = tools.iter().find_map(|e| e.pause) {
+        let _ = writeln!(
+            out,
+            "\nEach against the same server, stopped {:.1} s into its run for {:.1} s. The commands:\n",
+            pause.at_s, pause.length_s
+        );
+    }
+    for note in notes {
+        let _ = writeln!(out, "{note}");
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
 }
 
 // ----- Offered load -----

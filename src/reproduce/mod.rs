@@ -19,6 +19,7 @@ pub mod charts;
 pub mod format;
 pub mod harness;
 pub mod model;
+pub mod peers;
 pub mod record;
 pub mod run;
 pub mod sample;

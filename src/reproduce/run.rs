@@ -198,9 +198,10 @@ impl Experiment {
 
 /// What one load predicted and measured, as the record keeps it.
 fn outcome(spec: &LoadSpec, predicted: Prediction, driven: Driven, args: &[String]) -> LoadOutcome {
-    let example = match spec.driver {
-        Driver::Engine => "load",
-        Driver::Command { example } => example,
+    let command = match spec.driver {
+        Driver::Engine => command_line("load", args),
+        Driver::Command { example } => command_line(example, args),
+        Driver::Peer { tool } => super::peers::command(tool.program(), args),
     };
     LoadOutcome {
         path: spec.path.clone(),
@@ -211,7 +212,7 @@ fn outcome(spec: &LoadSpec, predicted: Prediction, driven: Driven, args: &[Strin
             None => spec.requests,
         },
         connections: spec.connections,
-        command: command_line(example, args),
+        command,
         fixed_share: spec.fixed_share,
         predicted,
         measured: driven.summary,
@@ -285,6 +286,7 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 over_time: results.record.over_time.clone(),
             })
         }
+        Driver::Peer { tool } => Ok(drive_peer(tool, spec, args)),
         Driver::Command { example } => {
             let program = harness::examples_dir().join(example);
             let child = std::process::Command::new(&program)
@@ -319,5 +321,69 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
                 over_time: BTreeMap::new(),
             })
         }
+    }
+}
+
+/// Runs a peer tool. A tool that is missing or fails gives a row that says
+/// so (an empty summary, the reason as its report), not a failed chapter.
+fn drive_peer(tool: super::peers::Peer, spec: &LoadSpec, args: &[String]) -> Driven {
+    let url = args.last().cloned().unwrap_or_default();
+    let nothing = |why: String| {
+        let mut summary = crate::load::Summary::of(&crate::load::record::Results {
+            url: url.clone(),
+            connections: spec.connections,
+            duration: std::time::Duration::ZERO,
+            record: crate::load::record::Recorder::default(),
+            interrupted: false,
+            connect: None,
+            hold: None,
+            timed: true,
+            rate: None,
+        });
+        summary.errors.insert("not_run".into(), 1);
+        Driven {
+            summary,
+            report: why,
+            timeline: Vec::new(),
+            answers_per_connection: BTreeMap::new(),
+            client_samples: None,
+            over_time: BTreeMap::new(),
+        }
+    };
+    let output = match std::process::Command::new(tool.program())
+        .args(args)
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return nothing(format!(
+                "{} is not installed here: {}",
+                tool.program(),
+                tool.install()
+            ));
+        }
+        Err(error) => return nothing(format!("cannot run {}: {error}", tool.program())),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match tool.parse(&url, spec.connections, &stdout) {
+        Ok(summary) => Driven {
+            summary,
+            report: format!(
+                "{}\n{}",
+                tool.version().unwrap_or_else(|| tool.program().to_string()),
+                stdout.chars().take(4000).collect::<String>()
+            ),
+            timeline: Vec::new(),
+            answers_per_connection: BTreeMap::new(),
+            client_samples: None,
+            over_time: BTreeMap::new(),
+        },
+        Err(error) => nothing(format!(
+            "{error}; its stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        )),
     }
 }

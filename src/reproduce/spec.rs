@@ -106,6 +106,8 @@ pub enum Driver {
     /// An example that takes the `load` command's flags and prints its
     /// `--json` report (a client a chapter is about).
     Command { example: &'static str },
+    /// Another load tool (hey, ab, wrk, oha), run as its users run it.
+    Peer { tool: super::peers::Peer },
 }
 
 /// One closed-model load within an experiment.
@@ -186,6 +188,10 @@ impl LoadSpec {
     /// The `load` flags this load runs with: the run parses exactly these,
     /// and the book prints exactly these.
     pub fn load_args(&self, url: &str) -> Vec<String> {
+        if let Driver::Peer { tool } = self.driver {
+            let duration = self.duration.unwrap_or(Duration::from_secs(10));
+            return tool.args(url, self.connections, duration, self.rate.unwrap_or(0.0));
+        }
         let mut args: Vec<String> = match self.duration {
             Some(duration) => vec![
                 "-z".into(),
