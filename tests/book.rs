@@ -394,6 +394,8 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     // Chapter 10's offered loads.
     "0.9 ×",
     "1.2 ×",
+    // The seeds' ab experiment: 400 ms requests.
+    "400 ms",
     // wrk2's README (2014), chapter 10's anchor.
     "1.4 s",
     "2,000 requests per second",

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use super::chapter::Chapter;
 use super::chapter2;
+use super::chapter3;
 use super::charts;
+use super::model::Capacity;
 use super::peers::Peer;
 use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
 use super::spec::{Driver, Experiment, LoadSpec, ServerUnderTest, scaled, sleep_path};
@@ -144,6 +146,71 @@ fn experiments(scale: f64) -> Vec<Experiment> {
             .in_group(Group::new("tools", label)),
         );
     }
+    // The open model's accuracy: chapter 3's hello asked for at rates from
+    // 100 to 100,000 a second, beside a closed run as fast as it goes; the
+    // client is run as its own process, so its CPU is measured too.
+    let run = scaled(5_000, scale);
+    let hello = ServerUnderTest::of(&chapter3::ASYNC);
+    let rates: [Option<f64>; 6] = [
+        Some(100.0),
+        Some(1_000.0),
+        Some(10_000.0),
+        Some(50_000.0),
+        Some(100_000.0),
+        None,
+    ];
+    for rate in rates {
+        let estimate = rate.unwrap_or(50_000.0) * run.as_secs_f64();
+        let mut load = LoadSpec::new("/".into(), estimate as u64, 50, Duration::ZERO);
+        load.duration = Some(run);
+        load.rate = rate;
+        load.driver = Driver::Command { example: "load" };
+        let name = rate.map_or("closed".to_string(), |r| format!("{r}"));
+        experiments.push(
+            Experiment::new(
+                10,
+                format!("accuracy_{name}"),
+                match rate {
+                    Some(r) => format!("open at {r} requests/s, hello"),
+                    None => "closed, hello, as fast as it goes".to_string(),
+                },
+                hello.clone(),
+                vec![load],
+            )
+            .in_group(Group::new(
+                "accuracy",
+                match rate {
+                    Some(r) => format!("open, {} requests/s", thousands(r as u64)),
+                    None => "closed".to_string(),
+                },
+            )),
+        );
+    }
+    // ab's extra round: five requests at once, each 400 ms, on a pool with
+    // room for all five, sent by ab, by hey and by load.
+    let delay = scaled(400, scale);
+    let roomy = ServerUnderTest::of(&chapter2::THREADS)
+        .with_args(&["--threads", "8"], "chapter 2's pool with 8 threads")
+        .with_capacity(Capacity::Limited(8));
+    for (name, driver) in [
+        ("ab", Driver::Peer { tool: Peer::Ab }),
+        ("hey", Driver::Peer { tool: Peer::Hey }),
+        ("load", Driver::Engine),
+    ] {
+        let mut load = LoadSpec::sleeps(5, 5, delay);
+        load.driver = driver;
+        experiments.push(
+            Experiment::new(
+                10,
+                format!("round_{name}"),
+                format!("{name}: five requests at once"),
+                roomy.clone(),
+                vec![load],
+            )
+            .with_report()
+            .in_group(Group::new("round", name)),
+        );
+    }
     // Near capacity: 100 ms requests on the same pool, a new connection per
     // request (so no connection waits behind a kept-alive one).
     let delay = scaled(100, scale);
@@ -212,6 +279,17 @@ fn views(record: &ChapterRecord) -> Vec<View> {
             file("tools.md"),
             tools_table(record, &stall, &tools),
         ));
+    }
+    let accuracy = views::group(record, "accuracy");
+    if !accuracy.is_empty() {
+        out.push(View::new(
+            file("accuracy.md"),
+            accuracy_table(record, &accuracy),
+        ));
+    }
+    let round = views::group(record, "round");
+    if !round.is_empty() {
+        out.push(View::new(file("round.md"), round_table(record, &round)));
     }
     let offered = views::group(record, "offered");
     if !offered.is_empty() {
@@ -400,6 +478,95 @@ fn tools_table(
     }
     for note in notes {
         let _ = writeln!(out, "{note}");
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+// ----- The open model's accuracy -----
+
+fn accuracy_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let mut out = String::from(
+        "| client | asked | **sent at** | off by | sent late | latest | p99 | client CPU per request | server CPU per request |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for experiment in members {
+        let Some(load) = experiment.load() else {
+            continue;
+        };
+        let m = &load.measured;
+        let completed = m.requests.completed.max(1) as f64;
+        let per_request = |samples: Option<&super::sample::ServerSamples>| {
+            views::sampled(samples, |s| {
+                if s.cpu_ms == 0 {
+                    format!("< {:.1} µs", 10_000.0 / completed)
+                } else {
+                    format!("{:.1} µs", s.cpu_ms as f64 * 1000.0 / completed)
+                }
+            })
+        };
+        let (asked, sent, off, late, latest) = match &m.open {
+            Some(open) => (
+                format!("{} req/s", thousands(open.asked_rps as u64)),
+                views::or_dash(open.sent_rps, |r| {
+                    format!("**{}**", thousands(r.round() as u64))
+                }),
+                views::or_dash(open.sent_rps, |r| {
+                    format!("{:+.2} %", 100.0 * (r / open.asked_rps - 1.0))
+                }),
+                thousands(open.late),
+                views::format_ms(open.latest_ms),
+            ),
+            None => (
+                "as fast as answered".to_string(),
+                format!("**{}**", thousands(m.rps.round() as u64)),
+                "—".to_string(),
+                "—".to_string(),
+                "—".to_string(),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {asked} | {sent} | {off} | {late} | {latest} | {} | {} | {} |",
+            views::row_label(experiment),
+            format_opt_ms(m.latency_ms.p99),
+            per_request(load.client_samples.as_ref()),
+            per_request(experiment.samples.as_ref()),
+        );
+    }
+    if let Some(load) = members.first().and_then(|e| e.load()) {
+        let _ = write!(out, "\nThe first row: `{}`.\n", load.command);
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+// ----- ab's extra round -----
+
+fn round_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let mut out = String::from(
+        "| tool | command | predicted total | **total** | answered | connections the server accepted |\n\
+         |---|---|--:|--:|--:|--:|\n",
+    );
+    for experiment in members {
+        let Some(load) = experiment.load() else {
+            continue;
+        };
+        let accepted = experiment
+            .report::<WorkersReport>()
+            .map(|report| report.accepted().iter().sum::<usize>());
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | **{}** | {} | {} |",
+            views::row_label(experiment),
+            load.command,
+            views::format_ms(load.predicted.total_s * 1000.0),
+            views::format_ms(load.measured.duration_s * 1000.0),
+            load.measured.requests.completed,
+            views::or_dash(accepted, |n| n.to_string()),
+        );
     }
     out.push('\n');
     out.push_str(&stamp(record));

@@ -4,7 +4,7 @@ use super::chapter::{Chapter, Example};
 
 pub const LOAD: Example = Example::client(
     "load",
-    "the closed-model HTTP load client (`--help` explains)",
+    "the HTTP load client: closed, or open with `--rate` (`--help` explains)",
 );
 
 pub const PAGE: Chapter = Chapter::page("Measuring: the load client", "measuring.md", &[LOAD]);

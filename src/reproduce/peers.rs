@@ -60,11 +60,19 @@ impl Peer {
         }
     }
 
-    /// Its arguments for `connections` connections for `duration` against
-    /// `url`, at `rate` requests per second in all where it takes one.
-    pub fn args(self, url: &str, connections: usize, duration: Duration, rate: f64) -> Vec<String> {
-        let seconds = duration.as_secs().max(1).to_string();
+    /// Its arguments for `connections` connections against `url`, for
+    /// `how_long`, at `rate` requests per second in all where it takes one.
+    pub fn args(self, url: &str, connections: usize, how_long: Length, rate: f64) -> Vec<String> {
         let c = connections.to_string();
+        let seconds = match how_long {
+            Length::Requests(requests) => {
+                // A count: ab and hey take -n (the rest have no count here).
+                let mut args = vec!["-n".to_string(), requests.to_string(), "-c".into(), c];
+                args.push(url.to_string());
+                return args;
+            }
+            Length::Time(duration) => duration.as_secs().max(1).to_string(),
+        };
         let mut args: Vec<String> = match self {
             Peer::Ab => vec!["-t".into(), seconds, "-c".into(), c],
             Peer::Hey => vec!["-z".into(), format!("{seconds}s"), "-c".into(), c],
@@ -198,6 +206,13 @@ impl Peer {
                     .join(" ")
             })
     }
+}
+
+/// How long a tool runs: a count of requests, or a time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Length {
+    Requests(u64),
+    Time(Duration),
 }
 
 /// What every parser finds.
@@ -464,10 +479,11 @@ mod tests {
     #[test]
     fn rates_are_given_as_each_tool_means_them() {
         let url = "http://127.0.0.1:1/";
-        let hey = Peer::HeyRate.args(url, 4, Duration::from_secs(10), 200.0);
+        let ten = Length::Time(Duration::from_secs(10));
+        let hey = Peer::HeyRate.args(url, 4, ten, 200.0);
         // hey's -q is per worker: 4 workers × 50 = 200 in all.
         assert!(hey.windows(2).any(|w| w == ["-q", "50"]), "{hey:?}");
-        let oha = Peer::OhaCorrected.args(url, 4, Duration::from_secs(10), 200.0);
+        let oha = Peer::OhaCorrected.args(url, 4, ten, 200.0);
         assert!(oha.windows(2).any(|w| w == ["-q", "200"]), "{oha:?}");
         assert!(oha.contains(&"--latency-correction".to_string()));
     }

@@ -189,8 +189,11 @@ impl LoadSpec {
     /// and the book prints exactly these.
     pub fn load_args(&self, url: &str) -> Vec<String> {
         if let Driver::Peer { tool } = self.driver {
-            let duration = self.duration.unwrap_or(Duration::from_secs(10));
-            return tool.args(url, self.connections, duration, self.rate.unwrap_or(0.0));
+            let length = match self.duration {
+                Some(duration) => super::peers::Length::Time(duration),
+                None => super::peers::Length::Requests(self.requests),
+            };
+            return tool.args(url, self.connections, length, self.rate.unwrap_or(0.0));
         }
         let mut args: Vec<String> = match self.duration {
             Some(duration) => vec![
