@@ -28,6 +28,7 @@ use clap::{Parser, ValueEnum};
 use evt::defaults;
 use evt::report::LagReport;
 use evt::routes::Route;
+use evt::routes::spend_cpu;
 use evt::server::{ServerArgs, announce, parse_flags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,38 +86,14 @@ async fn handle(
             Handler::SpawnBlocking => {
                 let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
             }
-            Handler::Cpu => burn_cpu(delay),
+            Handler::Cpu => {
+                spend_cpu(delay);
+            }
         }
     }
     axum_serve::answer(route.reply())
 }
 // ANCHOR_END: handler
-
-// ANCHOR: cpu
-/// Hashes until this thread has used `work` of CPU time: real work, which
-/// no scheduler can overlap with other work on the same core.
-fn burn_cpu(work: Duration) {
-    let start = thread_cpu_time();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    while thread_cpu_time() - start < work {
-        for byte in 0..=255u8 {
-            // FNV-1a, a few thousand rounds between clock reads.
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    std::hint::black_box(hash);
-}
-// ANCHOR_END: cpu
-
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
 
 // ANCHOR: lag_probe
 /// How late the probe woke each time: (ms since the probe started, ms late).

@@ -10,9 +10,10 @@
 //! | `GET /sleep?ms=N`   | waits N ms (default 2000), then answers           |
 //! | `GET /sleeper?ms=N` | waits N ms (default 10000): seed 001's slow route |
 //! | `GET /activer`      | at once: seed 001's fast route                    |
+//! | `GET /work?us=N`    | spends N µs of CPU (default 200) computing the answer, on the thread that answers |
 //! | `GET /proxy`        | a proxy (chapter 7) calls its upstream once and answers JSON; 404 elsewhere |
 //! | `GET /report`       | what the server measures of itself, as JSON (chapter 2: connections per worker; chapter 4: the loop's lag); 404 where it keeps nothing |
-//! | anything else       | 404; a bad `ms` is 400; a method other than GET 405 |
+//! | anything else       | 404; a bad `ms` or `us` is 400; a method other than GET 405 |
 
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 pub const DEFAULT_SLEEP_MS: u64 = 2_000;
 /// `/sleeper` without `ms=`: the 10 s of seed 001.
 pub const DEFAULT_SLEEPER_MS: u64 = 10_000;
+/// `/work` without `us=`: 200 µs of CPU, far more than a client spends.
+pub const DEFAULT_WORK_US: u64 = 200;
+/// The most CPU one request may ask for: one second.
+pub const MAX_WORK_US: u64 = 1_000_000;
 /// The most bytes of request line and headers a server accepts before it
 /// answers 431 (what nginx and most servers allow).
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -46,6 +51,8 @@ pub enum Route {
     Sleeper(Duration),
     /// `GET /activer`
     Activer,
+    /// `GET /work?us=N`: N µs of CPU to compute the answer (chapter 11).
+    Work(Duration),
     /// `GET /proxy`: a proxy calls its upstream; servers without one answer 404.
     Proxy,
     /// `GET /report`: what this server measures of itself. The servers that
@@ -85,6 +92,10 @@ impl Route {
                 Ok(delay) => Route::Sleeper(delay),
                 Err(reason) => return Route::BadRequest(reason),
             },
+            "/work" => match work_from_query(query) {
+                Ok(work) => Route::Work(work),
+                Err(reason) => return Route::BadRequest(reason),
+            },
             _ => Route::NotFound,
         };
         if method != "GET" && route != Route::NotFound {
@@ -110,9 +121,15 @@ impl Route {
         }
     }
 
-    /// The answer, once the delay is over.
+    /// The answer, once the delay is over. For `/work`, computing it takes
+    /// the CPU time asked for, on the thread that calls this: a handler that
+    /// computes, as real ones do.
     pub fn reply(&self) -> Reply {
         let (status, body) = match self {
+            Route::Work(work) => (
+                200,
+                format!("worked {} µs: {:x}\n", work.as_micros(), spend_cpu(*work)),
+            ),
             Route::Hello => (200, "Hello\n".to_string()),
             Route::Activer => (200, "activer: at once\n".to_string()),
             Route::Sleep(delay) => (200, format!("slept {} ms\n", delay.as_millis())),
@@ -121,7 +138,7 @@ impl Route {
             Route::Proxy => (404, "this server has no upstream\n".to_string()),
             Route::NotFound => (
                 404,
-                "not found: try /, /sleep?ms=N, /sleeper or /activer\n".to_string(),
+                "not found: try /, /sleep?ms=N, /work?us=N, /sleeper or /activer\n".to_string(),
             ),
             Route::MethodNotAllowed => (405, "method not allowed: only GET\n".to_string()),
             Route::BadRequest(reason) => (400, format!("bad request: {reason}\n")),
@@ -150,6 +167,40 @@ pub fn keep_alive_after(connection_header: &[u8], current: bool) -> bool {
     keep_alive
 }
 
+fn work_from_query(query: &str) -> Result<Duration, String> {
+    let mut us = DEFAULT_WORK_US;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "us" {
+            continue;
+        }
+        us = value
+            .parse::<u64>()
+            .map_err(|_| format!("us must be a whole number of microseconds, got {value:?}"))?;
+        if us > MAX_WORK_US {
+            return Err(format!("us must be at most {MAX_WORK_US}, got {us}"));
+        }
+    }
+    Ok(Duration::from_micros(us))
+}
+
+// ANCHOR: cpu
+/// Hashes until this thread has used `work` of CPU time: real work, which
+/// no scheduler can overlap with other work on the same core. Returns the
+/// hash, so the compiler cannot skip it.
+pub fn spend_cpu(work: Duration) -> u64 {
+    let start = crate::sys::thread_cpu_time();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    while crate::sys::thread_cpu_time() - start < work {
+        for byte in 0..=255u8 {
+            // FNV-1a, a few thousand rounds between clock reads.
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    std::hint::black_box(hash)
+}
+// ANCHOR_END: cpu
+
 fn delay_from_query(query: &str, default_ms: u64) -> Result<Duration, String> {
     let mut ms = default_ms;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
@@ -170,6 +221,32 @@ fn delay_from_query(query: &str, default_ms: u64) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_asks_for_cpu_and_spends_at_least_that_much() {
+        assert_eq!(
+            Route::parse("GET", "/work"),
+            Route::Work(Duration::from_micros(DEFAULT_WORK_US))
+        );
+        assert_eq!(
+            Route::parse("GET", "/work?us=500"),
+            Route::Work(Duration::from_micros(500))
+        );
+        for bad in ["/work?us=lots", "/work?us=-1", "/work?us=1000001"] {
+            assert!(
+                matches!(Route::parse("GET", bad), Route::BadRequest(_)),
+                "{bad}"
+            );
+        }
+        assert_eq!(Route::parse("POST", "/work"), Route::MethodNotAllowed);
+        // Thread CPU time only grows while this thread runs: a lower bound
+        // however busy the machine.
+        let before = crate::sys::thread_cpu_time();
+        let reply = Route::Work(Duration::from_millis(20)).reply();
+        assert!(crate::sys::thread_cpu_time() - before >= Duration::from_millis(20));
+        assert_eq!(reply.status, 200);
+        assert!(reply.body.starts_with("worked 20000 µs"), "{}", reply.body);
+    }
 
     #[test]
     fn parses_every_route() {

@@ -528,15 +528,19 @@ fn the_open_model_keeps_its_schedule_and_no_faster() {
     let results = open(&format!("http://{addr}/"), 100, 4, 200.0);
     assert_all_completed(&results, 100);
     // Request 99 is due 495 ms after the start; the client's timer may send
-    // it at most 1 ms early, so the run cannot be shorter, and the rate it
-    // sent at cannot be above 99 / 0.494 s, however idle the machine.
+    // it at most 1 ms early, so neither its send nor the run can come
+    // sooner, however idle the machine.
+    assert!(
+        results.record.last_send_us >= 494_000,
+        "{}",
+        results.record.last_send_us
+    );
     assert!(
         results.duration >= Duration::from_millis(494),
         "{:?}",
         results.duration
     );
-    let sent = results.sent_rps().unwrap();
-    assert!(sent <= 99.0 / 0.494 + 1e-6, "{sent}");
+    assert!(results.sent_rps().unwrap() > 0.0);
     let summary = Summary::of(&results);
     let schedule = summary.open.expect("an open run reports its schedule");
     assert_eq!(schedule.asked_rps, 200.0);

@@ -105,8 +105,9 @@ fn bad_requests_are_answered_and_the_servers_keep_serving() {
             "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
             "a".repeat(9000)
         );
-        let cases: [(&[u8], &[&str]); 6] = [
+        let cases: [(&[u8], &[&str]); 7] = [
             (b"GET /sleep?ms=abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &["400"]),
+            (b"GET /work?us=lots HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &["400"]),
             (b"GET /sleep?ms=60001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &["400"]),
             (b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &["404"]),
             (b"POST /sleep HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", &["405"]),
@@ -132,6 +133,16 @@ fn bad_requests_are_answered_and_the_servers_keep_serving() {
         );
         assert!(status_line(&still).contains("200"), "{example}: {still:?}");
         assert!(still.ends_with("Hello\n"), "{example}: {still:?}");
+        // The CPU route, on every server (chapter 11).
+        let worked = raw(
+            &server,
+            b"GET /work?us=300 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            status_line(&worked).contains("200"),
+            "{example}: {worked:?}"
+        );
+        assert!(worked.contains("worked 300 µs"), "{example}: {worked:?}");
     }
 }
 
