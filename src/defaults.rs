@@ -38,3 +38,6 @@ pub const CHAPTER8_MINIMAL_LOOP_PORT: u16 = 8008;
 
 /// Chapter 9: the book's server on a hand-written async runtime.
 pub const CHAPTER9_RUNTIME_PORT: u16 = 8009;
+
+/// Chapter 11: one server, every core, four ways.
+pub const CHAPTER11_CORES_PORT: u16 = 8010;

@@ -396,6 +396,11 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     "1.2 ×",
     // The seeds' ab experiment: 400 ms requests.
     "400 ms",
+    // Chapter 11's CPU route: 200 µs by default, 50 µs light requests.
+    "200 µs",
+    "50 µs",
+    // tokio's scheduler post (October 2019), chapter 11's anchor.
+    "152,259 requests per second",
     // wrk2's README (2014), chapter 10's anchor.
     "1.4 s",
     "2,000 requests per second",

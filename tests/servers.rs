@@ -405,3 +405,31 @@ fn chapter9s_handler_overlaps_requests_on_both_runtimes() {
         assert!(status_line(&hello).contains("200"), "{runtime}: {hello}");
     }
 }
+
+#[test]
+fn chapter11s_three_models_say_how_their_workers_split_the_work() {
+    for (model, workers, threads_per_worker) in
+        [("steal", 1, 2), ("per-core", 2, 1), ("processes", 2, 1)]
+    {
+        let server = start_with(
+            "chapter11_cores",
+            &["--port", "0", "--model", model, "--workers", "2"],
+        )
+        .unwrap_or_else(|error| panic!("{model}: {error}"));
+        let results = load(&server, "/work?us=500", 40, 8);
+        assert_eq!(results.completed(), 40, "{model}");
+        // Every answer cost at least the CPU it asked for.
+        assert!(results.fastest().unwrap() >= Duration::from_micros(500));
+        let answer = raw(
+            &server,
+            b"GET /report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+        let report: evt::report::WorkersReport = serde_json::from_str(body.trim())
+            .unwrap_or_else(|error| panic!("{model}: {error}: {body}"));
+        assert_eq!(report.workers.len(), workers, "{model}: {report:?}");
+        assert_eq!(report.threads_per_worker, threads_per_worker, "{model}");
+        let answered: u64 = report.workers.iter().map(|w| w.requests).sum();
+        assert!(answered >= 40, "{model}: {report:?}");
+    }
+}

@@ -29,6 +29,7 @@ pub mod views;
 
 pub mod chapter1;
 pub mod chapter10;
+pub mod chapter11;
 pub mod chapter2;
 pub mod chapter3;
 pub mod chapter4;
@@ -57,7 +58,7 @@ pub const ALL: &[Chapter] = &[
     chapter8::CHAPTER,
     chapter9::CHAPTER,
     chapter10::CHAPTER,
-    Chapter::planned(11, "All the cores"),
+    chapter11::CHAPTER,
     Chapter::planned(12, "When threads win, and overload"),
     Chapter::page(
         "Appendix: inside the load client",

@@ -1,0 +1,220 @@
+//! Chapter 11: all the cores. One event loop uses one core; here the book's
+//! server (chapter 3's handler, on axum) uses N of them, three ways:
+//!
+//!     cargo run --release --example chapter11_cores -- --model steal --workers 2
+//!     cargo run --release --example load -- -z 5s -c 50 'http://127.0.0.1:8010/work?us=200'
+//!
+//! - `steal`: tokio's multi-thread runtime, N worker threads sharing the
+//!   tasks; an idle worker steals from a busy one's queue;
+//! - `per-core`: N threads, each its own current-thread runtime with its own
+//!   listening socket on the same port (SO_REUSEPORT): the kernel spreads
+//!   the connections, and a connection stays on its thread: nothing is
+//!   shared, nothing stolen;
+//! - `processes`: N forked processes, each one current-thread loop,
+//!   accepting from one shared socket (chapter 2's pre-fork, with a loop
+//!   in each worker instead of a pool).
+//!
+//! `GET /report` says how many workers there are, how many threads each
+//! runs, and how the connections and requests spread over them.
+
+use std::net::TcpListener;
+
+use axum::Router;
+use axum::http::{Method, StatusCode, Uri};
+use clap::{Parser, ValueEnum};
+use evt::defaults;
+use evt::prefork::{self, Board, WorkerSlot};
+use evt::routes::{MAX_HEADER_BYTES, Reply, Route};
+use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Model {
+    /// tokio's multi-thread runtime: N workers that steal tasks.
+    Steal,
+    /// N threads, a current-thread runtime and a SO_REUSEPORT socket each.
+    PerCore,
+    /// N processes, one current-thread loop each, one shared socket.
+    Processes,
+}
+
+#[derive(Debug, Parser)]
+struct Flags {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// How the cores are put to work.
+    #[arg(long, value_enum, default_value_t = Model::Steal)]
+    model: Model,
+    /// Loops (threads or processes) [default: the cores this process may use].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
+}
+
+fn main() {
+    let mut flags: Flags = parse_flags(
+        "chapter11_cores",
+        "Chapter 11: the book's server on every core: work stealing, a loop per core, or a process per core.",
+        defaults::CHAPTER11_CORES_PORT,
+    );
+    let workers = flags.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    match flags.model {
+        Model::Steal => steal(&flags.server, workers),
+        Model::PerCore => {
+            flags.server.listen.reuse_port = true;
+            per_core(&flags.server, workers)
+        }
+        Model::Processes => {
+            prefork::serve_with_workers(&flags.server, 1, workers, |listener, me| {
+                me.serving_on(1);
+                one_loop(listener, me)
+            })
+        }
+    }
+}
+
+// ANCHOR: steal
+/// One runtime, `workers` threads: every connection's task may run on any
+/// of them, and an idle thread steals queued tasks from a busy one.
+fn steal(server: &ServerArgs, workers: usize) {
+    let listener = server.bind_or_exit();
+    let addr = listener
+        .local_addr()
+        .expect("a bound socket has an address");
+    let board = board(1);
+    let me = board.slot(0);
+    me.started();
+    me.serving_on(workers);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| {
+            eprintln!("error: cannot start {workers} worker threads: {error}");
+            std::process::exit(1);
+        });
+    runtime.block_on(async move {
+        announce(addr);
+        serve(into_tokio(listener), me).await;
+    });
+}
+// ANCHOR_END: steal
+
+// ANCHOR: per_core
+/// `workers` threads, each with its own socket on the same port and its
+/// own one-thread runtime: the kernel picks a thread for each new
+/// connection (a hash of its addresses), and the connection stays there.
+fn per_core(server: &ServerArgs, workers: usize) {
+    let first = server.bind_or_exit();
+    let addr = first.local_addr().expect("a bound socket has an address");
+    let mut same_port = server.clone();
+    same_port.port = addr.port();
+    let mut listeners = vec![first];
+    while listeners.len() < workers {
+        listeners.push(same_port.bind_or_exit());
+    }
+    let board = board(workers);
+    let mut threads = Vec::new();
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let me = board.slot(index);
+        me.started();
+        me.serving_on(1);
+        let thread = std::thread::Builder::new()
+            .name(format!("loop-{index}"))
+            .spawn(move || one_loop(&listener, me));
+        match thread {
+            Ok(thread) => threads.push(thread),
+            Err(error) => {
+                eprintln!("error: cannot start loop thread {index}: {error}");
+                std::process::exit(1);
+            }
+        }
+    }
+    announce(addr);
+    // The loops never end; if one does, something broke it: say so and stop.
+    for (index, thread) in threads.into_iter().enumerate() {
+        let _ = thread.join();
+        eprintln!("error: loop thread {index} ended; stopping");
+        std::process::exit(1);
+    }
+}
+// ANCHOR_END: per_core
+
+/// One current-thread loop on `listener` (a thread of `per-core`, or a
+/// forked worker of `processes`).
+fn one_loop(listener: &TcpListener, me: WorkerSlot) {
+    let listener = listener
+        .try_clone()
+        .expect("a socket can be duplicated for the loop");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| {
+            eprintln!("error: cannot start a loop: {error}");
+            std::process::exit(1);
+        });
+    runtime.block_on(async move { serve(into_tokio(listener), me).await });
+}
+
+fn board(workers: usize) -> Board {
+    Board::shared(workers).unwrap_or_else(|error| {
+        eprintln!("error: cannot map the workers' counters: {error}");
+        std::process::exit(1);
+    })
+}
+
+fn into_tokio(listener: TcpListener) -> tokio::net::TcpListener {
+    listener
+        .set_nonblocking(true)
+        .expect("a bound socket can be made non-blocking");
+    tokio::net::TcpListener::from_std(listener).expect("inside a runtime a std listener converts")
+}
+
+// ANCHOR: serve
+/// Chapter 3's accept loop, counting on the board what this worker takes.
+async fn serve(listener: tokio::net::TcpListener, me: WorkerSlot) {
+    let app = Router::new().fallback(move |method: Method, uri: Uri| handle(method, uri, me));
+    let mut failures = AcceptFailures::default();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                failures.note(&error);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        me.accepted();
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(MAX_HEADER_BYTES)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            me.closed();
+        });
+    }
+}
+
+/// Chapter 3's handler: `/work` spends its CPU on whichever thread runs
+/// the task.
+async fn handle(method: Method, uri: Uri, me: WorkerSlot) -> (StatusCode, String) {
+    let target = uri.path_and_query().map_or("/", |path| path.as_str());
+    let route = Route::parse(method.as_str(), target);
+    if let Some(delay) = route.delay() {
+        tokio::time::sleep(delay).await;
+    }
+    let reply = match route {
+        Route::Report => Reply {
+            status: 200,
+            body: me.report() + "\n",
+        },
+        _ => route.reply(),
+    };
+    me.answered();
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, reply.body)
+}
+// ANCHOR_END: serve

@@ -1,0 +1,338 @@
+//! Chapter 11, all the cores: a route that needs CPU (`/work`), served by
+//! one loop, by work-stealing threads, by a loop per core, by a process per
+//! core and by a blocking pool, at one and at every core; the utilization
+//! law beside each; a heavy client among light ones; how the connections
+//! spread over the workers.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::chapter::{Chapter, Example};
+use super::chapter2;
+use super::chapter3;
+use super::charts;
+use super::model::Capacity;
+use super::record::{ChapterRecord, ExperimentRecord, Group};
+use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
+use crate::defaults;
+use crate::report::WorkersReport;
+
+pub const CORES: Example = Example::server(
+    "chapter11_cores",
+    "the book's server on every core: work stealing, a loop per core (SO_REUSEPORT), or a process per core",
+    defaults::CHAPTER11_CORES_PORT,
+    Capacity::Unlimited,
+);
+
+pub const CHAPTER: Chapter = Chapter {
+    page: Some("chapter11_cores.md"),
+    examples: &[CORES],
+    experiments,
+    views,
+    ..Chapter::planned(11, "All the cores")
+};
+
+/// CPU per request of the scaling runs, in µs.
+const WORK_US: u64 = 200;
+
+/// The worker counts measured: one, and two (every core of the book's
+/// machine). Fixed, so every machine's record has the same rows; the page
+/// says what more cores would show.
+const COUNTS: [usize; 2] = [1, 2];
+
+/// A server of the scaling table: file-name part, chart line, started as.
+fn scaling_servers() -> Vec<(String, &'static str, usize, ServerUnderTest)> {
+    let mut out = vec![(
+        "current".to_string(),
+        "one loop (chapter 3)",
+        1,
+        ServerUnderTest::of(&chapter3::ASYNC).with_args(&[], "chapter 3: one current-thread loop"),
+    )];
+    for (model, line) in [
+        ("steal", "work stealing"),
+        ("per-core", "a loop per core"),
+        ("processes", "a process per core"),
+    ] {
+        for n in COUNTS {
+            let workers = n.to_string();
+            out.push((
+                format!("{}_{n}", model.replace('-', "_")),
+                line,
+                n,
+                ServerUnderTest::of(&CORES).with_args(
+                    &["--model", model, "--workers", &workers],
+                    &format!("{line}, {n} worker{}", if n == 1 { "" } else { "s" }),
+                ),
+            ));
+        }
+    }
+    for threads in [1, 2, 4] {
+        let t = threads.to_string();
+        out.push((
+            format!("pool_{threads}"),
+            "a blocking pool (chapter 2)",
+            threads,
+            ServerUnderTest::of(&chapter2::THREADS)
+                .with_args(
+                    &["--workers", "1", "--threads", &t],
+                    &format!("chapter 2's pool, {threads} threads"),
+                )
+                .with_capacity(Capacity::Limited(threads)),
+        ));
+    }
+    out
+}
+
+fn experiments(scale: f64) -> Vec<Experiment> {
+    let run = scaled(5_000, scale);
+    let mut experiments = Vec::new();
+    for (name, line, n, server) in scaling_servers() {
+        let mut load = LoadSpec::new(
+            format!("/work?us={WORK_US}"),
+            (5_000.0 * run.as_secs_f64()) as u64,
+            50,
+            Duration::from_micros(WORK_US),
+        );
+        load.duration = Some(run);
+        let label = server.model.clone();
+        let mut experiment = Experiment::new(
+            11,
+            format!("scaling_{name}"),
+            format!("{label}, /work?us={WORK_US}"),
+            server,
+            vec![load],
+        )
+        .in_group(Group::new("scaling", label).at(n as f64).on_line(line));
+        if !name.starts_with("current") {
+            experiment = experiment.with_report();
+        }
+        experiments.push(experiment);
+    }
+    // A heavy client among light ones: one connection always asking for
+    // 5 ms of CPU, while light requests arrive at a steady rate.
+    let workers = COUNTS[COUNTS.len() - 1].to_string();
+    for (model, line) in [
+        ("steal", "work stealing"),
+        ("per-core", "a loop per core"),
+        ("processes", "a process per core"),
+    ] {
+        let server = ServerUnderTest::of(&CORES).with_args(
+            &["--model", model, "--workers", &workers],
+            &format!("{line}, {workers} workers"),
+        );
+        let mut heavy = LoadSpec::new(
+            "/work?us=5000".into(),
+            (200.0 * run.as_secs_f64()) as u64,
+            1,
+            Duration::from_millis(5),
+        );
+        heavy.duration = Some(run);
+        let mut light = LoadSpec::new(
+            "/work?us=50".into(),
+            (500.0 * run.as_secs_f64()) as u64,
+            50,
+            Duration::from_micros(50),
+        );
+        light.duration = Some(run);
+        light.rate = Some(500.0);
+        experiments.push(
+            Experiment::new(
+                11,
+                format!("imbalance_{}", model.replace('-', "_")),
+                format!("{line}: one heavy connection among light ones"),
+                server,
+                vec![light, heavy],
+            )
+            .with_report()
+            .in_group(Group::new("imbalance", line)),
+        );
+    }
+    experiments
+}
+
+fn views(record: &ChapterRecord) -> Vec<View> {
+    let chapter = record.chapter;
+    let file = |name: &str| format!("chapter{chapter}_{name}");
+    let mut out = Vec::new();
+    let scaling = views::group(record, "scaling");
+    if !scaling.is_empty() {
+        out.push(View::new(
+            file("scaling.md"),
+            scaling_table(record, &scaling),
+        ));
+        if let Some(svg) = scaling_chart(record, &scaling) {
+            out.push(View::new(file("scaling.svg"), svg));
+        }
+        out.push(View::new(
+            file("balance.md"),
+            balance_table(record, &scaling),
+        ));
+    }
+    let imbalance = views::group(record, "imbalance");
+    if !imbalance.is_empty() {
+        out.push(View::new(
+            file("imbalance.md"),
+            imbalance_table(record, &imbalance),
+        ));
+    }
+    out
+}
+
+/// Server CPU per completed request, µs.
+fn cpu_us(experiment: &ExperimentRecord) -> Option<f64> {
+    let samples = experiment.samples.as_ref()?;
+    let completed = experiment.load()?.measured.requests.completed;
+    (samples.cpu_ms > 0 && completed > 0).then(|| samples.cpu_ms as f64 * 1000.0 / completed as f64)
+}
+
+/// The threads that run requests: what `/report` says, else the row's x.
+fn threads_serving(experiment: &ExperimentRecord) -> usize {
+    match experiment.report::<WorkersReport>() {
+        Some(report) => report.threads_per_worker * report.workers.len(),
+        None => experiment.group.as_ref().and_then(|g| g.x).unwrap_or(1.0) as usize,
+    }
+}
+
+/// The utilization law's bound: no more than min(threads, cores) ÷ the CPU
+/// each request takes, in requests per second.
+fn law(experiment: &ExperimentRecord, cores: usize) -> Option<f64> {
+    let cpu = cpu_us(experiment)?;
+    Some(threads_serving(experiment).min(cores) as f64 / (cpu / 1e6))
+}
+
+fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let cores = record.machine.cores;
+    let mut out = String::from(
+        "| server | threads serving | **req/s** | server CPU per request | utilization law: min(threads, cores) ÷ CPU | req/s ÷ law | p99 |\n\
+         |---|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for experiment in members {
+        let Some(load) = experiment.load() else {
+            continue;
+        };
+        let bound = law(experiment, cores);
+        let _ = writeln!(
+            out,
+            "| {} | {} | **{}** | {} | {} | {} | {} |",
+            views::row_label(experiment),
+            threads_serving(experiment),
+            thousands(load.measured.rps.round() as u64),
+            views::or_dash(cpu_us(experiment), |us| format!("{us:.0} µs")),
+            views::or_dash(bound, |b| thousands(b.round() as u64)),
+            views::or_dash(bound, |b| format!("{:.0} %", 100.0 * load.measured.rps / b)),
+            format_opt_ms(load.measured.latency_ms.p99),
+        );
+    }
+    if let Some(load) = members.first().and_then(|e| e.load()) {
+        let _ = write!(
+            out,
+            "\nThe machine has {cores} cores, shared by the server and the load client. The first row: `{}`.\n",
+            load.command
+        );
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+fn scaling_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Option<String> {
+    let mut lines = Lines::new();
+    for experiment in members {
+        let (Some(load), Some(group)) = (experiment.load(), &experiment.group) else {
+            continue;
+        };
+        if let (Some(series), Some(x)) = (&group.series, group.x) {
+            add_point(&mut lines, series, (x, load.measured.rps));
+        }
+    }
+    let top = lines
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    charts::lines_svg(
+        &format!(
+            "Chapter {}: requests/s of /work?us={WORK_US} against threads",
+            record.chapter
+        ),
+        "threads serving requests",
+        "requests/s",
+        &lines,
+        &[],
+        charts::Legend::UpperLeft,
+        Some(0.0..top * 1.6),
+    )
+}
+
+fn balance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let mut out = String::from(
+        "| server | connections accepted, per worker | requests answered, per worker |\n|---|---|---|\n",
+    );
+    for experiment in members {
+        let Some(report) = experiment.report::<WorkersReport>() else {
+            continue;
+        };
+        if report.workers.len() < 2 {
+            continue;
+        }
+        let list = |values: Vec<u64>| {
+            values
+                .iter()
+                .map(|&v| thousands(v))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            views::row_label(experiment),
+            list(report.workers.iter().map(|w| w.accepted).collect()),
+            list(report.workers.iter().map(|w| w.requests).collect()),
+        );
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
+
+fn imbalance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
+    let mut out = String::from(
+        "| server | light: p50 | **light: p99** | light: max | heavy: answered req/s | connections accepted, per worker |\n\
+         |---|--:|--:|--:|--:|---|\n",
+    );
+    for experiment in members {
+        let (Some(light), Some(heavy)) = (experiment.loads.first(), experiment.loads.get(1)) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | **{}** | {} | {} | {} |",
+            views::row_label(experiment),
+            format_opt_ms(light.measured.latency_ms.p50),
+            format_opt_ms(light.measured.latency_ms.p99),
+            format_opt_ms(light.measured.latency_ms.max),
+            thousands(heavy.measured.rps.round() as u64),
+            views::or_dash(experiment.report::<WorkersReport>(), |report| {
+                if report.workers.len() < 2 {
+                    "one runtime: any thread".to_string()
+                } else {
+                    report
+                        .workers
+                        .iter()
+                        .map(|w| thousands(w.accepted))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                }
+            }),
+        );
+    }
+    if let Some(experiment) = members.first() {
+        let _ = writeln!(out, "\nThe two loads, at once:\n");
+        for load in &experiment.loads {
+            let _ = writeln!(out, "- `{}`", load.command);
+        }
+    }
+    out.push('\n');
+    out.push_str(&stamp(record));
+    out
+}
