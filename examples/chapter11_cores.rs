@@ -115,28 +115,36 @@ fn per_core(server: &ServerArgs, workers: usize) {
         listeners.push(same_port.bind_or_exit());
     }
     let board = board(workers);
-    let mut threads = Vec::new();
+    let (ended, any_ended) = std::sync::mpsc::channel();
     for (index, listener) in listeners.into_iter().enumerate() {
         let me = board.slot(index);
         me.started();
         me.serving_on(1);
+        let ended = Ended(index, ended.clone());
         let thread = std::thread::Builder::new()
             .name(format!("loop-{index}"))
-            .spawn(move || one_loop(&listener, me));
-        match thread {
-            Ok(thread) => threads.push(thread),
-            Err(error) => {
-                eprintln!("error: cannot start loop thread {index}: {error}");
-                std::process::exit(1);
-            }
+            .spawn(move || {
+                let _ended = ended;
+                one_loop(&listener, me)
+            });
+        if let Err(error) = thread {
+            eprintln!("error: cannot start loop thread {index}: {error}");
+            std::process::exit(1);
         }
     }
     announce(addr);
     // The loops never end; if one does, something broke it: say so and stop.
-    for (index, thread) in threads.into_iter().enumerate() {
-        let _ = thread.join();
-        eprintln!("error: loop thread {index} ended; stopping");
-        std::process::exit(1);
+    let index = any_ended.recv().unwrap_or(0);
+    eprintln!("error: loop thread {index} ended; stopping");
+    std::process::exit(1);
+}
+
+/// Says which loop thread ended, however it ended (a panic too).
+struct Ended(usize, std::sync::mpsc::Sender<usize>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.1.send(self.0);
     }
 }
 // ANCHOR_END: per_core
