@@ -341,7 +341,11 @@ fn stall_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String 
             "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
             thousands(m.requests.completed),
-            views::or_dash(due_in_stall(experiment, load), thousands),
+            // A closed client has no schedule: nothing is ever "due".
+            views::or_dash(
+                due_in_stall(experiment, load).filter(|_| m.open.is_some()),
+                thousands
+            ),
             format_opt_ms(m.latency_ms.p50),
             format_opt_ms(m.latency_ms.p99),
             format_opt_ms(m.latency_ms.p999),
@@ -488,7 +492,7 @@ fn tools_table(
 
 fn accuracy_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| client | asked | **sent at** | off by | sent late | latest | p99 | client CPU per request | server CPU per request |\n\
+        "| client | asked | **sent at** (closed: answered) | off by | sent late | latest | p99 | client CPU per request | server CPU per request |\n\
          |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {

@@ -13,7 +13,7 @@ use super::chapter3;
 use super::charts;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group};
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, ServerUnderTest, command_line, scaled};
 use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
 use crate::defaults;
 use crate::report::WorkersReport;
@@ -76,7 +76,10 @@ fn scaling_servers() -> Vec<(String, &'static str, usize, ServerUnderTest)> {
             ServerUnderTest::of(&chapter2::THREADS)
                 .with_args(
                     &["--workers", "1", "--threads", &t],
-                    &format!("chapter 2's pool, {threads} threads"),
+                    &format!(
+                        "chapter 2's pool, {threads} thread{}",
+                        if threads == 1 { "" } else { "s" }
+                    ),
                 )
                 .with_capacity(Capacity::Limited(threads)),
         ));
@@ -204,8 +207,8 @@ fn law(experiment: &ExperimentRecord, cores: usize) -> Option<f64> {
 fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let cores = record.machine.cores;
     let mut out = String::from(
-        "| server | threads serving | **req/s** | server CPU per request | utilization law: min(threads, cores) ÷ CPU | req/s ÷ law | p99 |\n\
-         |---|--:|--:|--:|--:|--:|--:|\n",
+        "| server | threads serving | **req/s** | server CPU per request | utilization law: min(threads, cores) ÷ CPU | threads busy: req/s ÷ law | p99 | max |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
@@ -214,7 +217,7 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
         let bound = law(experiment, cores);
         let _ = writeln!(
             out,
-            "| {} | {} | **{}** | {} | {} | {} | {} |",
+            "| {} | {} | **{}** | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
             threads_serving(experiment),
             thousands(load.measured.rps.round() as u64),
@@ -222,14 +225,25 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
             views::or_dash(bound, |b| thousands(b.round() as u64)),
             views::or_dash(bound, |b| format!("{:.0} %", 100.0 * load.measured.rps / b)),
             format_opt_ms(load.measured.latency_ms.p99),
+            format_opt_ms(load.measured.latency_ms.max),
         );
     }
-    if let Some(load) = members.first().and_then(|e| e.load()) {
-        let _ = write!(
-            out,
-            "\nThe machine has {cores} cores, shared by the server and the load client. The first row: `{}`.\n",
-            load.command
-        );
+    let _ = writeln!(
+        out,
+        "\nThe machine has {cores} cores, shared by the server and the load client. Each row: the server, then the load:\n"
+    );
+    for experiment in members {
+        if let Some(load) = experiment.load() {
+            let mut server = vec!["--port".to_string(), experiment.default_port.to_string()];
+            server.extend(experiment.server_args.iter().cloned());
+            let _ = writeln!(
+                out,
+                "- {}: `{}`, then `{}`",
+                views::row_label(experiment),
+                command_line(&experiment.example, &server),
+                load.command
+            );
+        }
     }
     out.push('\n');
     out.push_str(&stamp(record));
@@ -297,8 +311,8 @@ fn balance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
 
 fn imbalance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| server | light: p50 | **light: p99** | light: max | heavy: answered req/s | connections accepted, per worker |\n\
-         |---|--:|--:|--:|--:|---|\n",
+        "| server | light: p50 | **light: p99** | light: max | heavy: answered req/s | connections accepted, per worker (50 light + 1 heavy) | requests answered, per worker |\n\
+         |---|--:|--:|--:|--:|---|---|\n",
     );
     for experiment in members {
         let (Some(light), Some(heavy)) = (experiment.loads.first(), experiment.loads.get(1)) else {
@@ -306,7 +320,7 @@ fn imbalance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
         };
         let _ = writeln!(
             out,
-            "| {} | {} | **{}** | {} | {} | {} |",
+            "| {} | {} | **{}** | {} | {} | {} | {} |",
             views::row_label(experiment),
             format_opt_ms(light.measured.latency_ms.p50),
             format_opt_ms(light.measured.latency_ms.p99),
@@ -324,10 +338,26 @@ fn imbalance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
                         .join(" / ")
                 }
             }),
+            views::or_dash(
+                experiment
+                    .report::<WorkersReport>()
+                    .filter(|r| r.workers.len() > 1),
+                |report| {
+                    report
+                        .workers
+                        .iter()
+                        .map(|w| thousands(w.requests))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                }
+            ),
         );
     }
     if let Some(experiment) = members.first() {
-        let _ = writeln!(out, "\nThe two loads, at once:\n");
+        let _ = writeln!(
+            out,
+            "\nThe two loads, started together (in two terminals, by hand):\n"
+        );
         for load in &experiment.loads {
             let _ = writeln!(out, "- `{}`", load.command);
         }
