@@ -392,6 +392,7 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     "400 requests per second",
     "200 requests per second",
     // Chapter 10's offered loads.
+    "0.5 ×",
     "0.9 ×",
     "1.2 ×",
     // The seeds' ab experiment: 400 ms requests.
