@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::chapter::{Chapter, Example};
 use super::chapter2;
 use super::chapter3;
+use super::chapter8;
 use super::charts;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group};
@@ -151,6 +152,35 @@ fn experiments(scale: f64) -> Vec<Experiment> {
             .in_group(Group::new("imbalance", line)),
         );
     }
+    // What each model holds for a thousand connections, each with a 1 s
+    // request always in flight (chapter 8's measure).
+    let delay = scaled(1000, scale);
+    let duration = scaled(10_000, scale);
+    let two = COUNTS[COUNTS.len() - 1].to_string();
+    let mut held: Vec<chapter8::HeldServer> = vec![(
+        "current",
+        "one loop (chapter 3)",
+        ServerUnderTest::of(&chapter3::ASYNC).with_args(&[], "chapter 3: one current-thread loop"),
+    )];
+    for (name, model, line) in [
+        ("steal", "steal", "work stealing"),
+        ("per_core", "per-core", "a loop per core"),
+        ("processes", "processes", "a process per core"),
+    ] {
+        held.push((
+            name,
+            line,
+            ServerUnderTest::of(&CORES).with_args(
+                &["--model", model, "--workers", &two],
+                &format!("{line}, {two} workers"),
+            ),
+        ));
+    }
+    for server in held {
+        experiments.push(chapter8::held_connections(
+            11, server, 1000, delay, duration, None,
+        ));
+    }
     experiments
 }
 
@@ -170,6 +200,13 @@ fn views(record: &ChapterRecord) -> Vec<View> {
         out.push(View::new(
             file("balance.md"),
             balance_table(record, &scaling),
+        ));
+    }
+    let held = views::group(record, "held_busy");
+    if !held.is_empty() {
+        out.push(View::new(
+            file("held_busy.md"),
+            chapter8::cost_table(record, &held),
         ));
     }
     let imbalance = views::group(record, "imbalance");
