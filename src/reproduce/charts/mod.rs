@@ -4,9 +4,14 @@
 
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::load::record::Span;
+
+mod linear;
+mod sequence;
+
+pub use linear::{linear_x_svg, time_lines_svg};
+pub use sequence::{SequenceStep, sequence_svg};
 
 /// Where a chart's legend goes (out of the lines' way).
 pub use plotters::chart::SeriesLabelPosition as Legend;
@@ -83,93 +88,6 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(230, 150, 30),
     RGBColor(90, 90, 90),
 ];
-
-/// One row of a sequence picture: which lane acts, when, and what it does.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SequenceStep {
-    pub lane: usize,
-    /// When, as shown in the left column.
-    pub at: String,
-    pub label: String,
-}
-
-/// A sequence picture: a column per lane (who acts), a row per step top to
-/// bottom, a dot where the step happens and a line from each dot to the
-/// next, so the flow of control reads as a path; the step's words on the
-/// right. `None` when there is nothing to draw.
-pub fn sequence_svg(title: &str, lanes: &[&str], steps: &[SequenceStep]) -> Option<String> {
-    if steps.is_empty() || lanes.is_empty() {
-        return None;
-    }
-    const ROW: i32 = 24;
-    const TOP: i32 = 78;
-    const TIME_RIGHT: i32 = 84;
-    const LANE_LEFT: i32 = 96;
-    const LANE_WIDTH: i32 = 150;
-    let words_left = LANE_LEFT + LANE_WIDTH * lanes.len() as i32 + 8;
-    let width = (words_left + 430) as u32;
-    let height = (TOP + ROW * steps.len() as i32 + 16) as u32;
-    let lane_x = |lane: usize| LANE_LEFT + LANE_WIDTH * lane as i32 + LANE_WIDTH / 2;
-    let row_y = |row: usize| TOP + ROW * row as i32 + ROW / 2;
-    let font = |size: i32| ("sans-serif", size).into_font().color(&BLACK);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        root.draw(&Text::new(title, (12, 10), font(16))).ok()?;
-        let centred = font(13).pos(Pos::new(HPos::Center, VPos::Top));
-        for (lane, name) in lanes.iter().enumerate() {
-            let x = lane_x(lane);
-            root.draw(&Text::new(*name, (x, 40), centred.clone()))
-                .ok()?;
-            root.draw(&PathElement::new(
-                [(x, TOP - 8), (x, height as i32 - 8)],
-                BLACK.mix(0.15).stroke_width(1),
-            ))
-            .ok()?;
-        }
-        let right = font(12).pos(Pos::new(HPos::Right, VPos::Center));
-        let left = font(12).pos(Pos::new(HPos::Left, VPos::Center));
-        root.draw(&Text::new(
-            "time",
-            (TIME_RIGHT, 40),
-            font(13).pos(Pos::new(HPos::Right, VPos::Top)),
-        ))
-        .ok()?;
-        let path: Vec<(i32, i32)> = steps
-            .iter()
-            .enumerate()
-            .map(|(row, step)| (lane_x(step.lane.min(lanes.len() - 1)), row_y(row)))
-            .collect();
-        root.draw(&PathElement::new(
-            path.clone(),
-            ANSWERED.mix(0.5).stroke_width(2),
-        ))
-        .ok()?;
-        for (row, (step, point)) in steps.iter().zip(&path).enumerate() {
-            let y = row_y(row);
-            if row % 2 == 0 {
-                root.draw(&Rectangle::new(
-                    [(0, y - ROW / 2), (width as i32, y + ROW / 2)],
-                    BLACK.mix(0.03).filled(),
-                ))
-                .ok()?;
-            }
-            let colour = PALETTE[step.lane % PALETTE.len()];
-            root.draw(&Circle::new(*point, 5, colour.filled())).ok()?;
-            root.draw(&Text::new(step.at.clone(), (TIME_RIGHT, y), right.clone()))
-                .ok()?;
-            root.draw(&Text::new(
-                step.label.clone(),
-                (words_left, y),
-                left.clone(),
-            ))
-            .ok()?;
-        }
-        root.present().ok()?;
-    }
-    Some(svg)
-}
 
 /// Draws the chart's legend at `position`, on a light box.
 fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>, position: Legend) -> Option<()>
@@ -384,118 +302,6 @@ impl Lines<'_> {
         legend(chart, self.legend.clone())?;
         Some(())
     }
-}
-
-/// Lines against seconds of a run (a linear time axis), on a log y axis
-/// from `y_floor`, with the span `shade` (a stall) drawn behind them. Each
-/// line is `(name, points)`; a line may have gaps (no point where nothing
-/// happened), drawn as separate pieces so a gap looks like one.
-pub fn time_lines_svg(
-    title: &str,
-    y_label: &str,
-    lines: &[(String, Vec<(f64, f64)>)],
-    shade: Option<(f64, f64, &str)>,
-    gap: f64,
-) -> Option<String> {
-    linear_x_svg(
-        title,
-        "seconds into the run (when each request was due)",
-        y_label,
-        lines,
-        shade,
-        gap,
-    )
-}
-
-/// Lines on a linear x axis from zero and a log y axis, with an optional
-/// shaded span; see [`time_lines_svg`].
-pub fn linear_x_svg(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    lines: &[(String, Vec<(f64, f64)>)],
-    shade: Option<(f64, f64, &str)>,
-    gap: f64,
-) -> Option<String> {
-    let points = || lines.iter().flat_map(|(_, points)| points.iter());
-    let x_end = points().map(|p| p.0).fold(0.0, f64::max) * 1.02;
-    let y_max = points().map(|p| p.1).fold(0.0, f64::max);
-    let y_min = points()
-        .map(|p| p.1)
-        .filter(|y| *y > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    if !(x_end > 0.0 && y_max > 0.0 && y_min.is_finite()) {
-        return None;
-    }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..x_end, (y_min * 0.5..y_max * 40.0).log_scale())
-            .ok()?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .y_label_formatter(&|y| {
-                if *y >= 1.0 {
-                    format!("{y:.0}")
-                } else {
-                    format!("{y:.2}")
-                }
-            })
-            .draw()
-            .ok()?;
-        if let Some((from, to, label)) = shade {
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(from, y_min * 0.5), (to, y_max * 40.0)],
-                    BLACK.mix(0.08).filled(),
-                )))
-                .ok()?
-                .label(label)
-                .legend(|(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLACK.mix(0.15).filled())
-                });
-        }
-        for (index, (name, points)) in lines.iter().enumerate() {
-            let colour = PALETTE[index % PALETTE.len()];
-            // Split where consecutive points are further apart than `gap`.
-            let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
-            for &point in points {
-                match pieces.last_mut() {
-                    Some(piece) if piece.last().is_some_and(|last| point.0 - last.0 <= gap) => {
-                        piece.push(point)
-                    }
-                    _ => pieces.push(vec![point]),
-                }
-            }
-            // A few measured points: mark each, so a line is not mistaken for data.
-            if points.len() <= 20 {
-                chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
-                    .ok()?;
-            }
-            for (number, piece) in pieces.into_iter().enumerate() {
-                let drawn = chart
-                    .draw_series(LineSeries::new(piece, colour.stroke_width(2)))
-                    .ok()?;
-                if number == 0 {
-                    drawn.label(name.clone()).legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
-                    });
-                }
-            }
-        }
-        legend(&mut chart, Legend::UpperRight)?;
-        root.present().ok()?;
-    }
-    Some(svg)
 }
 
 /// The event loop's lag over a run: how late a task that asks to wake every

@@ -9,17 +9,19 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+mod switch;
+mod trace;
+
 use super::chapter::{Chapter, Example};
 use super::chapter3;
 use super::chapter8::{self, HeldServer};
-use super::charts::{self, Legend};
 use super::model::Capacity;
 use super::record::Group;
 use super::record::{ChapterRecord, ExperimentRecord, ProgramRecord};
 use super::spec::{Experiment, LoadSpec, Program, ServerUnderTest, command_line, scaled};
-use super::views::{self, Lines, View, add_point, stamp, thousands};
+use super::views::{self, View, stamp, thousands};
 use crate::defaults;
-use crate::report::{BudgetReport, RuntimeReport, Step, SwitchCosts, WakeCause};
+use crate::report::{BudgetReport, RuntimeReport, SwitchCosts};
 
 pub const RUNTIME: Example = Example::server(
     "chapter9_runtime",
@@ -183,12 +185,12 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     let file = |name: &str| format!("chapter{chapter}_{name}");
     let mut out = Vec::new();
     if let Some(trace) = views::find(record, "trace") {
-        let steps = one_request(trace);
+        let steps = trace::one_request(trace);
         out.push(View::new(
             file("trace.md"),
-            trace_table(record, trace, &steps),
+            trace::trace_table(record, trace, &steps),
         ));
-        if let Some(svg) = trace_svg(&steps) {
+        if let Some(svg) = trace::trace_svg(&steps) {
             out.push(View::new(file("trace.svg"), svg));
         }
     }
@@ -212,13 +214,13 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     if !switches.is_empty() {
         out.push(View::new(
             file("switch.md"),
-            switch_table(record, &switches),
+            switch::switch_table(record, &switches),
         ));
         out.push(View::new(
             file("switch_costs.md"),
-            start_and_memory_table(record, &switches),
+            switch::start_and_memory_table(record, &switches),
         ));
-        if let Some(svg) = switch_chart(chapter, &switches) {
+        if let Some(svg) = switch::switch_chart(chapter, &switches) {
             out.push(View::new(file("switch.svg"), svg));
         }
     }
@@ -228,166 +230,13 @@ fn views(record: &ChapterRecord) -> Vec<View> {
         .find(|p| p.slug == "budget")
         .and_then(ProgramRecord::output::<BudgetReport>)
     {
-        out.push(View::new(file("budget.md"), budget_table(record, &budget)));
+        out.push(View::new(
+            file("budget.md"),
+            switch::budget_table(record, &budget),
+        ));
     }
     out.push(View::new(file("summary.md"), summary(record)));
     out
-}
-
-// ----- One request, traced -----
-
-/// A step of the trace as the page shows it: µs since the connection
-/// arrived, which lane (0 the accept loop, 1 the connection, 2 the
-/// reactor), and what happened.
-struct Shown {
-    at_us: f64,
-    lane: usize,
-    what: String,
-}
-
-const LANES: [&str; 3] = [
-    "task 0: the accept loop",
-    "task 1: the connection",
-    "reactor: epoll and timers",
-];
-
-/// The steps of the first connection's life (task 1), from the wake-up
-/// that brought it to its `Ready`, with every reactor step between; the
-/// report's own connection, which came later, is left out.
-fn one_request(trace: &ExperimentRecord) -> Vec<Shown> {
-    let Some(report) = trace.report::<RuntimeReport>() else {
-        return Vec::new();
-    };
-    let steps = &report.trace;
-    let Some(first_spawn) = steps
-        .iter()
-        .position(|s| s.step == Step::Spawned { task: 1 })
-    else {
-        return Vec::new();
-    };
-    // Back to the wake-up of the accept loop that led to the spawn.
-    let start = steps[..first_spawn]
-        .iter()
-        .rposition(|s| matches!(s.step, Step::Woke { task: 0, .. }))
-        .unwrap_or(first_spawn);
-    let end = steps
-        .iter()
-        .position(|s| {
-            s.step
-                == Step::Polled {
-                    task: 1,
-                    ready: true,
-                }
-        })
-        .unwrap_or(steps.len() - 1);
-    let origin = steps[start].at_us;
-    steps[start..=end]
-        .iter()
-        .filter(|s| match s.step {
-            // Task 1 is freed after it ends; later tasks are the report's.
-            Step::Spawned { task }
-            | Step::Poll { task }
-            | Step::Polled { task, .. }
-            | Step::WouldBlock { task, .. }
-            | Step::Timer { task, .. }
-            | Step::Woke { task, .. } => task <= 1,
-            Step::Slept { .. } => true,
-        })
-        .map(|s| {
-            let lane = match s.step {
-                Step::Slept { .. } | Step::Woke { .. } => 2,
-                // The accept loop spawns.
-                Step::Spawned { .. } => 0,
-                Step::Poll { task }
-                | Step::Polled { task, .. }
-                | Step::WouldBlock { task, .. }
-                | Step::Timer { task, .. } => task.min(1),
-            };
-            Shown {
-                at_us: s.at_us - origin,
-                lane,
-                what: describe(s.step),
-            }
-        })
-        .collect()
-}
-
-/// A step in the page's words.
-fn describe(step: Step) -> String {
-    match step {
-        Step::Spawned { task } => format!("`spawn`: task {task} joins the ready queue"),
-        Step::Poll { task } => format!("the executor polls task {task}"),
-        Step::Polled { ready: false, .. } => "`poll` returns `Pending`".into(),
-        Step::Polled { ready: true, .. } => "`poll` returns `Ready`: the task ends".into(),
-        Step::WouldBlock { write: false, .. } => {
-            "not ready to read (`WouldBlock`): waker left with the reactor".into()
-        }
-        Step::WouldBlock { write: true, .. } => {
-            "not ready to write (`WouldBlock`): waker left with the reactor".into()
-        }
-        Step::Timer { ms, .. } => format!("`sleep({ms} ms)`: a timer on the heap"),
-        Step::Slept {
-            timeout_ms,
-            events,
-            slept_us,
-        } => format!(
-            "`epoll_wait` (timeout {}) → {events} event{} after {}",
-            timeout_ms.map_or("none".to_string(), |ms| format!("{ms} ms")),
-            if events == 1 { "" } else { "s" },
-            views::format_ms(slept_us as f64 / 1000.0),
-        ),
-        Step::Woke { task, by } => format!(
-            "wake task {task}: {}",
-            match by {
-                WakeCause::Readable => "readable",
-                WakeCause::Writable => "writable",
-                WakeCause::Timer => "timer due",
-            }
-        ),
-    }
-}
-
-fn trace_table(record: &ChapterRecord, trace: &ExperimentRecord, steps: &[Shown]) -> String {
-    if steps.is_empty() {
-        return "*This record has no trace of a connection.*\n".into();
-    }
-    let mut out =
-        String::from("| µs after the connection arrived | where | step |\n|--:|---|---|\n");
-    for step in steps {
-        let _ = writeln!(
-            out,
-            "| {:.0} | {} | {} |",
-            step.at_us, LANES[step.lane], step.what
-        );
-    }
-    if let Some(load) = trace.load() {
-        let _ = write!(
-            out,
-            "\nThe request: `{}`, sent by `{}`.\n",
-            load.path, load.command
-        );
-    }
-    out.push('\n');
-    out.push_str(&stamp(record));
-    out
-}
-
-/// The steps as a picture: a lane per task and one for the reactor, a dot
-/// per step, top to bottom in time order.
-fn trace_svg(steps: &[Shown]) -> Option<String> {
-    let rows: Vec<charts::SequenceStep> = steps
-        .iter()
-        .map(|s| charts::SequenceStep {
-            lane: s.lane,
-            at: format!("{:.0} µs", s.at_us),
-            label: s.what.replace('`', ""),
-        })
-        .collect();
-    charts::sequence_svg(
-        "One request through our runtime: who runs, step by step",
-        &LANES,
-        &rows,
-    )
 }
 
 // ----- Runtime against runtime -----
@@ -507,230 +356,6 @@ fn hello_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String 
     out
 }
 
-// ----- What a switch costs -----
-
-/// The runs of one brigade size, pinned or not.
-fn runs(switches: &[SwitchCosts], workers: u32, pinned: bool) -> Vec<&SwitchCosts> {
-    switches
-        .iter()
-        .filter(|s| s.workers == workers && s.pinned == pinned)
-        .collect()
-}
-
-/// One of a run's costs.
-type Field = fn(&SwitchCosts) -> f64;
-
-/// The median of `field` over `runs`.
-fn median_of(runs: &[&SwitchCosts], field: Field) -> Option<f64> {
-    median(runs.iter().map(|s| field(s)).collect())
-}
-
-fn micros(ns: Option<f64>) -> String {
-    ns.map_or("—".into(), |ns| format!("{:.1} µs", ns / 1000.0))
-}
-
-fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> String {
-    let mut out = format!(
-        "A brigade of {ANCHOR_WORKERS}: time per hop (one write, one wake-up, one read), median of the runs, \
-         and the same less the baseline (one thread making a hop's write and read on as many socket pairs, nobody to wake).\n\n\
-         | | runs | baseline | **threads** | threads, each run | tokio tasks | our tasks | threads − baseline | tokio − baseline | ours − baseline | (threads − baseline) ÷ (tokio − baseline) |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
-    );
-    for pinned in [false, true] {
-        let runs = runs(switches, ANCHOR_WORKERS, pinned);
-        if runs.is_empty() {
-            continue;
-        }
-        let baseline = median_of(&runs, |s| s.baseline_hop_ns);
-        let less = |field: fn(&SwitchCosts) -> f64| {
-            median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
-        };
-        let threads = less(|s| s.thread_hop_ns);
-        let tokio = less(|s| s.task_hop_ns);
-        let each: Vec<String> = runs
-            .iter()
-            .map(|s| format!("{:.1}", s.thread_hop_ns / 1000.0))
-            .collect();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | **{}** | {} µs | {} | {} | {} | {} | {} | {} |",
-            if pinned {
-                "pinned to one CPU"
-            } else {
-                "free to use every CPU"
-            },
-            runs.len(),
-            micros(baseline),
-            micros(median_of(&runs, |s| s.thread_hop_ns)),
-            each.join(", "),
-            micros(median_of(&runs, |s| s.task_hop_ns)),
-            micros(median_of(&runs, |s| s.ours_hop_ns)),
-            micros(threads),
-            micros(tokio),
-            micros(less(|s| s.ours_hop_ns)),
-            match (threads, tokio) {
-                (Some(t), Some(k)) if k > 0.0 => format!("{:.1} ×", t / k),
-                _ => "—".into(),
-            },
-        );
-    }
-    if let Some(run) = record.programs.iter().find(|p| {
-        p.output::<SwitchCosts>()
-            .is_some_and(|s| s.workers == ANCHOR_WORKERS && !s.pinned)
-    }) {
-        let _ = write!(out, "\nOne run: `{}`.\n", run.command);
-    }
-    out.push('\n');
-    out.push_str(&stamp(record));
-    out
-}
-
-fn start_and_memory_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> String {
-    let all: Vec<&SwitchCosts> = switches.iter().filter(|s| !s.pinned).collect();
-    let bytes = |value: Option<f64>| {
-        value.map_or("—".into(), |b| {
-            if b.abs() >= 1024.0 {
-                format!("{:.1} KiB", b / 1024.0)
-            } else {
-                format!("{b:.0} bytes")
-            }
-        })
-    };
-    let mut out =
-        String::from("| | a thread | a tokio task | thread ÷ task |\n|---|--:|--:|--:|\n");
-    let row = |out: &mut String,
-               what: &str,
-               thread: Option<f64>,
-               task: Option<f64>,
-               show: &dyn Fn(Option<f64>) -> String| {
-        let ratio = match (thread, task) {
-            (Some(t), Some(k)) if k > 0.0 => format!("{:.0} ×", t / k),
-            _ => "—".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {what} | {} | {} | {ratio} |",
-            show(thread),
-            show(task)
-        );
-    };
-    let pinned: Vec<&SwitchCosts> = switches.iter().filter(|s| s.pinned).collect();
-    row(
-        &mut out,
-        "start one (spawn, run to the end, join), free to use every CPU",
-        median_of(&all, |s| s.thread_spawn_ns),
-        median_of(&all, |s| s.task_spawn_ns),
-        &micros,
-    );
-    row(
-        &mut out,
-        "start one, pinned to one CPU",
-        median_of(&pinned, |s| s.thread_spawn_ns),
-        median_of(&pinned, |s| s.task_spawn_ns),
-        &micros,
-    );
-    row(
-        &mut out,
-        "**resident memory** per one waiting on a socket (slope)",
-        median_of(&all, |s| s.thread_bytes),
-        median_of(&all, |s| s.task_bytes),
-        &bytes,
-    );
-    row(
-        &mut out,
-        "kernel stacks and page tables per one waiting (slope, machine-wide)",
-        median_of(&all, |s| s.thread_kernel_bytes),
-        median_of(&all, |s| s.task_kernel_bytes),
-        &bytes,
-    );
-    let counts = |list: &[usize]| {
-        let shown: Vec<String> = list.iter().map(|&n| thousands(n as u64)).collect();
-        shown.join(", ")
-    };
-    if let Some(first) = all.first() {
-        let _ = write!(
-            out,
-            "\nMedians of {} runs each (every brigade size), the memory from those not pinned: the \
-             slope of a least-squares line through the memory added by {} waiting threads, and by {} \
-             waiting tasks.\n\n",
-            all.len(),
-            counts(&first.waiting_threads),
-            counts(&first.waiting_tasks),
-        );
-    }
-    out.push_str(&stamp(record));
-    out
-}
-
-fn switch_chart(chapter: u32, switches: &[SwitchCosts]) -> Option<String> {
-    let mut lines = Lines::new();
-    let kinds: [(&str, Field); 3] = [
-        ("threads", |s| s.thread_hop_ns),
-        ("tokio tasks", |s| s.task_hop_ns),
-        ("our tasks", |s| s.ours_hop_ns),
-    ];
-    for pinned in [false, true] {
-        for (kind, field) in kinds {
-            for workers in BRIGADE_WORKERS {
-                let runs = runs(switches, workers, pinned);
-                if let Some(ns) =
-                    median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
-                {
-                    let series = format!("{kind}{}", if pinned { ", pinned" } else { "" });
-                    add_point(
-                        &mut lines,
-                        &series,
-                        (f64::from(workers), (ns / 1000.0).max(0.01)),
-                    );
-                }
-            }
-        }
-    }
-    // A linear axis from zero, with room above the lines for the legend:
-    // the gap between threads and tasks looks as large as it is.
-    let top = lines
-        .iter()
-        .flat_map(|(_, points)| points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
-    charts::lines_svg(
-        &format!("Chapter {chapter}: a hop less the baseline, by brigade size"),
-        "workers in the brigade",
-        "µs per hop, less the baseline",
-        &lines,
-        &[],
-        Legend::UpperRight,
-        Some(0.0..top * 1.9),
-    )
-}
-
-// ----- The cooperative budget -----
-
-fn budget_table(record: &ChapterRecord, budget: &BudgetReport) -> String {
-    let mut out = format!(
-        "A greedy task reads {} in 64-byte pieces from a socket another thread keeps full; a ticker asks to wake every {} ms.\n\n\
-         | runtime | greedy task took | it gave the thread up | ticker ran | **ticker at worst late by** |\n|---|--:|--:|--:|--:|\n",
-        views::mib(budget.bytes / 1024),
-        budget.tick_ms
-    );
-    for run in &budget.runtimes {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} times | {} times | **{}** |",
-            run.runtime,
-            views::format_ms(run.greedy_ms),
-            thousands(run.greedy_yields),
-            thousands(run.ticks),
-            views::format_ms(run.max_late_ms),
-        );
-    }
-    if let Some(program) = record.programs.iter().find(|p| p.slug == "budget") {
-        let _ = write!(out, "\nRun by `{}`.\n", program.command);
-    }
-    out.push('\n');
-    out.push_str(&stamp(record));
-    out
-}
-
 // ----- The findings, in sentences -----
 
 fn summary(record: &ChapterRecord) -> String {
@@ -779,7 +404,7 @@ fn summary(record: &ChapterRecord) -> String {
         .filter_map(ProgramRecord::output)
         .collect();
     for pinned in [false, true] {
-        let runs = runs(&switches, ANCHOR_WORKERS, pinned);
+        let runs = switch::runs(&switches, ANCHOR_WORKERS, pinned);
         let less = |field: fn(&SwitchCosts) -> f64| {
             median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
         };
