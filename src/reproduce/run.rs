@@ -135,24 +135,9 @@ fn stall(
 impl Program {
     /// Runs the program with `--json`, sampling it, and keeps what it printed.
     pub fn run(&self) -> Result<ProgramRecord, String> {
-        let program = harness::examples_dir().join(self.example);
         let started = std::time::Instant::now();
-        let child = std::process::Command::new(&program)
-            .args(&self.args)
-            .arg("--json")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
-        let sampler = Sampler::start(child.id());
-        let output = child
-            .wait_with_output()
-            .map_err(|error| format!("{} did not finish: {error}", self.example))?;
+        let (output, samples) = run_json_example(self.example, &self.args)?;
         let duration_s = started.elapsed().as_secs_f64();
-        let samples = sampler.map(Sampler::finish).map(|mut samples| {
-            samples.samples.clear();
-            samples
-        });
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() {
             return Err(format!(
@@ -288,24 +273,8 @@ fn drive(spec: &LoadSpec, args: &[String]) -> Result<Driven, String> {
         }
         Driver::Peer { tool } => Ok(drive_peer(tool, spec, args)),
         Driver::Command { example } => {
-            let program = harness::examples_dir().join(example);
-            let child = std::process::Command::new(&program)
-                .args(args)
-                .arg("--json")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
             // The client is what is studied here: sample its threads and memory.
-            let sampler = Sampler::start(child.id());
-            let output = child
-                .wait_with_output()
-                .map_err(|error| format!("{example} did not finish: {error}"))?;
-            let client_samples = sampler.map(Sampler::finish).map(|mut samples| {
-                // A client is shown by its peaks, as a server is.
-                samples.samples.clear();
-                samples
-            });
+            let (output, client_samples) = run_json_example(example, args)?;
             let summary: Summary = serde_json::from_slice(&output.stdout).map_err(|error| {
                 format!(
                     "{example} did not print a load report ({error}); its stderr: {}",
@@ -386,4 +355,30 @@ fn drive_peer(tool: super::peers::Peer, spec: &LoadSpec, args: &[String]) -> Dri
                 .collect::<String>()
         )),
     }
+}
+
+/// Runs example `example` with `args` and `--json`, sampling its threads,
+/// memory and CPU while it runs (kept by their peaks, as a server's are);
+/// what it printed and the samples.
+fn run_json_example(
+    example: &str,
+    args: &[String],
+) -> Result<(std::process::Output, Option<ServerSamples>), String> {
+    let program = harness::examples_dir().join(example);
+    let child = std::process::Command::new(&program)
+        .args(args)
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+    let sampler = Sampler::start(child.id());
+    let output = child
+        .wait_with_output()
+        .map_err(|error| format!("{example} did not finish: {error}"))?;
+    let samples = sampler.map(Sampler::finish).map(|mut samples| {
+        samples.samples.clear();
+        samples
+    });
+    Ok((output, samples))
 }

@@ -13,7 +13,6 @@ mod switch;
 mod trace;
 
 use super::chapter::{Chapter, Example};
-use super::chapter3;
 use super::chapter8::{self, HeldServer};
 use super::model::Capacity;
 use super::record::Group;
@@ -66,18 +65,8 @@ fn servers() -> Vec<HeldServer> {
                 "the same async fn handler on tokio's current-thread runtime",
             ),
         ),
-        (
-            "axum",
-            "axum on tokio",
-            ServerUnderTest::of(&chapter3::ASYNC)
-                .with_args(&[], "chapter 3's axum on a tokio current-thread loop"),
-        ),
-        (
-            "loop",
-            "minimal loop",
-            ServerUnderTest::of(&chapter8::MINIMAL_LOOP)
-                .with_args(&[], "chapter 8's minimal loop (mio, one thread)"),
-        ),
+        chapter8::axum(),
+        chapter8::minimal_loop(),
     ]
 }
 
