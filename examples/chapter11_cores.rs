@@ -47,6 +47,11 @@ struct Flags {
     /// Loops (threads or processes) [default: the cores this process may use].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
+    /// With `--model processes`: a worker accepts only while it holds less
+    /// than its fair share of the open connections (chapter 2's rule), so a
+    /// burst of connections cannot all go to the first worker that wakes.
+    #[arg(long)]
+    fair_accept: bool,
 }
 
 fn main() {
@@ -55,6 +60,12 @@ fn main() {
         "Chapter 11: the book's server on every core: work stealing, a loop per core, or a process per core.",
         defaults::CHAPTER11_CORES_PORT,
     );
+    if flags.fair_accept && flags.model != Model::Processes {
+        eprintln!(
+            "error: --fair-accept shares one socket fairly between processes; it needs --model processes"
+        );
+        std::process::exit(2);
+    }
     let workers = flags.workers.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
@@ -66,9 +77,10 @@ fn main() {
             per_core(&flags.server, workers)
         }
         Model::Processes => {
+            let fair = flags.fair_accept;
             prefork::serve_with_workers(&flags.server, 1, workers, |listener, me| {
                 me.serving_on(1);
-                one_loop(listener, me)
+                one_loop(listener, me, fair)
             })
         }
     }
@@ -96,7 +108,7 @@ fn steal(server: &ServerArgs, workers: usize) {
         });
     runtime.block_on(async move {
         announce(addr);
-        serve(into_tokio(listener), me).await;
+        serve(into_tokio(listener), me, false).await;
     });
 }
 // ANCHOR_END: steal
@@ -125,7 +137,7 @@ fn per_core(server: &ServerArgs, workers: usize) {
             .name(format!("loop-{index}"))
             .spawn(move || {
                 let _ended = ended;
-                one_loop(&listener, me)
+                one_loop(&listener, me, false)
             });
         if let Err(error) = thread {
             eprintln!("error: cannot start loop thread {index}: {error}");
@@ -150,8 +162,8 @@ impl Drop for Ended {
 // ANCHOR_END: per_core
 
 /// One current-thread loop on `listener` (a thread of `per-core`, or a
-/// forked worker of `processes`).
-fn one_loop(listener: &TcpListener, me: WorkerSlot) {
+/// forked worker of `processes`); `fair`: accept only a fair share.
+fn one_loop(listener: &TcpListener, me: WorkerSlot, fair: bool) {
     let listener = listener
         .try_clone()
         .expect("a socket can be duplicated for the loop");
@@ -162,8 +174,11 @@ fn one_loop(listener: &TcpListener, me: WorkerSlot) {
             eprintln!("error: cannot start a loop: {error}");
             std::process::exit(1);
         });
-    runtime.block_on(async move { serve(into_tokio(listener), me).await });
+    runtime.block_on(async move { serve(into_tokio(listener), me, fair).await });
 }
+
+/// How often a worker over its fair share looks again.
+const FAIR_SHARE_CHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
 fn board(workers: usize) -> Board {
     Board::shared(workers).unwrap_or_else(|error| {
@@ -181,10 +196,15 @@ fn into_tokio(listener: TcpListener) -> tokio::net::TcpListener {
 
 // ANCHOR: serve
 /// Chapter 3's accept loop, counting on the board what this worker takes.
-async fn serve(listener: tokio::net::TcpListener, me: WorkerSlot) {
+/// With `fair`, it first waits until it holds less than its share of the
+/// open connections, so another worker takes the next one.
+async fn serve(listener: tokio::net::TcpListener, me: WorkerSlot, fair: bool) {
     let app = Router::new().fallback(move |method: Method, uri: Uri| handle(method, uri, me));
     let mut failures = AcceptFailures::default();
     loop {
+        while fair && !me.should_accept() {
+            tokio::time::sleep(FAIR_SHARE_CHECK).await;
+        }
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,
             Err(error) => {

@@ -433,3 +433,41 @@ fn chapter11s_three_models_say_how_their_workers_split_the_work() {
         assert!(answered >= 40, "{model}: {report:?}");
     }
 }
+
+#[test]
+fn chapter11s_fair_accept_spreads_a_burst_and_needs_processes() {
+    let server = start_with(
+        "chapter11_cores",
+        &[
+            "--port",
+            "0",
+            "--model",
+            "processes",
+            "--workers",
+            "2",
+            "--fair-accept",
+        ],
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    // Eight connections at once, each held for its whole run.
+    let results = load(&server, "/sleep?ms=100", 16, 8);
+    assert_eq!(results.completed(), 16);
+    let answer = raw(
+        &server,
+        b"GET /report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let report: evt::report::WorkersReport = serde_json::from_str(body.trim()).unwrap();
+    // A worker at its share waits; the other takes the next connection.
+    // Two workers checking at the same moment may both take one: a margin.
+    for worker in &report.workers {
+        assert!(worker.accepted >= 2, "{report:?}");
+    }
+    let output = std::process::Command::new(example("chapter11_cores"))
+        .args(["--port", "0", "--model", "steal", "--fair-accept"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -68,6 +68,26 @@ fn scaling_servers() -> Vec<(String, &'static str, usize, ServerUnderTest)> {
             ));
         }
     }
+    // The process per core again, each worker taking only its fair share of
+    // the connections.
+    for n in COUNTS.into_iter().skip(1) {
+        let workers = n.to_string();
+        out.push((
+            format!("processes_fair_{n}"),
+            "a process per core, fair accept",
+            n,
+            ServerUnderTest::of(&CORES).with_args(
+                &[
+                    "--model",
+                    "processes",
+                    "--fair-accept",
+                    "--workers",
+                    &workers,
+                ],
+                &format!("a process per core, fair accept, {n} workers"),
+            ),
+        ));
+    }
     for threads in [1, 2, 4] {
         let t = threads.to_string();
         out.push((
@@ -116,15 +136,18 @@ fn experiments(scale: f64) -> Vec<Experiment> {
     // A heavy client among light ones: one connection always asking for
     // 5 ms of CPU, while light requests arrive at a steady rate.
     let workers = COUNTS[1].to_string();
-    for (model, line) in [
-        ("steal", "work stealing"),
-        ("per-core", "a loop per core"),
-        ("processes", "a process per core"),
+    for (model, line, fair) in [
+        ("steal", "work stealing", false),
+        ("per-core", "a loop per core", false),
+        ("processes", "a process per core", false),
+        ("processes", "a process per core, fair accept", true),
     ] {
-        let server = ServerUnderTest::of(&CORES).with_args(
-            &["--model", model, "--workers", &workers],
-            &format!("{line}, {workers} workers"),
-        );
+        let mut args = vec!["--model", model, "--workers", &workers];
+        if fair {
+            args.push("--fair-accept");
+        }
+        let server =
+            ServerUnderTest::of(&CORES).with_args(&args, &format!("{line}, {workers} workers"));
         let mut heavy = LoadSpec::new(
             "/work?us=5000".into(),
             (200.0 * run.as_secs_f64()) as u64,
@@ -143,7 +166,11 @@ fn experiments(scale: f64) -> Vec<Experiment> {
         experiments.push(
             Experiment::new(
                 11,
-                format!("imbalance_{}", model.replace('-', "_")),
+                format!(
+                    "imbalance_{}{}",
+                    model.replace('-', "_"),
+                    if fair { "_fair" } else { "" }
+                ),
                 format!("{line}: one heavy connection among light ones"),
                 server,
                 vec![light, heavy],
