@@ -17,6 +17,12 @@
 //! `GET /report` says how many workers there are, how many threads each
 //! runs, and how the connections and requests spread over them.
 
+// The accept loop's pieces the axum servers share; its own loop is not used
+// here (this one counts what each worker takes).
+#[path = "common/axum_serve.rs"]
+#[allow(dead_code)]
+mod axum_serve;
+
 use std::net::TcpListener;
 
 use axum::Router;
@@ -24,7 +30,7 @@ use axum::http::{Method, StatusCode, Uri};
 use clap::{Parser, ValueEnum};
 use evt::defaults;
 use evt::prefork::{self, Board, WorkerSlot};
-use evt::routes::{MAX_HEADER_BYTES, Reply, Route};
+use evt::routes::{Reply, Route};
 use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -108,7 +114,7 @@ fn steal(server: &ServerArgs, workers: usize) {
         });
     runtime.block_on(async move {
         announce(addr);
-        serve(into_tokio(listener), me, false).await;
+        serve(axum_serve::into_tokio(listener), me, false).await;
     });
 }
 // ANCHOR_END: steal
@@ -174,7 +180,7 @@ fn one_loop(listener: &TcpListener, me: WorkerSlot, fair: bool) {
             eprintln!("error: cannot start a loop: {error}");
             std::process::exit(1);
         });
-    runtime.block_on(async move { serve(into_tokio(listener), me, fair).await });
+    runtime.block_on(async move { serve(axum_serve::into_tokio(listener), me, fair).await });
 }
 
 /// How often a worker over its fair share looks again.
@@ -185,13 +191,6 @@ fn board(workers: usize) -> Board {
         eprintln!("error: cannot map the workers' counters: {error}");
         std::process::exit(1);
     })
-}
-
-fn into_tokio(listener: TcpListener) -> tokio::net::TcpListener {
-    listener
-        .set_nonblocking(true)
-        .expect("a bound socket can be made non-blocking");
-    tokio::net::TcpListener::from_std(listener).expect("inside a runtime a std listener converts")
 }
 
 // ANCHOR: serve
@@ -215,10 +214,7 @@ async fn serve(listener: tokio::net::TcpListener, me: WorkerSlot, fair: bool) {
         };
         let _ = stream.set_nodelay(true);
         me.accepted();
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            .max_buf_size(MAX_HEADER_BYTES)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = axum_serve::http1(stream, &app);
         tokio::spawn(async move {
             let _ = connection.await;
             me.closed();
@@ -242,7 +238,6 @@ async fn handle(method: Method, uri: Uri, me: WorkerSlot) -> (StatusCode, String
         _ => route.reply(),
     };
     me.answered();
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, reply.body)
+    axum_serve::answer(reply)
 }
 // ANCHOR_END: serve

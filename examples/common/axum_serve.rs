@@ -34,11 +34,7 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            // hyper's default would read about 400 KiB of headers; answer 431 past 8 KiB.
-            .max_buf_size(MAX_HEADER_BYTES)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = http1(stream, &app);
         // The task ends when the client closes the connection or sends garbage.
         tokio::spawn(async move {
             let _ = connection.await;
@@ -46,6 +42,18 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router) {
     }
 }
 // ANCHOR_END: accept_loop
+
+/// One connection served by hyper (HTTP/1.1) with axum's router `app`.
+pub fn http1(
+    stream: tokio::net::TcpStream,
+    app: &Router,
+) -> impl std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static {
+    let service = hyper_util::service::TowerToHyperService::new(app.clone());
+    hyper::server::conn::http1::Builder::new()
+        // hyper's default would read about 400 KiB of headers; answer 431 past 8 KiB.
+        .max_buf_size(MAX_HEADER_BYTES)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+}
 
 /// A route's reply as axum answers it: a status and a text body.
 pub fn answer(reply: Reply) -> (StatusCode, String) {

@@ -14,7 +14,7 @@ use super::chapter8;
 use super::charts;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group};
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, command_line, scaled};
+use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
 use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
 use crate::defaults;
 use crate::report::WorkersReport;
@@ -298,13 +298,11 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
     );
     for experiment in members {
         if let Some(load) = experiment.load() {
-            let mut server = vec!["--port".to_string(), experiment.default_port.to_string()];
-            server.extend(experiment.server_args.iter().cloned());
             let _ = writeln!(
                 out,
                 "- {}: `{}`, then `{}`",
                 views::row_label(experiment),
-                command_line(&experiment.example, &server),
+                views::server_command(experiment),
                 load.command
             );
         }

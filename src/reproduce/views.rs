@@ -342,6 +342,14 @@ pub fn group<'a>(record: &'a ChapterRecord, name: &str) -> Vec<&'a ExperimentRec
         .collect()
 }
 
+/// The command that starts an experiment's server, as a reader types it
+/// (on its default port, with the flags it ran with).
+pub fn server_command(experiment: &ExperimentRecord) -> String {
+    let mut args = vec!["--port".to_string(), experiment.default_port.to_string()];
+    args.extend(experiment.server_args.iter().cloned());
+    super::spec::command_line(&experiment.example, &args)
+}
+
 /// What an experiment is called as a row of its group's table (its title
 /// when it is in no group).
 pub fn row_label(experiment: &ExperimentRecord) -> &str {

@@ -17,7 +17,7 @@ use super::chapter8::{self, HeldServer};
 use super::model::Capacity;
 use super::record::Group;
 use super::record::{ChapterRecord, ExperimentRecord, ProgramRecord};
-use super::spec::{Experiment, LoadSpec, Program, ServerUnderTest, command_line, scaled};
+use super::spec::{Experiment, LoadSpec, Program, ServerUnderTest, scaled};
 use super::views::{self, View, stamp, thousands};
 use crate::defaults;
 use crate::report::{BudgetReport, RuntimeReport, SwitchCosts};
@@ -330,12 +330,10 @@ fn hello_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String 
     );
     for (series, rows) in by_series(members) {
         if let Some((experiment, load)) = rows.first().and_then(|e| Some((e, e.load()?))) {
-            let mut server = vec!["--port".to_string(), experiment.default_port.to_string()];
-            server.extend(experiment.server_args.iter().cloned());
             let _ = writeln!(
                 out,
                 "- {series}: `{}`, then `{}`",
-                command_line(&experiment.example, &server),
+                views::server_command(experiment),
                 load.command
             );
         }
