@@ -233,3 +233,69 @@ pub fn thread_cpu_time() -> std::time::Duration {
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
     std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
+
+/// The CPUs this thread may run on (`sched_getaffinity`), lowest first;
+/// empty where it cannot be read.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is empty; the call only writes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
+/// Keeps the calling thread, and every thread or process it starts from
+/// now on, on `cpus` (`sched_setaffinity`, as `taskset -c` does).
+pub fn pin_to(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is empty; the calls only read and write it,
+    // and sched_setaffinity is async-signal-safe (so fit for pre_exec).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A list of CPUs as `taskset -c` takes it: `1`, `1,2`.
+pub fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(|cpu| cpu.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_thread_and_the_threads_it_starts_stay_on_its_cpu() {
+        let allowed = allowed_cpus();
+        assert!(
+            !allowed.is_empty(),
+            "Linux says which CPUs a thread may use"
+        );
+        let last = *allowed.last().unwrap();
+        let seen = std::thread::spawn(move || {
+            pin_to(&[last]).expect("a CPU we may use");
+            let child = std::thread::spawn(allowed_cpus).join().unwrap();
+            (allowed_cpus(), child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, (vec![last], vec![last]));
+        // The test's own thread was not moved.
+        assert_eq!(allowed_cpus(), allowed);
+        assert_eq!(cpu_list(&[1, 2]), "1,2");
+    }
+}

@@ -223,9 +223,20 @@ fn the_books_numbers_come_from_a_full_reproduce_run() {
                         experiment.slug, load.path
                     );
                 }
-                // The book prints the command that ran, flag for flag.
+                // The book prints the command that ran, flag for flag (kept
+                // on the CPUs the record names, where it was pinned).
+                let command = match &experiment.pinned {
+                    Some(pinning) => {
+                        let cpus: Vec<String> =
+                            pinning.client.iter().map(|c| c.to_string()).collect();
+                        let prefix = format!("taskset -c {} ", cpus.join(","));
+                        assert!(load.command.starts_with(&prefix), "{}", load.command);
+                        &load.command[prefix.len()..]
+                    }
+                    None => load.command.as_str(),
+                };
                 assert!(
-                    load.command.starts_with("cargo run --release --example ")
+                    command.starts_with("cargo run --release --example ")
                         && (load
                             .command
                             .contains(&format!("-n {} -c {} ", load.requests, load.connections))

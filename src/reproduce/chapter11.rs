@@ -133,6 +133,60 @@ fn experiments(scale: f64) -> Vec<Experiment> {
         }
         experiments.push(experiment);
     }
+    // One worker again, with the load client kept on a CPU of its own and
+    // the server on another (where the machine has two).
+    for (name, line, n, server) in scaling_servers() {
+        if n != 1 || name.starts_with("current") || name.starts_with("pool") {
+            continue;
+        }
+        let mut load = LoadSpec::new(
+            format!("/work?us={WORK_US}"),
+            (5_000.0 * run.as_secs_f64()) as u64,
+            50,
+            Duration::from_micros(WORK_US),
+        );
+        load.duration = Some(run);
+        let label = format!("{line}, 1 worker, pinned");
+        let mut server = server;
+        server.model.clone_from(&label);
+        experiments.push(
+            Experiment::new(
+                11,
+                format!("pinned_{name}"),
+                format!("{label}, /work?us={WORK_US}"),
+                server,
+                vec![load],
+            )
+            .pinned(1)
+            .with_report()
+            .in_group(Group::new("pinned", label)),
+        );
+    }
+    // The same servers on hello, at one and two threads: here the load
+    // client needs about as much CPU as the server.
+    for (name, line, n, server) in scaling_servers() {
+        if n > 2 || name.contains("fair") {
+            continue;
+        }
+        let mut load = LoadSpec::new(
+            "/".into(),
+            (20_000.0 * run.as_secs_f64()) as u64,
+            50,
+            Duration::ZERO,
+        );
+        load.duration = Some(run);
+        let label = server.model.clone();
+        experiments.push(
+            Experiment::new(
+                11,
+                format!("hello_{name}"),
+                format!("{label}, hello"),
+                server,
+                vec![load],
+            )
+            .in_group(Group::new("hello", label).at(n as f64).on_line(line)),
+        );
+    }
     // A heavy client among light ones: one connection always asking for
     // 5 ms of CPU, while light requests arrive at a steady rate.
     let workers = COUNTS[1].to_string();
@@ -229,6 +283,14 @@ fn views(record: &ChapterRecord) -> Vec<View> {
             balance_table(record, &scaling),
         ));
     }
+    let pinned = views::group(record, "pinned");
+    if !pinned.is_empty() {
+        out.push(View::new(file("pinned.md"), scaling_table(record, &pinned)));
+    }
+    let hello = views::group(record, "hello");
+    if !hello.is_empty() {
+        out.push(View::new(file("hello.md"), scaling_table(record, &hello)));
+    }
     let held = views::group(record, "held_busy");
     if !held.is_empty() {
         out.push(View::new(
@@ -261,18 +323,43 @@ fn threads_serving(experiment: &ExperimentRecord) -> usize {
     }
 }
 
-/// The utilization law's bound: no more than min(threads, cores) ÷ the CPU
-/// each request takes, in requests per second.
+/// The cores the load client used while this row ran (None: not measured).
+fn client_cores(experiment: &ExperimentRecord) -> Option<f64> {
+    experiment.cpu.map(|cpu| cpu.cores(cpu.client_ms))
+}
+
+/// The utilization law's bound: no more than the cores the server can have
+/// ÷ the CPU each request takes, in requests per second. The server can
+/// have as many cores as it has threads serving, and no more than the
+/// machine's less what the load client used beside it.
 fn law(experiment: &ExperimentRecord, cores: usize) -> Option<f64> {
     let cpu = cpu_us(experiment)?;
-    Some(threads_serving(experiment).min(cores) as f64 / (cpu / 1e6))
+    let free = cores as f64 - client_cores(experiment).unwrap_or(0.0);
+    Some((threads_serving(experiment) as f64).min(free) / (cpu / 1e6))
+}
+
+/// Cores' worth of time over the run: the server's, the client's, and what
+/// was idle or taken by the hypervisor.
+fn cores_used(experiment: &ExperimentRecord) -> Option<String> {
+    let cpu = experiment.cpu?;
+    let server = experiment.samples.as_ref()?.cpu_ms;
+    let mut out = format!(
+        "{:.2} / {:.2} / {:.2}",
+        cpu.cores(server),
+        cpu.cores(cpu.client_ms),
+        cpu.cores(cpu.idle_ms)
+    );
+    if cpu.steal_ms > 0 {
+        let _ = write!(out, " (+{:.2} stolen)", cpu.cores(cpu.steal_ms));
+    }
+    Some(out)
 }
 
 fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let cores = record.machine.cores;
     let mut out = String::from(
-        "| server | threads serving | **req/s** | server CPU per request | utilization law: min(threads, cores) ÷ CPU | threads busy: req/s ÷ law | p99 | max |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| server | threads serving | **req/s** | server CPU per request | cores used: server / client / idle | utilization law: min(threads, cores − client) ÷ CPU | req/s ÷ law | p99 | max |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
@@ -281,11 +368,12 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
         let bound = law(experiment, cores);
         let _ = writeln!(
             out,
-            "| {} | {} | **{}** | {} | {} | {} | {} | {} |",
+            "| {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
             threads_serving(experiment),
             thousands(load.measured.rps.round() as u64),
             views::or_dash(cpu_us(experiment), |us| format!("{us:.0} µs")),
+            views::or_dash(cores_used(experiment), |s| s),
             views::or_dash(bound, |b| thousands(b.round() as u64)),
             views::or_dash(bound, |b| format!("{:.0} %", 100.0 * load.measured.rps / b)),
             format_opt_ms(load.measured.latency_ms.p99),
@@ -294,7 +382,7 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
     }
     let _ = writeln!(
         out,
-        "\nThe machine has {cores} cores, shared by the server and the load client. Each row: the server, then the load:\n"
+        "\nThe machine has {cores} cores, shared by the server and the load client (this process, with its sampler); cores used is CPU time over the run's wall time, from `/proc`. Each row: the server, then the load:\n"
     );
     for experiment in members {
         if let Some(load) = experiment.load() {
@@ -314,16 +402,22 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
 
 fn scaling_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Option<String> {
     let mut lines = Lines::new();
+    // Each line's law, drawn faint beside it.
+    let mut law_line = Lines::new();
     for experiment in members {
         let (Some(load), Some(group)) = (experiment.load(), &experiment.group) else {
             continue;
         };
         if let (Some(series), Some(x)) = (&group.series, group.x) {
             add_point(&mut lines, series, (x, load.measured.rps));
+            if let Some(bound) = law(experiment, record.machine.cores) {
+                add_point(&mut law_line, series, (x, bound));
+            }
         }
     }
     let top = lines
         .iter()
+        .chain(&law_line)
         .flat_map(|(_, points)| points.iter().map(|p| p.1))
         .fold(0.0, f64::max);
     charts::lines_svg(
@@ -334,7 +428,7 @@ fn scaling_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Optio
         "threads serving requests",
         "requests/s",
         &lines,
-        &[],
+        &law_line,
         charts::Legend::UpperLeft,
         Some(0.0..top * 1.6),
     )

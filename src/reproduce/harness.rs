@@ -67,6 +67,16 @@ impl ServerProcess {
     /// until it prints `listening on`. A server that exits or stays silent is
     /// an error carrying what it wrote to stderr.
     pub fn start(example: &str, args: &[String]) -> Result<ServerProcess, String> {
+        Self::start_on(example, args, &[])
+    }
+
+    /// As [`ServerProcess::start`], kept on `cpus` (every CPU when empty),
+    /// with every thread and process it starts.
+    pub fn start_on(
+        example: &str,
+        args: &[String],
+        cpus: &[usize],
+    ) -> Result<ServerProcess, String> {
         let program = examples_dir().join(example);
         if !program.exists() {
             return Err(format!(
@@ -81,10 +91,15 @@ impl ServerProcess {
         // earlier that may have been reused. Out of the terminal's group it
         // would miss a Ctrl-C meant for the run, so it dies with the run.
         command.process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        let cpus = cpus.to_vec();
+        // SAFETY: prctl and sched_setaffinity are async-signal-safe; the
+        // CPU list was made before the fork and is only read.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if !cpus.is_empty() {
+                    crate::sys::pin_to(&cpus)?;
+                }
                 Ok(())
             });
         }

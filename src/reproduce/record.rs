@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::model::Prediction;
-use super::sample::ServerSamples;
+use super::sample::{CpuSplit, ServerSamples};
 use crate::load::Summary;
 use crate::load::record::{Bucket, Span};
 use crate::sys::{Limit, Machine};
@@ -167,6 +167,20 @@ pub struct ExperimentRecord {
     /// the experiment started, and for how long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<PauseRecord>,
+    /// Where the machine's CPU went while the loads ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuSplit>,
+    /// The CPUs the server and the load client were kept on, where the
+    /// experiment asked for it and the machine had enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<Pinning>,
+}
+
+/// Which CPUs each side was kept on (`sched_setaffinity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinning {
+    pub client: Vec<usize>,
+    pub server: Vec<usize>,
 }
 
 /// A stall as it was inflicted.

@@ -8,7 +8,7 @@ use clap::Parser;
 
 use super::harness::{self, ServerProcess};
 use super::model::Prediction;
-use super::record::{ExperimentRecord, LoadOutcome, PauseRecord, ProgramRecord};
+use super::record::{ExperimentRecord, LoadOutcome, PauseRecord, Pinning, ProgramRecord};
 use super::sample::{self, Sampler, ServerSamples};
 use super::spec::{Driver, Experiment, LoadSpec, Program, ServerUnderTest, command_line};
 use crate::load::cli::LoadArgs;
@@ -21,20 +21,35 @@ impl Experiment {
     pub fn run(&self) -> Result<ExperimentRecord, String> {
         let mut upstreams = Vec::new();
         for upstream in &self.upstreams {
-            upstreams.push(start_server(upstream, &[])?);
+            upstreams.push(start_server(upstream, &[], &[])?);
         }
         let upstream_urls: Vec<String> = upstreams.iter().map(|u| u.base_url.clone()).collect();
-        let mut server = start_server(&self.server, &upstream_urls)?;
+        let pinned = self.pin_server_cpus.and_then(|n| {
+            let allowed = crate::sys::allowed_cpus();
+            (allowed.len() > n).then(|| Pinning {
+                client: allowed[..1].to_vec(),
+                server: allowed[1..=n].to_vec(),
+            })
+        });
+        let server_cpus = pinned.as_ref().map_or(&[][..], |p| &p.server[..]);
+        let mut server = start_server(&self.server, &upstream_urls, server_cpus)?;
         let overflows_before = sample::listen_overflows();
         let sampler = Sampler::start(server.pid());
         let started = std::time::Instant::now();
+        let clock = sample::CpuClock::start();
         let runs: Vec<_> = self
             .loads
             .iter()
             .map(|spec| {
                 let args = spec.load_args(&server.url(&spec.path));
                 let spec = spec.clone();
+                let client_cpus = pinned.as_ref().map(|p| p.client.clone());
                 std::thread::spawn(move || {
+                    if let Some(cpus) = client_cpus {
+                        // The client's threads start from this one, so keep it there.
+                        crate::sys::pin_to(&cpus)
+                            .map_err(|error| format!("cannot pin the load client: {error}"))?;
+                    }
                     std::thread::sleep(spec.start_after);
                     drive(&spec, &args).map(|driven| (driven, args))
                 })
@@ -49,8 +64,17 @@ impl Experiment {
             let (driven, args) = run
                 .join()
                 .map_err(|_| "a load thread panicked".to_string())??;
-            loads.push(outcome(spec, predicted, driven, &args));
+            let mut outcome = outcome(spec, predicted, driven, &args);
+            if let Some(pinning) = &pinned {
+                outcome.command = format!(
+                    "taskset -c {} {}",
+                    crate::sys::cpu_list(&pinning.client),
+                    outcome.command
+                );
+            }
+            loads.push(outcome);
         }
+        let cpu = clock.and_then(sample::CpuClock::finish);
         let pause = match pause.map(|stalling| stalling.join()) {
             None => None,
             Some(Ok(Ok(pause))) => Some(pause),
@@ -97,6 +121,8 @@ impl Experiment {
             group: self.group.clone(),
             loads,
             pause,
+            cpu,
+            pinned,
         })
     }
 }
@@ -223,7 +249,11 @@ fn outcome(spec: &LoadSpec, predicted: Prediction, driven: Driven, args: &[Strin
 
 /// Starts `server` on its default port, so the commands the book shows are
 /// the ones that ran; on a free one if the reader has that port in use.
-fn start_server(server: &ServerUnderTest, upstreams: &[String]) -> Result<ServerProcess, String> {
+fn start_server(
+    server: &ServerUnderTest,
+    upstreams: &[String],
+    cpus: &[usize],
+) -> Result<ServerProcess, String> {
     let args: Vec<String> = server
         .args
         .iter()
@@ -237,9 +267,13 @@ fn start_server(server: &ServerUnderTest, upstreams: &[String]) -> Result<Server
         all.extend(args.iter().cloned());
         all
     };
-    match ServerProcess::start(server.example, &with_port(server.default_port.to_string())) {
+    match ServerProcess::start_on(
+        server.example,
+        &with_port(server.default_port.to_string()),
+        cpus,
+    ) {
         Err(error) if error.contains("already in use") => {
-            ServerProcess::start(server.example, &with_port("0".into()))
+            ServerProcess::start_on(server.example, &with_port("0".into()), cpus)
         }
         started => started,
     }

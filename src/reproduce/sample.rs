@@ -361,6 +361,86 @@ fn children(pid: u32, threads: u64) -> Vec<u32> {
         .collect()
 }
 
+/// Where the machine's CPU went during a run, in milliseconds of core time:
+/// busy, idle and stolen by the hypervisor, over every core (`/proc/stat`),
+/// and how much of the busy time was this process's (the load client, with
+/// the sampler). The server's own share is in [`ServerSamples::cpu_ms`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuSplit {
+    pub wall_ms: u64,
+    pub busy_ms: u64,
+    pub idle_ms: u64,
+    pub steal_ms: u64,
+    pub client_ms: u64,
+}
+
+impl CpuSplit {
+    /// Cores' worth of `ms` over the run.
+    pub fn cores(&self, ms: u64) -> f64 {
+        ms as f64 / self.wall_ms.max(1) as f64
+    }
+}
+
+/// Reads the machine's and this process's CPU time at the start of a run.
+pub struct CpuClock {
+    started: Instant,
+    machine: [u64; 3],
+    client_ms: u64,
+}
+
+impl CpuClock {
+    /// None where `/proc/stat` cannot be read (not Linux).
+    pub fn start() -> Option<Self> {
+        Some(Self {
+            started: Instant::now(),
+            machine: machine_cpu_ms()?,
+            client_ms: own_cpu_ms()?,
+        })
+    }
+
+    pub fn finish(self) -> Option<CpuSplit> {
+        let machine = machine_cpu_ms()?;
+        let client_ms = own_cpu_ms()?;
+        Some(CpuSplit {
+            wall_ms: self.started.elapsed().as_millis() as u64,
+            busy_ms: machine[0].saturating_sub(self.machine[0]),
+            idle_ms: machine[1].saturating_sub(self.machine[1]),
+            steal_ms: machine[2].saturating_sub(self.machine[2]),
+            client_ms: client_ms.saturating_sub(self.client_ms),
+        })
+    }
+}
+
+/// The machine's busy (user, nice, system, irq, softirq), idle (idle,
+/// iowait) and stolen time so far, over every core, from `/proc/stat`.
+fn machine_cpu_ms() -> Option<[u64; 3]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+    let ms = |t: u64| t * 1000 / clock_ticks_per_second();
+    Some([
+        ms(at(0) + at(1) + at(2) + at(5) + at(6)),
+        ms(at(3) + at(4)),
+        ms(at(7)),
+    ])
+}
+
+/// This process's user + system CPU time so far (`getrusage`).
+fn own_cpu_ms() -> Option<u64> {
+    // SAFETY: getrusage writes only into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    Some(ms(usage.ru_utime) + ms(usage.ru_stime))
+}
+
 /// The kernel's count of connections dropped because a listen backlog was
 /// full (`TcpExt: ListenOverflows` in `/proc/net/netstat`), machine-wide.
 pub fn listen_overflows() -> Option<u64> {
@@ -381,6 +461,27 @@ pub fn listen_overflows() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_split_counts_this_process_spinning() {
+        let Some(clock) = CpuClock::start() else {
+            return; // not Linux
+        };
+        let until = Instant::now() + Duration::from_millis(60);
+        let mut spins = 0u64;
+        while Instant::now() < until {
+            spins = std::hint::black_box(spins + 1);
+        }
+        let split = clock.finish().expect("read at the start, so at the end");
+        // A thread spinning for 60 ms used at least some CPU, all of it
+        // counted busy on the machine as well as ours (clock ticks are 10 ms).
+        assert!(split.wall_ms >= 60);
+        assert!(split.client_ms >= 10, "{split:?}");
+        assert!(
+            split.busy_ms >= split.client_ms.saturating_sub(20),
+            "{split:?}"
+        );
+    }
 
     #[test]
     fn a_thread_that_sleeps_switches_voluntarily() {

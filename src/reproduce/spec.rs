@@ -275,6 +275,9 @@ pub struct Experiment {
     /// Stop the server (SIGSTOP to its process group) this long after the
     /// experiment starts, for this long, then let it go on (SIGCONT).
     pub pause: Option<Pause>,
+    /// Pin the server to this many CPUs of its own and the load client to
+    /// another, where the machine has that many more than one.
+    pub pin_server_cpus: Option<usize>,
 }
 
 /// A stall the harness inflicts on a server: it stops every process of the
@@ -306,7 +309,16 @@ impl Experiment {
             group: None,
             keep_samples: false,
             pause: None,
+            pin_server_cpus: None,
         }
+    }
+
+    /// The same experiment with the client on the first allowed CPU and the
+    /// server on the next `server_cpus`, where there are that many; else
+    /// as it is, and the record says so.
+    pub fn pinned(mut self, server_cpus: usize) -> Experiment {
+        self.pin_server_cpus = Some(server_cpus);
+        self
     }
 
     /// The same experiment, with the server stopped for `length` at `after`.

@@ -347,7 +347,14 @@ pub fn group<'a>(record: &'a ChapterRecord, name: &str) -> Vec<&'a ExperimentRec
 pub fn server_command(experiment: &ExperimentRecord) -> String {
     let mut args = vec!["--port".to_string(), experiment.default_port.to_string()];
     args.extend(experiment.server_args.iter().cloned());
-    super::spec::command_line(&experiment.example, &args)
+    let command = super::spec::command_line(&experiment.example, &args);
+    match &experiment.pinned {
+        Some(pinning) => format!(
+            "taskset -c {} {command}",
+            crate::sys::cpu_list(&pinning.server)
+        ),
+        None => command,
+    }
 }
 
 /// What an experiment is called as a row of its group's table (its title
