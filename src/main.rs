@@ -132,7 +132,7 @@ fn measure(chapters: &[u32], args: &Args, out: &std::path::Path) -> bool {
     println!("Machine: {}", machine.describe());
     let planned: Vec<Experiment> = chapters
         .iter()
-        .flat_map(|&chapter| reproduce::experiments(chapter, scale))
+        .flat_map(|&chapter| reproduce::experiments(chapter, reproduce::spec::Plan::here(scale)))
         .collect();
     let programs: Vec<Program> = chapters
         .iter()

@@ -177,10 +177,16 @@ fn the_books_numbers_come_from_a_full_reproduce_run() {
         );
         assert!(!record.machine.cpu.is_empty() && record.machine.cores > 0);
         assert_eq!(record.command, views::command_for(record.chapter));
-        let planned: Vec<String> = evt::reproduce::experiments(record.chapter, 1.0)
-            .into_iter()
-            .map(|e| e.slug)
-            .collect();
+        let planned: Vec<String> = evt::reproduce::experiments(
+            record.chapter,
+            evt::reproduce::spec::Plan {
+                scale: 1.0,
+                cores: record.machine.cores,
+            },
+        )
+        .into_iter()
+        .map(|e| e.slug)
+        .collect();
         let measured: Vec<String> = record.experiments.iter().map(|e| e.slug.clone()).collect();
         assert_eq!(
             measured, planned,

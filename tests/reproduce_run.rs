@@ -43,7 +43,7 @@ fn a_quick_run_measures_predicts_and_writes_the_views() {
     assert!(record.quick, "a --quick run says so in its record");
     assert_eq!(
         record.experiments.len(),
-        evt::reproduce::experiments(3, 0.1).len()
+        evt::reproduce::experiments(3, evt::reproduce::spec::Plan::here(0.1)).len()
     );
     for experiment in &record.experiments {
         for load in &experiment.loads {

@@ -4,7 +4,7 @@
 
 use super::record::ChapterRecord;
 pub use super::spec::{Example, Server};
-use super::spec::{Experiment, Program};
+use super::spec::{Experiment, Plan, Program};
 use super::views::View;
 use crate::sys::Limit;
 
@@ -18,7 +18,7 @@ pub struct Chapter {
     pub page: Option<&'static str>,
     pub examples: &'static [Example],
     /// Its experiments, with every delay scaled by the argument (1.0 for real).
-    pub experiments: fn(f64) -> Vec<Experiment>,
+    pub experiments: fn(Plan) -> Vec<Experiment>,
     /// Its measuring programs (benchmarks that need no server), run after
     /// the experiments; the argument scales them as it does experiments.
     pub programs: fn(f64) -> Vec<Program>,
@@ -28,7 +28,7 @@ pub struct Chapter {
     pub facts: fn() -> Vec<Limit>,
 }
 
-fn no_experiments(_scale: f64) -> Vec<Experiment> {
+fn no_experiments(_plan: Plan) -> Vec<Experiment> {
     Vec::new()
 }
 

@@ -9,7 +9,7 @@ use super::chapter::{Chapter, Example};
 use super::model::Capacity;
 use super::record::ChapterRecord;
 use super::seeds::{five_sleeps, sleeper_then_activer};
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{self, View, format_ms, stamp};
 use crate::defaults;
 
@@ -71,7 +71,8 @@ fn tiny_http_keepalive_stall(scale: f64) -> Experiment {
 }
 
 /// Chapter 1's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let blocking = || ServerUnderTest::of(&BLOCKING);
     let mut on_tiny_http = five_sleeps(1, ServerUnderTest::of(&TINY_HTTP), scale);
     on_tiny_http.slug = "tiny_http_five_sleeps".into();

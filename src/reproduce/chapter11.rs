@@ -14,7 +14,7 @@ use super::chapter8;
 use super::charts;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group};
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
 use crate::defaults;
 use crate::report::WorkersReport;
@@ -37,13 +37,21 @@ pub const CHAPTER: Chapter = Chapter {
 /// CPU per request of the scaling runs, in µs.
 const WORK_US: u64 = 200;
 
-/// The worker counts measured: one, two (every core of the book's machine)
-/// and four (more threads than cores). Fixed, so every machine's record has
-/// the same rows.
-const COUNTS: [usize; 3] = [1, 2, 4];
+/// The worker counts measured on a machine with `cores`: doubling from one
+/// up to the cores, the cores, and twice the cores (more threads than
+/// cores). On the book's two cores: 1, 2, 4.
+fn counts(cores: usize) -> Vec<usize> {
+    let cores = cores.max(1);
+    let mut out: Vec<usize> = std::iter::successors(Some(1), |n| Some(n * 2))
+        .take_while(|&n| n < cores)
+        .collect();
+    out.push(cores);
+    out.push(cores * 2);
+    out
+}
 
 /// A server of the scaling table: file-name part, chart line, started as.
-fn scaling_servers() -> Vec<(String, &'static str, usize, ServerUnderTest)> {
+fn scaling_servers(cores: usize) -> Vec<(String, &'static str, usize, ServerUnderTest)> {
     let mut out = vec![(
         "current".to_string(),
         "one loop (chapter 3)",
@@ -55,7 +63,7 @@ fn scaling_servers() -> Vec<(String, &'static str, usize, ServerUnderTest)> {
         ("per-core", "a loop per core"),
         ("processes", "a process per core"),
     ] {
-        for n in COUNTS {
+        for n in counts(cores) {
             let workers = n.to_string();
             out.push((
                 format!("{}_{n}", model.replace('-', "_")),
@@ -70,7 +78,7 @@ fn scaling_servers() -> Vec<(String, &'static str, usize, ServerUnderTest)> {
     }
     // The process per core again, each worker taking only its fair share of
     // the connections.
-    for n in COUNTS.into_iter().skip(1) {
+    for n in counts(cores).into_iter().skip(1) {
         let workers = n.to_string();
         out.push((
             format!("processes_fair_{n}"),
@@ -88,7 +96,7 @@ fn scaling_servers() -> Vec<(String, &'static str, usize, ServerUnderTest)> {
             ),
         ));
     }
-    for threads in [1, 2, 4] {
+    for threads in counts(cores) {
         let t = threads.to_string();
         out.push((
             format!("pool_{threads}"),
@@ -108,10 +116,11 @@ fn scaling_servers() -> Vec<(String, &'static str, usize, ServerUnderTest)> {
     out
 }
 
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let run = scaled(5_000, scale);
     let mut experiments = Vec::new();
-    for (name, line, n, server) in scaling_servers() {
+    for (name, line, n, server) in scaling_servers(plan.cores) {
         let mut load = LoadSpec::new(
             format!("/work?us={WORK_US}"),
             (5_000.0 * run.as_secs_f64()) as u64,
@@ -135,7 +144,7 @@ fn experiments(scale: f64) -> Vec<Experiment> {
     }
     // One worker again, with the load client kept on a CPU of its own and
     // the server on another (where the machine has two).
-    for (name, line, n, server) in scaling_servers() {
+    for (name, line, n, server) in scaling_servers(plan.cores) {
         if n != 1 || name.starts_with("current") || name.starts_with("pool") {
             continue;
         }
@@ -162,10 +171,10 @@ fn experiments(scale: f64) -> Vec<Experiment> {
             .in_group(Group::new("pinned", label)),
         );
     }
-    // The same servers on hello, at one and two threads: here the load
+    // The same servers on hello, up to the cores: here the load
     // client needs about as much CPU as the server.
-    for (name, line, n, server) in scaling_servers() {
-        if n > 2 || name.contains("fair") {
+    for (name, line, n, server) in scaling_servers(plan.cores) {
+        if n > plan.cores.max(2) || name.contains("fair") {
             continue;
         }
         let mut load = LoadSpec::new(
@@ -189,7 +198,8 @@ fn experiments(scale: f64) -> Vec<Experiment> {
     }
     // A heavy client among light ones: one connection always asking for
     // 5 ms of CPU, while light requests arrive at a steady rate.
-    let workers = COUNTS[1].to_string();
+    // Every core (two at least), as a server would be run.
+    let workers = plan.cores.max(2).to_string();
     for (model, line, fair) in [
         ("steal", "work stealing", false),
         ("per-core", "a loop per core", false),
@@ -237,7 +247,7 @@ fn experiments(scale: f64) -> Vec<Experiment> {
     // request always in flight (chapter 8's measure).
     let delay = scaled(1000, scale);
     let duration = scaled(10_000, scale);
-    let two = COUNTS[1].to_string();
+    let every_core = plan.cores.max(2).to_string();
     let mut held: Vec<chapter8::HeldServer> = vec![(
         "current",
         "one loop (chapter 3)",
@@ -252,8 +262,8 @@ fn experiments(scale: f64) -> Vec<Experiment> {
             name,
             line,
             ServerUnderTest::of(&CORES).with_args(
-                &["--model", model, "--workers", &two],
-                &format!("{line}, {two} workers"),
+                &["--model", model, "--workers", &every_core],
+                &format!("{line}, {every_core} workers"),
             ),
         ));
     }
@@ -521,4 +531,17 @@ fn imbalance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
     out.push('\n');
     out.push_str(&stamp(record));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_counts_double_up_to_the_cores_then_go_past_them() {
+        assert_eq!(counts(1), [1, 2]);
+        assert_eq!(counts(2), [1, 2, 4]);
+        assert_eq!(counts(6), [1, 2, 4, 6, 12]);
+        assert_eq!(counts(8), [1, 2, 4, 8, 16]);
+    }
 }

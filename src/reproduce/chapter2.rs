@@ -10,7 +10,7 @@ use super::chapter::{Chapter, Example};
 use super::model::{Capacity, ClientStream, predict};
 use super::record::{ChapterRecord, ExperimentRecord, Group};
 use super::seeds::five_sleeps;
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{self, Column, View, format_ms, mib, or_dash, stamp, thousands};
 use crate::defaults;
 use crate::report::WorkersReport;
@@ -249,7 +249,8 @@ fn keepalive_starvation(scale: f64) -> Vec<Experiment> {
         .collect()
 }
 
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let mut experiments =
         vec![five_sleeps(2, ServerUnderTest::of(&THREADS), scale).with_timeline()];
     experiments.extend(seed_002_table(scale));

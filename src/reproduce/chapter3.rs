@@ -6,7 +6,7 @@ use super::chapter::{Chapter, Example};
 use super::model::Capacity;
 use super::record::ChapterRecord;
 use super::seeds::{five_sleeps, sleeper_then_activer, thousand_sleeps};
-use super::spec::{Experiment, ServerUnderTest};
+use super::spec::{Experiment, Plan, ServerUnderTest};
 use super::views::{self, View};
 use crate::defaults;
 
@@ -41,7 +41,8 @@ fn small_backlog(scale: f64) -> Experiment {
     experiment
 }
 
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let looping = || ServerUnderTest::of(&ASYNC);
     vec![
         five_sleeps(3, looping(), scale).with_timeline(),

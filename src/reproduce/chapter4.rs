@@ -8,7 +8,7 @@ use super::charts;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group};
 use super::seeds::{five_sleeps, sleeper_then_activer};
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{self, Column, View, format_ms, or_dash, row_label};
 use crate::defaults;
 use crate::report::LagReport;
@@ -122,7 +122,8 @@ const SEED_002_ASYNC: [(&str, f64); 2] = [
 /// `-n 50 -c 10` at 250 ms for every handler on both runtimes, and seed
 /// 001's sleeper and activer on a blocked loop. Every server reports the
 /// lag its probe saw.
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let delay = scaled(250, scale);
     let mut experiments = Vec::new();
     for (name, flags, in_words, capacity) in SETUPS {

@@ -10,7 +10,7 @@ use super::chapter3;
 use super::model::Capacity;
 use super::record::{ChapterRecord, Group};
 use super::seeds::{five_sleeps, sleeper_then_activer, thousand_sleeps};
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{self, Column, View};
 use crate::defaults;
 
@@ -144,7 +144,8 @@ fn timers() -> Vec<Experiment> {
 /// Chapter 5: seeds 000, 001 and 002 and a thousand 2 s requests for tide,
 /// smol and chapter 3's tokio server side by side; then each runtime's
 /// CPU cost on the hello endpoint; and its timer's resolution.
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let mut experiments = Vec::new();
     let delay = scaled(250, scale);
     for (name, server) in servers() {

@@ -8,7 +8,7 @@ use super::chapter2::{spread_columns, threads_server};
 use super::chapter3;
 use super::charts;
 use super::record::{ChapterRecord, Group};
-use super::spec::{Driver, Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::spec::{Driver, Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{self, Column, Lines, View, add_point, cpu_time, mib, or_dash};
 
 pub const CLIENT: Example = Example::client(
@@ -61,7 +61,8 @@ fn client_run(
     )
 }
 
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let delay = scaled(500, scale);
     let uwsgi = || {
         threads_server(

@@ -12,7 +12,7 @@ use super::chapter3;
 use super::charts;
 use super::model::{self, Capacity};
 use super::record::{ChapterRecord, ExperimentRecord, Group};
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{
     self, View, format_ms, format_opt_ms, mib, or_dash, row_label, stamp, thousands,
 };
@@ -192,7 +192,8 @@ pub const SEED_004: [(&str, [f64; 6], f64, u64); 11] = [
 
 /// Seed 004's proxy under 400 connections, upstream delays of 0 ms (the
 /// seed's nginx) and 100 ms.
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let duration = scaled(20_000, scale);
     let mut experiments = Vec::new();
     for delay_ms in [0u64, 100] {

@@ -14,7 +14,7 @@ use super::charts::{self, Legend};
 use super::model::{self, Capacity};
 use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
 use super::sample::ServerSamples;
-use super::spec::{Experiment, LoadSpec, ServerUnderTest, scaled, sleep_path};
+use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled, sleep_path};
 use super::views::{
     self, Column, Lines, View, add_point, format_opt_ms, kib, mib, row_label, sampled, stamp,
     thousands,
@@ -143,7 +143,8 @@ pub fn held_connections(
     )
 }
 
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let delay = scaled(1000, scale);
     let duration = scaled(10_000, scale);
     let hold = scaled(3000, scale);

@@ -71,7 +71,8 @@ pub const ALL: &[Chapter] = &[
 pub fn measured() -> Vec<u32> {
     ALL.iter()
         .filter(|chapter| {
-            !(chapter.experiments)(1.0).is_empty() || !(chapter.programs)(1.0).is_empty()
+            !(chapter.experiments)(spec::Plan::here(1.0)).is_empty()
+                || !(chapter.programs)(1.0).is_empty()
         })
         .filter_map(|chapter| chapter.number)
         .collect()
@@ -83,8 +84,8 @@ pub fn find(number: u32) -> Option<&'static Chapter> {
 }
 
 /// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
-pub fn experiments(number: u32, scale: f64) -> Vec<spec::Experiment> {
-    find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(scale))
+pub fn experiments(number: u32, plan: spec::Plan) -> Vec<spec::Experiment> {
+    find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(plan))
 }
 
 /// A chapter's measuring programs, scaled as its experiments are.

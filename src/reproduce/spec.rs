@@ -288,6 +288,25 @@ pub struct Pause {
     pub length: Duration,
 }
 
+/// What a chapter plans its experiments for: how long (the scale of every
+/// delay and duration) and how many cores (for sweeps up to the machine's).
+/// A record's plan is found again from its scale and its machine's cores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub scale: f64,
+    pub cores: usize,
+}
+
+impl Plan {
+    /// The plan for this machine.
+    pub fn here(scale: f64) -> Plan {
+        Plan {
+            scale,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
 impl Experiment {
     pub fn new(
         chapter: u32,

@@ -16,7 +16,7 @@ use super::charts;
 use super::model::Capacity;
 use super::peers::Peer;
 use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
-use super::spec::{Driver, Experiment, LoadSpec, ServerUnderTest, scaled, sleep_path};
+use super::spec::{Driver, Experiment, LoadSpec, Plan, ServerUnderTest, scaled, sleep_path};
 use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
 use crate::defaults;
 use crate::load::record::BUCKET_US;
@@ -67,7 +67,8 @@ const MANY: usize = 300;
 const STALL_AT_MS: u64 = 4_000;
 const STALL_MS: u64 = 1_000;
 
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let (server, threads) = pool();
     let mut experiments = Vec::new();
     // A stall: the server stopped for 1 s, 4 s into a 10 s run of 10 ms requests.

@@ -17,7 +17,7 @@ use super::chapter8::{self, HeldServer};
 use super::model::Capacity;
 use super::record::Group;
 use super::record::{ChapterRecord, ExperimentRecord, ProgramRecord};
-use super::spec::{Experiment, LoadSpec, Program, ServerUnderTest, scaled};
+use super::spec::{Experiment, LoadSpec, Plan, Program, ServerUnderTest, scaled};
 use super::views::{self, View, stamp, thousands};
 use crate::defaults;
 use crate::report::{BudgetReport, RuntimeReport, SwitchCosts};
@@ -83,7 +83,8 @@ const ANCHOR_WORKERS: u32 = 500;
 /// Runs of each brigade size, pinned and not.
 const SWITCH_ROUNDS: usize = 3;
 
-fn experiments(scale: f64) -> Vec<Experiment> {
+fn experiments(plan: Plan) -> Vec<Experiment> {
+    let scale = plan.scale;
     let mut experiments = Vec::new();
     // One request's walk through our runtime, traced.
     let trace_delay = scaled(50, scale);
