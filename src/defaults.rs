@@ -41,3 +41,5 @@ pub const CHAPTER9_RUNTIME_PORT: u16 = 8009;
 
 /// Chapter 11: one server, every core, four ways.
 pub const CHAPTER11_CORES_PORT: u16 = 8010;
+/// Chapter 12's server with its overload controls.
+pub const CHAPTER12_OVERLOAD_PORT: u16 = 8012;

@@ -26,6 +26,27 @@ pub struct WorkerCounts {
     pub requests: u64,
 }
 
+/// Chapter 12's server: how it ran and what its limit turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OverloadReport {
+    /// Threads running the event loop's tasks.
+    pub threads: usize,
+    /// Whether CPU work ran on the blocking pool.
+    pub offload: bool,
+    /// The dependency's slots (None: none).
+    pub slots: Option<usize>,
+    /// Requests the server holds at once (None: no limit).
+    pub limit: Option<usize>,
+    /// Requests answered (any status, this report not counted).
+    pub answered: u64,
+    /// Requests answered 503 at once because the server was full.
+    pub shed: u64,
+    /// Requests answered 503 after waiting too long for a slot.
+    pub timed_out: u64,
+    /// The most requests the server held at once (waiting or served).
+    pub peak_held: u64,
+}
+
 /// Chapter 4's lag probe: how late the loop ran a task that asked to wake
 /// every 10 ms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

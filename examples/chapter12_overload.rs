@@ -1,0 +1,246 @@
+//! Chapter 12: when threads win, and what overload does. The book's server
+//! (chapter 3's handler, on axum), with what this chapter measures, each a
+//! flag:
+//!
+//!     cargo run --release --example chapter12_overload -- --slots 16 --limit 64
+//!     cargo run --release --example load -- --rate 1200 -z 10s -c 500 'http://127.0.0.1:8012/sleep?ms=20'
+//!
+//! - `--slots N`: a request holds one of N slots while it is served, like a
+//!   connection from a pool of N to a database; the others wait their turn
+//!   (first come, first served);
+//! - `--limit N`: at most N requests in the server (served or waiting for a
+//!   slot); one more is answered 503 at once (load shedding) instead of
+//!   joining a queue that grows for as long as the overload lasts;
+//! - `--queue-timeout D`: a request that waited D for a slot is answered 503;
+//! - `--offload`: a request for CPU (`/work`) runs on tokio's blocking pool
+//!   (`spawn_blocking`), so the loop goes on answering the others;
+//! - `--threads N`: tokio's multi-thread runtime with N workers instead of
+//!   one loop.
+//!
+//! `GET /report` says how it ran, how many requests it answered, shed and
+//! timed out, and the most it held at once.
+
+#[path = "common/axum_serve.rs"]
+mod axum_serve;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use clap::Parser;
+use evt::defaults;
+use evt::report::OverloadReport;
+use evt::routes::{Reply, Route};
+use evt::server::{ServerArgs, announce, parse_flags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+#[derive(Debug, Parser)]
+struct Flags {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Run requests for CPU (`/work`) on tokio's blocking pool.
+    #[arg(long)]
+    offload: bool,
+    /// Slots a request holds while it is served (a pool of N connections
+    /// to a dependency); the others wait for one.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    slots: Option<u32>,
+    /// Requests the server holds at once, served or waiting; beyond it,
+    /// answer 503 at once.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    limit: Option<u32>,
+    /// Answer 503 to a request that waited this long for a slot (needs
+    /// --slots), e.g. 100ms.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    queue_timeout: Option<std::time::Duration>,
+    /// Threads running the loop's tasks: 1 is one current-thread loop, more
+    /// is tokio's work-stealing runtime.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+}
+
+/// What every request shares.
+struct Shared {
+    offload: bool,
+    threads: usize,
+    /// The admission limit: one permit per request held.
+    limit: Option<(usize, Arc<Semaphore>)>,
+    /// The dependency's slots.
+    slots: Option<(usize, Arc<Semaphore>)>,
+    queue_timeout: Option<std::time::Duration>,
+    answered: AtomicU64,
+    shed: AtomicU64,
+    timed_out: AtomicU64,
+    held: AtomicU64,
+    peak_held: AtomicU64,
+}
+
+// ANCHOR: shed
+/// Load shedding: a request that finds the server full is answered 503 at
+/// once, costing microseconds, rather than waiting behind all the others
+/// and timing out at its client after the server has spent its work on it.
+fn admit(shared: &Shared) -> Result<Option<OwnedSemaphorePermit>, Reply> {
+    let Some((_, admitted)) = &shared.limit else {
+        return Ok(None);
+    };
+    match Arc::clone(admitted).try_acquire_owned() {
+        Ok(permit) => Ok(Some(permit)),
+        Err(_) => {
+            shared.shed.fetch_add(1, Ordering::Relaxed);
+            Err(Reply {
+                status: 503,
+                body: "overloaded: the server is full, try again later\n".into(),
+            })
+        }
+    }
+}
+
+/// Waits for one of the dependency's slots, first come first served: the
+/// queue is every task waiting here. With a queue timeout, a request that
+/// waited too long gives up with a 503.
+async fn slot(shared: &Shared) -> Result<Option<OwnedSemaphorePermit>, Reply> {
+    let Some((_, slots)) = &shared.slots else {
+        return Ok(None);
+    };
+    let waiting = Arc::clone(slots).acquire_owned();
+    let permit = match shared.queue_timeout {
+        None => waiting.await,
+        Some(limit) => match tokio::time::timeout(limit, waiting).await {
+            Ok(permit) => permit,
+            Err(_) => {
+                shared.timed_out.fetch_add(1, Ordering::Relaxed);
+                return Err(Reply {
+                    status: 503,
+                    body: format!("overloaded: no slot within {limit:?}\n"),
+                });
+            }
+        },
+    };
+    Ok(Some(permit.expect("the slots are never closed")))
+}
+// ANCHOR_END: shed
+
+// ANCHOR: handler
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+) -> (StatusCode, String) {
+    let target = uri.path_and_query().map_or("/", |path| path.as_str());
+    let route = Route::parse(method.as_str(), target);
+    if route == Route::Report {
+        return report(&shared);
+    }
+    shared.answered.fetch_add(1, Ordering::Relaxed);
+    let _admitted = match admit(&shared) {
+        Ok(permit) => permit,
+        Err(full) => return axum_serve::answer(full),
+    };
+    let _held = Held::enter(&shared);
+    let _slot = match slot(&shared).await {
+        Ok(permit) => permit,
+        Err(late) => return axum_serve::answer(late),
+    };
+    if let Some(delay) = route.delay() {
+        tokio::time::sleep(delay).await;
+    }
+    let reply = if shared.offload && matches!(route, Route::Work(_)) {
+        // The CPU runs on a thread of the blocking pool; this task waits
+        // for it like for any other I/O, and the loop serves the others.
+        tokio::task::spawn_blocking(move || route.reply())
+            .await
+            .unwrap_or_else(|_| Reply {
+                status: 500,
+                body: "the work panicked\n".into(),
+            })
+    } else {
+        // On the loop's own thread: nothing else runs until it is done.
+        route.reply()
+    };
+    axum_serve::answer(reply)
+}
+// ANCHOR_END: handler
+
+/// Counts a request held (waiting or served) until it is answered or its
+/// client leaves (hyper then drops the handler's future, and this with it).
+struct Held<'a>(&'a Shared);
+
+impl<'a> Held<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.held.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.peak_held.fetch_max(now, Ordering::Relaxed);
+        Held(shared)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn report(shared: &Shared) -> (StatusCode, String) {
+    let report = OverloadReport {
+        threads: shared.threads,
+        offload: shared.offload,
+        slots: shared.slots.as_ref().map(|(n, _)| *n),
+        limit: shared.limit.as_ref().map(|(n, _)| *n),
+        answered: shared.answered.load(Ordering::Relaxed),
+        shed: shared.shed.load(Ordering::Relaxed),
+        timed_out: shared.timed_out.load(Ordering::Relaxed),
+        peak_held: shared.peak_held.load(Ordering::Relaxed),
+    };
+    let body = serde_json::to_string(&report).expect("a report is plain data") + "\n";
+    (StatusCode::OK, body)
+}
+
+fn main() {
+    let flags: Flags = parse_flags(
+        "chapter12_overload",
+        "Chapter 12: the book's server behind a dependency's slots (--slots), with load shedding (--limit, --queue-timeout), CPU work offloaded (--offload), or more threads (--threads).",
+        defaults::CHAPTER12_OVERLOAD_PORT,
+    );
+    if flags.queue_timeout.is_some() && flags.slots.is_none() {
+        eprintln!("error: --queue-timeout is how long a request may wait for a slot; it needs --slots");
+        std::process::exit(2);
+    }
+    let threads = usize::from(flags.threads);
+    let semaphore = |n: u32| (n as usize, Arc::new(Semaphore::new(n as usize)));
+    let shared = Arc::new(Shared {
+        offload: flags.offload,
+        threads,
+        limit: flags.limit.map(semaphore),
+        slots: flags.slots.map(semaphore),
+        queue_timeout: flags.queue_timeout,
+        answered: AtomicU64::new(0),
+        shed: AtomicU64::new(0),
+        timed_out: AtomicU64::new(0),
+        held: AtomicU64::new(0),
+        peak_held: AtomicU64::new(0),
+    });
+    let listener = flags.server.bind_or_exit();
+    let addr = listener
+        .local_addr()
+        .expect("a bound socket has an address");
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start {threads} runtime thread(s): {error}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async {
+        let app = Router::new().fallback(handle).with_state(shared);
+        announce(addr);
+        axum_serve::serve(axum_serve::into_tokio(listener), app).await;
+    });
+}
