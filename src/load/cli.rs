@@ -71,6 +71,10 @@ pub struct LoadArgs {
     /// reported late).
     #[arg(long, value_parser = parse_rate)]
     pub rate: Option<f64>,
+    /// Count the goodput: answers with a 2xx status within this time (e.g.
+    /// 1s), from when each request was due with --rate, else from its send.
+    #[arg(long, value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
     /// OS threads driving the connections [default: one per two cores, at most -c;
     /// the other cores are left to the server on the same machine].
     #[arg(long)]
@@ -157,6 +161,7 @@ impl LoadArgs {
             connect_rate: self.connect_rate,
             hold: self.hold,
             rate: self.rate,
+            deadline: self.deadline,
             ..LoadConfig::new(target, self.requests, self.connections)
         })
     }

@@ -261,6 +261,12 @@ fn note(
             pace.first.get_or_insert(ended);
             pace.last = Some(ended);
             record.completed(status, latency);
+            if let Some(deadline) = shared.config.deadline
+                && (200..300).contains(&status)
+                && latency <= deadline
+            {
+                record.good += 1;
+            }
             record.over_time(due_us, latency, uncorrected);
             shared.completed.fetch_add(1, Ordering::Relaxed);
             false

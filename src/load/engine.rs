@@ -63,6 +63,8 @@ pub struct LoadConfig {
     /// The open model: this many requests per second in all, request i due
     /// at i / rate, whatever the server does (chapter 10).
     pub rate: Option<f64>,
+    /// Count the answers with a 2xx status within this time (the goodput).
+    pub deadline: Option<Duration>,
     /// A fault the engine's own tests inject.
     #[cfg(test)]
     pub(crate) fault: Option<super::connection::Fault>,
@@ -83,6 +85,7 @@ impl LoadConfig {
             connect_rate: None,
             hold: None,
             rate: None,
+            deadline: None,
             #[cfg(test)]
             fault: None,
         }
@@ -321,6 +324,7 @@ impl LoadRun {
             hold,
             timed: matches!(self.shared.config.stop, Stop::AfterDuration(_)),
             rate: self.shared.config.rate,
+            deadline: self.shared.config.deadline,
         }
     }
 }
@@ -391,6 +395,24 @@ mod tests {
 
     fn config(url: &str, requests: u64, connections: usize) -> LoadConfig {
         LoadConfig::new(Target::parse(url).unwrap(), requests, connections)
+    }
+
+    #[test]
+    fn the_goodput_counts_good_answers_within_the_deadline() {
+        let url = ok_server();
+        let mut generous = config(&url, 20, 2);
+        generous.deadline = Some(Duration::from_secs(60));
+        let results = crate::load::run(generous).unwrap();
+        assert_eq!(results.record.good, 20);
+        let summary = crate::load::Summary::of(&results);
+        assert_eq!(summary.good.map(|g| g.answers), Some(20));
+        // No answer comes back within a nanosecond.
+        let mut strict = config(&url, 20, 2);
+        strict.deadline = Some(Duration::from_nanos(1));
+        assert_eq!(crate::load::run(strict).unwrap().record.good, 0);
+        // Without a deadline, no goodput is claimed.
+        let summary = crate::load::Summary::of(&crate::load::run(config(&url, 5, 1)).unwrap());
+        assert_eq!(summary.good, None);
     }
 
     #[test]

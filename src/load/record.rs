@@ -107,6 +107,8 @@ pub struct Recorder {
     /// The exact sum of latencies, in microseconds, for the mean.
     pub sum_us: u128,
     pub status_codes: BTreeMap<u16, u64>,
+    /// Answers with a 2xx status within the deadline (`--deadline`).
+    pub good: u64,
     pub failures: BTreeMap<ErrorKind, FailureCount>,
     /// The first [`TIMELINE_CAP`] requests' spans, in the order they ended.
     pub timeline: Vec<Span>,
@@ -173,6 +175,7 @@ impl Default for Recorder {
             exact_max_us: 0,
             sum_us: 0,
             status_codes: BTreeMap::new(),
+            good: 0,
             failures: BTreeMap::new(),
             preconnected: 0,
             slowest_connect_us: 0,
@@ -301,6 +304,7 @@ impl Recorder {
         self.exact_min_us = self.exact_min_us.min(other.exact_min_us);
         self.exact_max_us = self.exact_max_us.max(other.exact_max_us);
         self.sum_us += other.sum_us;
+        self.good += other.good;
         for (status, count) in &other.status_codes {
             *self.status_codes.entry(*status).or_default() += count;
         }
@@ -340,6 +344,8 @@ pub struct Results {
     pub timed: bool,
     /// Open model: the rate asked for (`--rate`), requests per second.
     pub rate: Option<f64>,
+    /// The goodput's deadline (`--deadline`).
+    pub deadline: Option<Duration>,
 }
 
 /// The connections held open and idle after the last answer (`--hold`).

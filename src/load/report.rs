@@ -41,6 +41,18 @@ pub struct Summary {
     /// scheduled time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<OpenSummary>,
+    /// With `--deadline`: the answers that were good and in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good: Option<GoodSummary>,
+}
+
+/// The goodput: answers with a 2xx status within the deadline.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct GoodSummary {
+    pub deadline_ms: f64,
+    pub answers: u64,
+    /// Good answers per second of the run.
+    pub rps: f64,
 }
 
 /// The open model's schedule, as kept.
@@ -149,6 +161,13 @@ impl Summary {
                 idle_s: phase.idle.as_secs_f64(),
                 held: phase.held,
                 still_open: phase.still_open,
+            }),
+            good: results.deadline.map(|deadline| GoodSummary {
+                deadline_ms: deadline.as_secs_f64() * 1e3,
+                answers: results.record.good,
+                rps: (results.record.good as f64 / results.duration.as_secs_f64().max(1e-9) * 1e3)
+                    .round()
+                    / 1e3,
             }),
             open: results.rate.map(|asked| OpenSummary {
                 asked_rps: asked,
@@ -262,6 +281,14 @@ fn summary_section(results: &Results) -> String {
     }
     let _ = writeln!(out, "  Total:        {}", human(results.duration));
     let _ = writeln!(out, "  Requests/s:   {:.2}", results.rps());
+    if let Some(deadline) = results.deadline {
+        let _ = writeln!(
+            out,
+            "  Goodput:      {:.2} requests/s ({} answers 2xx within {deadline:?})",
+            results.record.good as f64 / results.duration.as_secs_f64().max(1e-9),
+            results.record.good
+        );
+    }
     if let Some(rate) = results.steady_rps() {
         let _ = writeln!(
             out,

@@ -167,6 +167,7 @@ impl Peer {
             connect: None,
             hold: None,
             open: None,
+            good: None,
         })
     }
 

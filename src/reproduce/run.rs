@@ -342,6 +342,7 @@ fn drive_peer(tool: super::peers::Peer, spec: &LoadSpec, args: &[String]) -> Dri
             hold: None,
             timed: true,
             rate: None,
+            deadline: None,
         });
         summary.errors.insert("not_run".into(), 1);
         Driven {

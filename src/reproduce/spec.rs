@@ -147,6 +147,8 @@ pub struct LoadSpec {
     pub rate: Option<f64>,
     /// Keep the latency over the run (per 100 ms), for a view that draws it.
     pub keep_over_time: bool,
+    /// Count the goodput: 2xx answers within this time (`--deadline`).
+    pub deadline: Option<Duration>,
 }
 
 /// Long enough for the slowest request any experiment predicts.
@@ -176,6 +178,7 @@ impl LoadSpec {
             keep_timeline: false,
             keep_answers_per_connection: false,
             rate: None,
+            deadline: None,
             keep_over_time: false,
         }
     }
@@ -219,6 +222,12 @@ impl LoadSpec {
         }
         if let Some(rate) = self.rate {
             args.extend(["--rate".into(), rate.to_string()]);
+        }
+        if let Some(deadline) = self.deadline {
+            args.extend([
+                "--deadline".into(),
+                humantime::format_duration(deadline).to_string(),
+            ]);
         }
         if let Some(idle) = self.hold {
             args.extend([
