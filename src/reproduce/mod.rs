@@ -24,6 +24,7 @@ pub mod record;
 pub mod run;
 pub mod sample;
 pub mod seeds;
+pub mod slow;
 pub mod spec;
 pub mod views;
 

@@ -174,6 +174,9 @@ pub struct ExperimentRecord {
     /// experiment asked for it and the machine had enough.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<Pinning>,
+    /// What the slow clients saw, where there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_clients: Option<super::slow::SlowRecord>,
 }
 
 /// Which CPUs each side was kept on (`sched_setaffinity`).

@@ -55,6 +55,13 @@ impl Experiment {
                 })
             })
             .collect();
+        let slow = match self.slow_clients {
+            Some(slow) => {
+                let addr = server_addr(&server.base_url)?;
+                Some(std::thread::spawn(move || slow.run(addr, started)))
+            }
+            None => None,
+        };
         let pause = self.pause.map(|pause| {
             let group = server.pid();
             std::thread::spawn(move || stall(group, started, pause))
@@ -75,6 +82,11 @@ impl Experiment {
             loads.push(outcome);
         }
         let cpu = clock.and_then(sample::CpuClock::finish);
+        let slow_clients = match slow.map(|slow| slow.join()) {
+            None => None,
+            Some(Ok(record)) => Some(record),
+            Some(Err(_)) => return Err("the slow clients' thread panicked".into()),
+        };
         let pause = match pause.map(|stalling| stalling.join()) {
             None => None,
             Some(Ok(Ok(pause))) => Some(pause),
@@ -123,8 +135,20 @@ impl Experiment {
             pause,
             cpu,
             pinned,
+            slow_clients,
         })
     }
+}
+
+/// The address in a server's `http://HOST:PORT` base URL.
+fn server_addr(base_url: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let authority = base_url.trim_start_matches("http://");
+    authority
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("cannot read an address from {base_url}"))
 }
 
 /// Stops the server's process group (SIGSTOP) `pause.after` after

@@ -287,6 +287,8 @@ pub struct Experiment {
     /// Pin the server to this many CPUs of its own and the load client to
     /// another, where the machine has that many more than one.
     pub pin_server_cpus: Option<usize>,
+    /// Slow clients holding connections while the loads run.
+    pub slow_clients: Option<super::slow::SlowClients>,
 }
 
 /// A stall the harness inflicts on a server: it stops every process of the
@@ -338,7 +340,24 @@ impl Experiment {
             keep_samples: false,
             pause: None,
             pin_server_cpus: None,
+            slow_clients: None,
         }
+    }
+
+    /// The same experiment, with `connections` slow clients (half a request
+    /// head each) from `after` for `hold`.
+    pub fn with_slow_clients(
+        mut self,
+        connections: usize,
+        after: Duration,
+        hold: Duration,
+    ) -> Experiment {
+        self.slow_clients = Some(super::slow::SlowClients {
+            connections,
+            after,
+            hold,
+        });
+        self
     }
 
     /// The same experiment with the client on the first allowed CPU and the
