@@ -203,7 +203,9 @@ fn main() {
         defaults::CHAPTER12_OVERLOAD_PORT,
     );
     if flags.queue_timeout.is_some() && flags.slots.is_none() {
-        eprintln!("error: --queue-timeout is how long a request may wait for a slot; it needs --slots");
+        eprintln!(
+            "error: --queue-timeout is how long a request may wait for a slot; it needs --slots"
+        );
         std::process::exit(2);
     }
     let threads = usize::from(flags.threads);

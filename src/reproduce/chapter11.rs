@@ -333,6 +333,14 @@ fn threads_serving(experiment: &ExperimentRecord) -> usize {
     }
 }
 
+/// The server's voluntary context switches (a thread went to sleep waiting
+/// for work) per completed request.
+fn switches_per_request(experiment: &ExperimentRecord) -> Option<f64> {
+    let switches = experiment.samples.as_ref()?.context_switches?;
+    let completed = experiment.load()?.measured.requests.completed;
+    (completed > 0).then(|| switches.voluntary as f64 / completed as f64)
+}
+
 /// The cores the load client used while this row ran (None: not measured).
 fn client_cores(experiment: &ExperimentRecord) -> Option<f64> {
     experiment.cpu.map(|cpu| cpu.cores(cpu.client_ms))
@@ -368,8 +376,8 @@ fn cores_used(experiment: &ExperimentRecord) -> Option<String> {
 fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let cores = record.machine.cores;
     let mut out = String::from(
-        "| server | threads serving | **req/s** | server CPU per request | cores used: server / client / idle | utilization law: min(threads, cores − client) ÷ CPU | req/s ÷ law | p99 | max |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| server | threads serving | **req/s** | server CPU per request | cores used: server / client / idle | utilization law: min(threads, cores − client) ÷ CPU | req/s ÷ law | server's voluntary context switches per request | p99 | max |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
@@ -378,7 +386,7 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
         let bound = law(experiment, cores);
         let _ = writeln!(
             out,
-            "| {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
             threads_serving(experiment),
             thousands(load.measured.rps.round() as u64),
@@ -386,6 +394,7 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
             views::or_dash(cores_used(experiment), |s| s),
             views::or_dash(bound, |b| thousands(b.round() as u64)),
             views::or_dash(bound, |b| format!("{:.0} %", 100.0 * load.measured.rps / b)),
+            views::or_dash(switches_per_request(experiment), |s| format!("{s:.2}")),
             format_opt_ms(load.measured.latency_ms.p99),
             format_opt_ms(load.measured.latency_ms.max),
         );
