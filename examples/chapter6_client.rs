@@ -273,5 +273,6 @@ fn results_of(
         hold: None,
         timed: false,
         rate: None,
+        deadline: None,
     }
 }

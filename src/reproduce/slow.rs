@@ -65,7 +65,7 @@ impl SlowClients {
         while Instant::now() < until {
             std::thread::sleep(LOOK_EVERY.min(until.saturating_duration_since(Instant::now())));
             let before = held.len();
-            held.retain_mut(|stream| still_open(stream));
+            held.retain_mut(still_open);
             if held.len() < before {
                 closed_by_server += before - held.len();
                 first_closed_after_s.get_or_insert(opened_at.elapsed().as_secs_f64());
@@ -89,7 +89,8 @@ fn still_open(stream: &mut TcpStream) -> bool {
     let mut byte = [0u8; 512];
     match stream.read(&mut byte) {
         Err(error) => error.kind() == ErrorKind::WouldBlock,
-        Ok(_) => false,
+        // Closed (0 bytes) or answered (any bytes): done with it either way.
+        Ok(_read) => false,
     }
 }
 
