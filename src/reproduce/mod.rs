@@ -31,6 +31,7 @@ pub mod views;
 pub mod chapter1;
 pub mod chapter10;
 pub mod chapter11;
+pub mod chapter12;
 pub mod chapter2;
 pub mod chapter3;
 pub mod chapter4;
@@ -60,7 +61,7 @@ pub const ALL: &[Chapter] = &[
     chapter9::CHAPTER,
     chapter10::CHAPTER,
     chapter11::CHAPTER,
-    Chapter::planned(12, "When threads win, and overload"),
+    chapter12::CHAPTER,
     Chapter::page(
         "Appendix: inside the load client",
         "appendix_load_client.md",
@@ -117,6 +118,7 @@ pub fn all_views(records: &[ChapterRecord]) -> Vec<View> {
         .flat_map(|record| find(record.chapter).map_or_else(Vec::new, |c| (c.views)(record)))
         .collect();
     views.extend(seeds::comparisons(records));
+    views.extend(chapter12::decision_table(records));
     views
 }
 
