@@ -115,8 +115,14 @@ fn chosen_chapters(asked: Option<u32>) -> Result<Vec<u32>, String> {
         Some(chapter) if measured.contains(&chapter) => Ok(vec![chapter]),
         Some(chapter) => {
             let known: Vec<String> = measured.iter().map(u32::to_string).collect();
+            let planned = reproduce::ALL.iter().any(|c| c.number == Some(chapter));
             Err(format!(
-                "chapter {chapter} has no experiments yet; choose one of {}",
+                "{}; choose one of {}",
+                if planned {
+                    format!("chapter {chapter} has no experiments yet")
+                } else {
+                    format!("there is no chapter {chapter}")
+                },
                 known.join(", ")
             ))
         }

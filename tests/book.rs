@@ -360,6 +360,9 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     // runs' lengths, holds, keep-alive, stacks, buffers, timeouts.
     "2 s",
     "10 s",
+    // Chapter 12's queue timeout and slow clients' stay.
+    "200 ms",
+    "8 s",
     "250 ms",
     "100 ms",
     "0.5 s",

@@ -39,11 +39,16 @@ fn rps(records: &[ChapterRecord], chapter: u32, slug: &str) -> Option<f64> {
     Some(experiment(records, chapter, slug)?.load()?.measured.rps)
 }
 
-/// Resident memory per connection at 10,000 held connections (chapter 8).
-fn rss_per_connection(records: &[ChapterRecord], slug: &str) -> Option<f64> {
+/// Resident memory and the kernel's stacks and page tables per connection,
+/// at 10,000 held connections (chapter 8).
+fn memory_per_connection(records: &[ChapterRecord], slug: &str) -> Option<f64> {
     let held = experiment(records, 8, slug)?;
     let connections = held.load()?.connections;
-    Some(held.samples.as_ref()?.rss_per_connection_kib(connections))
+    let samples = held.samples.as_ref()?;
+    Some(
+        samples.rss_per_connection_kib(connections)
+            + samples.kernel_per_connection_kib(connections),
+    )
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {
@@ -75,15 +80,28 @@ fn switch_us(records: &[ChapterRecord]) -> Option<(f64, f64)> {
 }
 
 fn light_p99(records: &[ChapterRecord], slug: &str) -> Option<f64> {
-    experiment(records, 12, slug)?.loads.first()?.measured.latency_ms.p99
+    experiment(records, 12, slug)?
+        .loads
+        .first()?
+        .measured
+        .latency_ms
+        .p99
 }
 
 fn max_ms(records: &[ChapterRecord], slug: &str) -> Option<f64> {
-    experiment(records, 12, slug)?.load()?.measured.latency_ms.max
+    experiment(records, 12, slug)?
+        .load()?
+        .measured
+        .latency_ms
+        .max
 }
 
 fn p99(records: &[ChapterRecord], slug: &str) -> Option<f64> {
-    experiment(records, 12, slug)?.load()?.measured.latency_ms.p99
+    experiment(records, 12, slug)?
+        .load()?
+        .measured
+        .latency_ms
+        .p99
 }
 
 fn good(records: &[ChapterRecord], slug: &str) -> Option<f64> {
@@ -115,9 +133,10 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
             choose: "a loop",
             figure: (|| {
                 Some(format!(
-                    "resident memory per connection at 10,000: a thread each {:.1} KiB, axum on one loop {:.1} KiB",
-                    rss_per_connection(records, "held_busy_threads_10000")?,
-                    rss_per_connection(records, "held_busy_axum_10000")?,
+                    "resident and kernel memory per idle connection at 10,000: a thread each {:.1} KiB, axum on one loop {:.1} KiB, the hand-written loop {:.1} KiB",
+                    memory_per_connection(records, "held_idle_threads_10000")?,
+                    memory_per_connection(records, "held_idle_axum_10000")?,
+                    memory_per_connection(records, "held_idle_loop_10000")?,
                 ))
             })(),
             chapter: 8,
@@ -130,9 +149,9 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                 Some(format!(
                     "a probe's slowest answer under {} slow clients: 4 × 2 pool {}, one loop {}, a loop in front of the pool {}",
                     super::SLOW_CLIENTS,
-                    format_opt_ms(max_ms(records, "slow_pool")),
-                    format_opt_ms(max_ms(records, "slow_loop")),
-                    format_opt_ms(max_ms(records, "slow_front")),
+                    format_opt_ms(Some(max_ms(records, "slow_pool")?)),
+                    format_opt_ms(Some(max_ms(records, "slow_loop")?)),
+                    format_opt_ms(Some(max_ms(records, "slow_front")?)),
                 ))
             })(),
             chapter: 12,
@@ -144,9 +163,9 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
             figure: (|| {
                 Some(format!(
                     "p99 of light requests beside 20 ms CPU ones: one loop {}, CPU offloaded {}, a pool of 8 threads {}",
-                    format_opt_ms(light_p99(records, "hol_loop")),
-                    format_opt_ms(light_p99(records, "hol_offload")),
-                    format_opt_ms(light_p99(records, "hol_pool")),
+                    format_opt_ms(Some(light_p99(records, "hol_loop")?)),
+                    format_opt_ms(Some(light_p99(records, "hol_offload")?)),
+                    format_opt_ms(Some(light_p99(records, "hol_pool")?)),
                 ))
             })(),
             chapter: 12,

@@ -109,9 +109,17 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
                 &format!("work stealing, {cores} threads"),
             ),
         ),
-        ("pool", pool(1, 8, "a blocking pool of 8 threads (chapter 2)")),
+        (
+            "pool",
+            pool(1, 8, "a blocking pool of 8 threads (chapter 2)"),
+        ),
     ] {
-        let mut light = LoadSpec::new("/".into(), (LIGHT_RATE * run.as_secs_f64()) as u64, 20, Duration::ZERO);
+        let mut light = LoadSpec::new(
+            "/".into(),
+            (LIGHT_RATE * run.as_secs_f64()) as u64,
+            20,
+            Duration::ZERO,
+        );
         light.rate = Some(LIGHT_RATE);
         light.duration = Some(run);
         let mut heavy = LoadSpec::new(
@@ -179,12 +187,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
 
     // 3. Overload: offered load from half to twice the dependency's capacity.
     let overload_servers = [
-        (
-            "loop",
-            "one loop, no limit",
-            vec!["--slots", &slots],
-            None,
-        ),
+        ("loop", "one loop, no limit", vec!["--slots", &slots], None),
         ("threads", "16 threads (chapter 2)", vec![], Some(SLOTS)),
         (
             "shed",
@@ -242,11 +245,17 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     let slow_servers = [
         (
             "blocking",
-            ServerUnderTest::of(&chapter1::BLOCKING).with_args(&[], "one blocking thread (chapter 1)"),
+            ServerUnderTest::of(&chapter1::BLOCKING)
+                .with_args(&[], "one blocking thread (chapter 1)"),
             "/",
             false,
         ),
-        ("pool", pool(4, 2, "4 workers × 2 threads (chapter 2)"), "/", false),
+        (
+            "pool",
+            pool(4, 2, "4 workers × 2 threads (chapter 2)"),
+            "/",
+            false,
+        ),
         (
             "loop",
             ServerUnderTest::of(&chapter3::ASYNC).with_args(&[], "one loop (chapter 3)"),
