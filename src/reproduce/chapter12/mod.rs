@@ -594,7 +594,7 @@ fn slow_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Option<S
         let points = load
             .over_time
             .iter()
-            .map(|(slice, bucket)| (*slice as f64 * 0.1, bucket.max_us as f64 / 1e6))
+            .map(|(slice, bucket)| (*slice as f64 * 0.1, bucket.max_us as f64 / 1e3))
             .collect();
         lines.push((views::row_label(experiment).to_string(), points));
     }
@@ -603,7 +603,7 @@ fn slow_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Option<S
             "Chapter {}: a probe's latency while {SLOW_CLIENTS} slow clients hold connections",
             record.chapter
         ),
-        "slowest probe in each 100 ms, seconds",
+        "slowest probe in each 100 ms, ms",
         &lines,
         shade.map(|(from, to)| (from, to, "slow clients")),
         0.15,
