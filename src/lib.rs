@@ -6,7 +6,8 @@
 //! hand-written servers ([`blocking`]), the blocking pools ([`pool`]),
 //! pre-forked workers ([`prefork`]), the blocking upstream client
 //! ([`upstream`]), what servers report of themselves ([`report`]), the load
-//! client ([`load`]) and the system calls they share ([`sys`]).
+//! client ([`load`]) and the system calls they share ([`sys`]); and
+//! whether a machine is ready for the book ([`doctor`]).
 //!
 //! [`reproduce`] is the other side: the reproduce run that measures every
 //! number the book prints and writes its tables. It builds on the lesson
@@ -14,6 +15,7 @@
 
 pub mod blocking;
 pub mod defaults;
+pub mod doctor;
 pub mod load;
 pub mod pool;
 pub mod prefork;

@@ -27,6 +27,8 @@ use evt::sys::{Machine, now_utc};
                   the compiler's work, not the model's."
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Run only this chapter's experiments.
     #[arg(long)]
     chapter: Option<u32>,
@@ -47,8 +49,24 @@ struct Args {
     views_only: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Is this machine ready for the book? Each limit, ok or not, and the
+    /// command that fixes it; exit 0 when the book can run, 1 when not.
+    Doctor,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Doctor) = args.command {
+        let names: Vec<&str> = reproduce::examples()
+            .map(|(_, example)| example.name)
+            .collect();
+        let (text, code) =
+            evt::doctor::report(&evt::doctor::checks(&harness::examples_dir(), &names));
+        print!("{text}");
+        return ExitCode::from(code);
+    }
     let chapters = match chosen_chapters(args.chapter) {
         Ok(chapters) => chapters,
         Err(message) => {

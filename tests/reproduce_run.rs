@@ -130,3 +130,34 @@ fn a_stall_stops_the_server_for_its_length_and_lets_it_go_on() {
         load.measured.errors
     );
 }
+
+#[test]
+fn the_doctor_finds_this_machine_ready_and_names_every_limit() {
+    let output = reproduce(&["doctor"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    for limit in [
+        "cores",
+        "memory",
+        "open files (hard limit)",
+        "threads per user",
+        "kernel.threads-max",
+        "kernel.pid_max",
+        "vm.max_map_count",
+        "local ports",
+        "net.core.somaxconn",
+        "peer tool: wrk",
+        "peer tool: hey",
+        "peer tool: ab",
+        "peer tool: oha",
+        "examples",
+    ] {
+        assert!(
+            text.lines()
+                .any(|line| line.contains(limit)
+                    && (line.starts_with("ok") || line.starts_with("warn"))),
+            "{limit}: {text}"
+        );
+    }
+    assert!(text.contains("The book can run here"), "{text}");
+}
