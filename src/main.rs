@@ -47,6 +47,15 @@ struct Args {
     /// already in the output directory (after changing how tables look).
     #[arg(long)]
     views_only: bool,
+    /// Measure nothing: write this machine's headline figures (every
+    /// experiment's rate, p50 and p99, from the records in the output
+    /// directory) to FILE, for a workshop's room to compare.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["compare", "views_only"])]
+    export: Option<PathBuf>,
+    /// Measure nothing: put the files several machines exported side by side
+    /// (compare.md and compare.svg in --out, default target/compare).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "views_only")]
+    compare: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -75,6 +84,13 @@ fn main() -> ExitCode {
         }
     };
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if !args.compare.is_empty() {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| manifest_dir.join("target/compare"));
+        return finish(compare_machines(&args.compare, &out));
+    }
     let out = args.out.clone().unwrap_or_else(|| {
         if args.quick {
             manifest_dir.join("target/reproduce-quick")
@@ -82,6 +98,20 @@ fn main() -> ExitCode {
             manifest_dir.join("book/generated")
         }
     });
+    if let Some(file) = &args.export {
+        let records = record::read_all(&out);
+        if records.is_empty() {
+            eprintln!(
+                "error: no chapter records in {}: run the measurements first",
+                out.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        return finish(
+            reproduce::room::export(&records, file)
+                .map(|rows| format!("wrote {rows} headline figures to {}", file.display())),
+        );
+    }
     if args.views_only {
         return match rewrite_views(&out) {
             Ok(count) => {
@@ -354,6 +384,49 @@ fn write_load_help(out: &std::path::Path) -> Result<(), String> {
 }
 
 /// Rewrites every view from the records in `out`; returns how many records there were.
+/// Prints what was done, or the error; the exit code says which.
+fn finish(done: Result<String, String>) -> ExitCode {
+    match done {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Several machines' exported headlines, side by side, written to `out`.
+fn compare_machines(files: &[PathBuf], out: &std::path::Path) -> Result<String, String> {
+    let mut machines = Vec::new();
+    for file in files {
+        let headlines = reproduce::room::read(file)?;
+        let name = file.file_stem().map_or_else(
+            || file.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        machines.push((name, headlines));
+    }
+    let (table, chart) = reproduce::room::compare(&machines);
+    std::fs::create_dir_all(out)
+        .map_err(|error| format!("cannot create {}: {error}", out.display()))?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(out.join(name), text)
+            .map_err(|error| format!("cannot write {}: {error}", out.join(name).display()))
+    };
+    write("compare.md", &table)?;
+    if let Some(svg) = chart {
+        write("compare.svg", &svg)?;
+    }
+    Ok(format!(
+        "compared {} machines: {}",
+        machines.len(),
+        out.join("compare.md").display()
+    ))
+}
+
 fn rewrite_views(out: &std::path::Path) -> Result<usize, String> {
     let records = record::read_all(out);
     if records.is_empty() {

@@ -161,3 +161,40 @@ fn the_doctor_finds_this_machine_ready_and_names_every_limit() {
     }
     assert!(text.contains("The book can run here"), "{text}");
 }
+
+#[test]
+fn the_rooms_files_export_and_compare() {
+    let dir = std::env::temp_dir().join(format!("evt-room-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (laptop, desktop) = (dir.join("laptop.json"), dir.join("desktop.json"));
+    let output = reproduce(&["--export", laptop.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    std::fs::copy(&laptop, &desktop).unwrap();
+    let out = dir.join("compare");
+    let output = reproduce(&[
+        "--compare",
+        laptop.to_str().unwrap(),
+        desktop.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let table = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(table.starts_with("| chapter | experiment | figure | set by | laptop | desktop |"));
+    // Chapter 3's five sleeps are set by timers, and both machines have them.
+    let row = table
+        .lines()
+        .find(|line| line.starts_with("| 3 | five_sleeps | p50 | timers |"))
+        .expect("chapter 3's headline");
+    assert_eq!(row.matches(" ms |").count(), 2, "{row}");
+    assert!(
+        std::fs::read_to_string(out.join("compare.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    // A file that is not an export is one line.
+    let output = reproduce(&["--compare", out.join("compare.md").to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}

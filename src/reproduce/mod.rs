@@ -21,6 +21,7 @@ pub mod harness;
 pub mod model;
 pub mod peers;
 pub mod record;
+pub mod room;
 pub mod run;
 pub mod sample;
 pub mod seeds;
