@@ -196,6 +196,7 @@ fn measure(chapters: &[u32], args: &Args, out: &std::path::Path) -> bool {
     let mut all_ran = true;
     for &chapter in chapters {
         let measured_at = now_utc();
+        let started = std::time::Instant::now();
         let mut records = Vec::new();
         for (position, experiment) in planned.iter().enumerate() {
             if experiment.chapter != chapter {
@@ -266,6 +267,7 @@ fn measure(chapters: &[u32], args: &Args, out: &std::path::Path) -> bool {
             experiments: records,
             limits: reproduce::find(chapter).map_or_else(Vec::new, |c| (c.facts)()),
             programs: ran,
+            wall_s: Some(started.elapsed().as_secs_f64().round()),
         };
         match record::write(out, &record) {
             Ok(path) => println!("\nwrote {}", path.display()),

@@ -23,6 +23,7 @@ pub mod peers;
 pub mod record;
 pub mod room;
 pub mod run;
+pub mod run_times;
 pub mod sample;
 pub mod seeds;
 pub mod slow;
@@ -68,6 +69,7 @@ pub const ALL: &[Chapter] = &[
         "appendix_load_client.md",
         &[],
     ),
+    Chapter::page("Appendix: running a workshop", "appendix_workshop.md", &[]),
 ];
 
 /// The numbers of the chapters that measure something, in order.
@@ -120,6 +122,7 @@ pub fn all_views(records: &[ChapterRecord]) -> Vec<View> {
         .collect();
     views.extend(seeds::comparisons(records));
     views.extend(chapter12::decision_table(records));
+    views.extend(run_times::table(records));
     views
 }
 

@@ -32,6 +32,28 @@ pub struct ChapterRecord {
     /// What the chapter's own measuring programs printed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgramRecord>,
+    /// How long the chapter's run took, start to record, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
+}
+
+impl ChapterRecord {
+    /// Seconds spent under load: every experiment's longest load (with its
+    /// start) and every program's run. A lower bound of the run's time,
+    /// which also starts and stops each server.
+    pub fn load_s(&self) -> f64 {
+        let experiments: f64 = self
+            .experiments
+            .iter()
+            .map(|e| {
+                e.loads
+                    .iter()
+                    .map(|l| l.start_after_s + l.measured.duration_s)
+                    .fold(0.0, f64::max)
+            })
+            .sum();
+        experiments + self.programs.iter().map(|p| p.duration_s).sum::<f64>()
+    }
 }
 
 /// One run of a measuring program ([`super::spec::Program`]).
