@@ -370,6 +370,18 @@ pub struct ConnectPhase {
 }
 
 impl Results {
+    /// Good answers (2xx within the deadline) per second: of the schedule
+    /// in an open run (requests sent ÷ rate), else of the run.
+    pub fn goodput(&self) -> f64 {
+        let seconds = match self.rate {
+            Some(rate) => self.record.sent as f64 / rate,
+            None => self.duration.as_secs_f64(),
+        };
+        self.record.good as f64 / seconds.max(1e-9)
+    }
+}
+
+impl Results {
     pub fn completed(&self) -> u64 {
         self.record.completed_count()
     }

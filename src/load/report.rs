@@ -46,7 +46,10 @@ pub struct Summary {
     pub good: Option<GoodSummary>,
 }
 
-/// The goodput: answers with a 2xx status within the deadline.
+/// The goodput: answers with a 2xx status within the deadline, per second
+/// of the schedule (open model: requests sent ÷ rate, so a run that drains
+/// a long queue after its schedule is not credited for the drain), else of
+/// the run.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct GoodSummary {
     pub deadline_ms: f64,
@@ -165,9 +168,7 @@ impl Summary {
             good: results.deadline.map(|deadline| GoodSummary {
                 deadline_ms: deadline.as_secs_f64() * 1e3,
                 answers: results.record.good,
-                rps: (results.record.good as f64 / results.duration.as_secs_f64().max(1e-9) * 1e3)
-                    .round()
-                    / 1e3,
+                rps: (results.goodput() * 1e3).round() / 1e3,
             }),
             open: results.rate.map(|asked| OpenSummary {
                 asked_rps: asked,
@@ -285,7 +286,7 @@ fn summary_section(results: &Results) -> String {
         let _ = writeln!(
             out,
             "  Goodput:      {:.2} requests/s ({} answers 2xx within {deadline:?})",
-            results.record.good as f64 / results.duration.as_secs_f64().max(1e-9),
+            results.goodput(),
             results.record.good
         );
     }

@@ -116,7 +116,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
     vec![
         Row {
             situation: "Requests that mostly wait (on a database, another service, a timer)",
-            choose: "a loop; or as many threads as requests waiting at once",
+            choose: "a loop, or as many threads as requests waiting at once",
             figure: (|| {
                 Some(format!(
                     "{CALL_MS} ms waits, 100 connections: one loop {} req/s, {SLOTS} threads {} req/s, 100 threads {} req/s",
@@ -159,11 +159,12 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
         },
         Row {
             situation: "Handlers that need CPU, among light ones",
-            choose: "threads (a pool, or the loop's blocking pool), not one bare loop",
+            choose: "threads (a pool, or the loop's blocking pool), not a bare loop, one or many",
             figure: (|| {
                 Some(format!(
-                    "p99 of light requests beside 20 ms CPU ones: one loop {}, CPU offloaded {}, a pool of 8 threads {}",
+                    "p99 of light requests beside 20 ms CPU ones: one loop {}, work stealing {}, CPU offloaded {}, a pool of 8 threads {}",
                     format_opt_ms(Some(light_p99(records, "hol_loop")?)),
+                    format_opt_ms(Some(light_p99(records, "hol_steal")?)),
                     format_opt_ms(Some(light_p99(records, "hol_offload")?)),
                     format_opt_ms(Some(light_p99(records, "hol_pool")?)),
                 ))
@@ -190,7 +191,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
         },
         Row {
             situation: "A downstream of fixed capacity (a pool of database connections)",
-            choose: "either: the downstream sets the rate; the loop queues fairly",
+            choose: "either: the downstream sets the rate; the loop queues fairly, the pool leaves some clients out",
             figure: (|| {
                 Some(format!(
                     "{SLOTS} slots × {CALL_MS} ms: one loop {} req/s (p99 {}), {SLOTS} threads {} req/s (p99 {}, slowest {})",
@@ -206,7 +207,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
         },
         Row {
             situation: "More load than capacity",
-            choose: "any model, with a limit that answers 503 at once",
+            choose: "a limit that answers 503 at once (measured on the loop)",
             figure: (|| {
                 Some(format!(
                     "goodput (200 within {} s) at twice capacity: no limit {} /s, a limit {} /s, {SLOTS} threads {} /s",

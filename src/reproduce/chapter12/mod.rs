@@ -172,6 +172,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
             Duration::from_millis(CALL_MS),
         );
         load.duration = Some(run);
+        load.keep_answers_per_connection = true;
         let label = server.model.clone();
         out.push(
             Experiment::new(
@@ -401,8 +402,8 @@ fn hol_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
 
 fn downstream_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| server | predicted req/s | **req/s** | mean | p50 | **p99** | max | threads | peak RSS |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| server | predicted req/s | **req/s** | mean | p50 | **p99** | max | connections answered once at most | threads | peak RSS |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
@@ -410,7 +411,7 @@ fn downstream_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> St
         };
         let _ = writeln!(
             out,
-            "| {} | {} | **{}** | {} | {} | **{}** | {} | {} | {} |",
+            "| {} | {} | **{}** | {} | {} | **{}** | {} | {} | {} | {} |",
             views::row_label(experiment),
             thousands(load.predicted.rps.round() as u64),
             thousands(load.measured.rps.round() as u64),
@@ -418,6 +419,15 @@ fn downstream_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> St
             format_opt_ms(load.measured.latency_ms.p50),
             format_opt_ms(load.measured.latency_ms.p99),
             format_opt_ms(load.measured.latency_ms.max),
+            format!(
+                "{} of {}",
+                load.answers_per_connection
+                    .iter()
+                    .filter(|(answers, _)| **answers <= 1)
+                    .map(|(_, connections)| connections)
+                    .sum::<u64>(),
+                load.connections
+            ),
             peak_threads(experiment),
             peak_rss(experiment),
         );
@@ -440,8 +450,8 @@ fn status_count(load: &LoadOutcome, status: &str) -> u64 {
 
 fn overload_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = format!(
-        "| server, offered × capacity | offered req/s | answered req/s | **goodput: 200 within {} s, per s** | 503s | p50 | p99 | max | most held | peak RSS |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| server, offered × capacity | offered req/s | sent req/s | answered req/s | **goodput: 200 within {} s, per s** | 503s | p50 | p99 | max | most held | peak RSS |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         DEADLINE.as_secs()
     );
     for experiment in members {
@@ -451,9 +461,12 @@ fn overload_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Stri
         let offered = load.measured.open.map_or(0.0, |open| open.asked_rps);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
             thousands(offered.round() as u64),
+            views::or_dash(load.measured.open.and_then(|open| open.sent_rps), |r| {
+                thousands(r.round() as u64)
+            }),
             thousands(load.measured.rps.round() as u64),
             views::or_dash(goodput(load), |g| thousands(g.round() as u64)),
             thousands(status_count(load, "503")),
@@ -468,7 +481,7 @@ fn overload_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Stri
     }
     let _ = writeln!(
         out,
-        "\nCapacity: {SLOTS} slots ÷ {CALL_MS} ms = {} requests/s. Latencies count from when each request was due. Each row's commands:\n",
+        "\nCapacity: {SLOTS} slots ÷ {CALL_MS} ms = {} requests/s. Sent: the rate requests went out at, from the first to the last (the client holds a request due while all its connections are busy). Latencies count from when each request was due; goodput is per second of the schedule. Each row's commands:\n",
         thousands(capacity().round() as u64)
     );
     for experiment in members {
