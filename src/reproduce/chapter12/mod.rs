@@ -409,9 +409,16 @@ fn downstream_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> St
         let Some(load) = experiment.load() else {
             continue;
         };
+        // Connections left out: answered once (after waiting the whole run) or never.
+        let answered_once: u64 = load
+            .answers_per_connection
+            .iter()
+            .filter(|(answers, _)| **answers <= 1)
+            .map(|(_, connections)| connections)
+            .sum();
         let _ = writeln!(
             out,
-            "| {} | {} | **{}** | {} | {} | **{}** | {} | {} | {} | {} |",
+            "| {} | {} | **{}** | {} | {} | **{}** | {} | {} of {} | {} | {} |",
             views::row_label(experiment),
             thousands(load.predicted.rps.round() as u64),
             thousands(load.measured.rps.round() as u64),
@@ -419,15 +426,8 @@ fn downstream_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> St
             format_opt_ms(load.measured.latency_ms.p50),
             format_opt_ms(load.measured.latency_ms.p99),
             format_opt_ms(load.measured.latency_ms.max),
-            format!(
-                "{} of {}",
-                load.answers_per_connection
-                    .iter()
-                    .filter(|(answers, _)| **answers <= 1)
-                    .map(|(_, connections)| connections)
-                    .sum::<u64>(),
-                load.connections
-            ),
+            answered_once,
+            load.connections,
             peak_threads(experiment),
             peak_rss(experiment),
         );
