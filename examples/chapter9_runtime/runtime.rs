@@ -440,6 +440,28 @@ pub async fn sleep(duration: Duration) {
 }
 // ANCHOR_END: io
 
+// ANCHOR: timeout
+/// A future that did not finish in time.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TimedOut;
+
+/// `future`'s output, or `TimedOut` if `limit` passes first. Each time the
+/// task is woken, both the future and a timer are polled; the first ready
+/// wins, and the other is dropped with this future.
+#[cfg_attr(not(test), allow(dead_code))]
+pub async fn timeout<F: Future>(limit: Duration, future: F) -> Result<F::Output, TimedOut> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(sleep(limit));
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        timer.as_mut().poll(cx).map(|()| Err(TimedOut))
+    })
+    .await
+}
+// ANCHOR_END: timeout
+
 // ANCHOR: trace
 /// The runtime's steps, kept (and printed to stderr) only after
 /// [`trace_on`]; the rest of the time `trace` is one check of a flag.
@@ -544,6 +566,22 @@ mod tests {
                 sleep(Duration::from_millis(600)).await;
                 assert!(started.elapsed() >= Duration::from_millis(600));
                 assert_eq!(*order.borrow(), [100, 200, 300]);
+            })
+        });
+    }
+
+    #[test]
+    fn a_timeout_gives_up_on_a_slow_future_and_not_on_a_fast_one() {
+        run(|| {
+            Box::pin(async {
+                let started = Instant::now();
+                let slow = timeout(Duration::from_millis(50), sleep(Duration::from_secs(1))).await;
+                assert_eq!(slow, Err(TimedOut));
+                // It waited for its limit, and not for the slow sleep.
+                assert!(started.elapsed() >= Duration::from_millis(50));
+                assert!(started.elapsed() < Duration::from_secs(1));
+                let fast = timeout(Duration::from_secs(3), async { 42 }).await;
+                assert_eq!(fast, Ok(42));
             })
         });
     }
