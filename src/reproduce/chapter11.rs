@@ -403,17 +403,7 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
         out,
         "\nThe machine has {cores} cores, shared by the server and the load client (this process, with its sampler); cores used is CPU time over the run's wall time, from `/proc`. Each row: the server, then the load:\n"
     );
-    for experiment in members {
-        if let Some(load) = experiment.load() {
-            let _ = writeln!(
-                out,
-                "- {}: `{}`, then `{}`",
-                views::row_label(experiment),
-                views::server_command(experiment),
-                load.command
-            );
-        }
-    }
+    out.push_str(&views::row_commands(members));
     out.push('\n');
     out.push_str(&stamp(record));
     out

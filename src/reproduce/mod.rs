@@ -16,6 +16,7 @@
 
 pub mod chapter;
 pub mod charts;
+pub mod columns;
 pub mod format;
 pub mod harness;
 pub mod model;

@@ -345,22 +345,10 @@ fn views(record: &ChapterRecord) -> Vec<View> {
 
 /// The commands of a group's rows: the server, then each load.
 fn commands(members: &[&ExperimentRecord]) -> String {
-    let mut out = String::from("\nEach row: the server, then the loads:\n\n");
-    for experiment in members {
-        let loads: Vec<String> = experiment
-            .loads
-            .iter()
-            .map(|load| format!("`{}`", load.command))
-            .collect();
-        let _ = writeln!(
-            out,
-            "- {}: `{}`, then {}",
-            views::row_label(experiment),
-            views::server_command(experiment),
-            loads.join(" and ")
-        );
-    }
-    out
+    format!(
+        "\nEach row: the server, then the loads:\n\n{}",
+        views::row_commands(members)
+    )
 }
 
 fn peak_rss(experiment: &ExperimentRecord) -> String {
@@ -484,17 +472,7 @@ fn overload_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Stri
         "\nCapacity: {SLOTS} slots ÷ {CALL_MS} ms = {} requests/s. Sent: the rate requests went out at, from the first to the last (the client holds a request due while all its connections are busy). Latencies count from when each request was due; goodput is per second of the schedule. Each row's commands:\n",
         thousands(capacity().round() as u64)
     );
-    for experiment in members {
-        if let Some(load) = experiment.load() {
-            let _ = writeln!(
-                out,
-                "- {}: `{}`, then `{}`",
-                views::row_label(experiment),
-                views::server_command(experiment),
-                load.command
-            );
-        }
-    }
+    out.push_str(&views::row_commands(members));
     out.push('\n');
     out.push_str(&stamp(record));
     out
@@ -580,17 +558,7 @@ fn slow_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
             slow.started_s, slow.left_s
         );
     }
-    for experiment in members {
-        if let Some(load) = experiment.load() {
-            let _ = writeln!(
-                out,
-                "- {}: `{}`, then `{}`",
-                views::row_label(experiment),
-                views::server_command(experiment),
-                load.command
-            );
-        }
-    }
+    out.push_str(&views::row_commands(members));
     out.push('\n');
     out.push_str(&stamp(record));
     out
