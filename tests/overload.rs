@@ -9,30 +9,7 @@ use evt::reproduce::harness::ServerProcess;
 use evt::reproduce::slow::SlowClients;
 
 mod common;
-use common::{example, start, start_with};
-
-/// One request on its own connection: the status and the time it took.
-fn get(server: &ServerProcess, path: &str) -> (u16, Duration) {
-    let addr = server.base_url.trim_start_matches("http://");
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, started.elapsed())
-}
+use common::{example, get, start, start_with};
 
 /// `count` requests sent at once, each on its own connection.
 fn all_at_once(server: &ServerProcess, path: &str, count: usize) -> Vec<(u16, Duration)> {

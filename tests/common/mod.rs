@@ -2,7 +2,10 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use evt::reproduce::harness::{self, ServerProcess};
 
@@ -31,4 +34,27 @@ pub fn start_with(example: &str, args: &[&str]) -> Result<ServerProcess, String>
 pub fn example(name: &str) -> std::path::PathBuf {
     examples_built();
     harness::examples_dir().join(name)
+}
+
+/// One request on its own connection: the status and the time it took.
+pub fn get(server: &ServerProcess, path: &str) -> (u16, Duration) {
+    let addr = server.base_url.trim_start_matches("http://");
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, started.elapsed())
 }
