@@ -534,3 +534,34 @@ fn the_number_check_finds_typed_numbers_and_skips_code() {
                 ```text\n1.5 ms\n```\nnot 3 threads.";
     assert_eq!(numbers_in(page), ["2.003 s", "13.6 KiB", "24.95 req/s"]);
 }
+
+#[test]
+fn every_chapter_asks_for_predictions_and_has_notes_for_an_instructor() {
+    for chapter in evt::reproduce::ALL
+        .iter()
+        .filter(|chapter| chapter.number.is_some())
+    {
+        let page = chapter.page.expect("every numbered chapter has a page");
+        let text = std::fs::read_to_string(root().join("book").join(page)).unwrap();
+        let prompts = text.matches("> **Predict.**").count();
+        let answers = text.matches("<details><summary>Measured</summary>").count();
+        assert!(prompts >= 1, "{page}: no prediction prompt");
+        // Every prompt is answered after the measurement, collapsed.
+        assert!(
+            answers >= prompts,
+            "{page}: {prompts} prompts, {answers} answers"
+        );
+        assert_eq!(
+            text.matches("<details><summary>Instructor notes</summary>")
+                .count(),
+            1,
+            "{page}: instructor notes"
+        );
+        // Every collapsed block is closed.
+        assert_eq!(
+            text.matches("<details>").count(),
+            text.matches("</details>").count(),
+            "{page}"
+        );
+    }
+}
