@@ -45,12 +45,17 @@ pub fn table(records: &[ChapterRecord]) -> Option<View> {
     }
     let _ = writeln!(
         out,
-        "| all | | **{}** | {} | `cargo run --release` |",
+        "| all | | **{}** | {} | `cargo run --release{}` |",
         minutes(load),
         if all_walls {
             format!("**{}**", minutes(wall))
         } else {
             "—".to_string()
+        },
+        if records.iter().any(|r| r.quick) {
+            " -- --quick"
+        } else {
+            ""
         }
     );
     out.push_str(
