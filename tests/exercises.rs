@@ -76,3 +76,33 @@ fn chapter12s_solution_closes_slow_clients_after_its_header_timeout() {
     // A whole request is still answered.
     assert_eq!(get(&server, "/").0, 200);
 }
+
+#[test]
+fn chapter4s_two_fixes_keep_the_loop_answering_during_cpu_work() {
+    for fix in ["offload", "slices"] {
+        common::examples_built();
+        let server = ServerProcess::start(
+            "exercise4_cpu_two_fixes",
+            &["--port".into(), "0".into(), "--fix".into(), fix.into()],
+        )
+        .unwrap();
+        let (work, hello) = std::thread::scope(|scope| {
+            let work = scope.spawn(|| {
+                let (status, took) = get(&server, "/sleep?ms=800");
+                (status, took, Instant::now())
+            });
+            // Sent once the work has begun.
+            std::thread::sleep(Duration::from_millis(200));
+            let hello = scope.spawn(|| {
+                let (status, _) = get(&server, "/");
+                (status, Instant::now())
+            });
+            (work.join().unwrap(), hello.join().unwrap())
+        });
+        assert_eq!((work.0, hello.0), (200, 200), "{fix}");
+        // The work still cost its CPU time…
+        assert!(work.1 >= Duration::from_millis(800), "{fix}: {:?}", work.1);
+        // …and hello was answered while it ran, not after.
+        assert!(hello.1 < work.2, "{fix}: hello waited for the work");
+    }
+}
