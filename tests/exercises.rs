@@ -31,8 +31,13 @@ fn chapter1s_solution_answers_five_requests_together_with_a_thread_each() {
         let sent: Vec<_> = (0..5)
             .map(|_| scope.spawn(|| get(&server, "/sleep?ms=500").0))
             .collect();
-        std::thread::sleep(Duration::from_millis(250));
-        let most_threads = threads(server.pid());
+        // The most threads seen while the requests are in flight (looked at
+        // until they all finish, so a slow start on a busy machine is seen).
+        let mut most_threads = 0;
+        while !sent.iter().all(|s| s.is_finished()) {
+            most_threads = most_threads.max(threads(server.pid()));
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let statuses: Vec<u16> = sent.into_iter().map(|s| s.join().unwrap()).collect();
         (statuses, most_threads)
     });
