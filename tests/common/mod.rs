@@ -38,8 +38,14 @@ pub fn example(name: &str) -> std::path::PathBuf {
 
 /// One request on its own connection: the status and the time it took.
 pub fn get(server: &ServerProcess, path: &str) -> (u16, Duration) {
-    let addr = server.base_url.trim_start_matches("http://");
     let started = Instant::now();
+    let (status, _) = get_text(server, path);
+    (status, started.elapsed())
+}
+
+/// One request on its own connection: the status and the body.
+pub fn get_text(server: &ServerProcess, path: &str) -> (u16, String) {
+    let addr = server.base_url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -56,5 +62,43 @@ pub fn get(server: &ServerProcess, path: &str) -> (u16, Duration) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, started.elapsed())
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string());
+    (status, body)
+}
+
+/// One request on a kept-alive connection, read to the end of its body: the
+/// status. For tests that send many requests on one connection.
+pub fn ask_on(stream: &mut TcpStream, path: &str) -> u16 {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    stream.read_exact(&mut vec![0u8; length]).unwrap();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs a built example to its end: its exit code and standard output.
+pub fn run_example(name: &str, args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(example(name))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
 }
