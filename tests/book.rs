@@ -363,6 +363,12 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     // Chapter 12's queue timeout and slow clients' stay.
     "200 ms",
     "8 s",
+    // The exercises' inputs and their tests' bounds.
+    "25 ms",
+    "0.9 s",
+    "2 KiB",
+    // A page of memory.
+    "4 KiB",
     "250 ms",
     "100 ms",
     "0.5 s",
@@ -536,7 +542,7 @@ fn the_number_check_finds_typed_numbers_and_skips_code() {
 }
 
 #[test]
-fn every_chapter_asks_for_predictions_and_has_notes_for_an_instructor() {
+fn every_chapter_asks_for_predictions_has_an_exercise_and_notes_for_an_instructor() {
     for chapter in evt::reproduce::ALL
         .iter()
         .filter(|chapter| chapter.number.is_some())
@@ -566,5 +572,21 @@ fn every_chapter_asks_for_predictions_and_has_notes_for_an_instructor() {
             text.matches("</details>").count(),
             "{page}"
         );
+        // At least one exercise, and each has its solution collapsed, shown
+        // from the running sources (which tests/exercises.rs checks).
+        let exercises: Vec<&str> = text.split("\n## Exercise").skip(1).collect();
+        assert!(!exercises.is_empty(), "{page}: no exercise");
+        for exercise in exercises {
+            let section = exercise.split("\n## ").next().unwrap_or_default();
+            let title = section.lines().next().unwrap_or_default();
+            let solution = section
+                .split("<details><summary>Solution</summary>")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{page}: exercise{title} has no collapsed solution"));
+            assert!(
+                solution.contains("{{#include ../examples/"),
+                "{page}: exercise{title}: the solution shows no running code"
+            );
+        }
     }
 }
