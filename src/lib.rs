@@ -11,7 +11,8 @@
 //!
 //! [`reproduce`] is the other side: the reproduce run that measures every
 //! number the book prints and writes its tables. It builds on the lesson
-//! side; no example imports it.
+//! side; no example imports it. [`serve`] serves the book itself, with a
+//! live lab that runs a chapter from its page.
 
 pub mod blocking;
 pub mod defaults;
@@ -22,6 +23,7 @@ pub mod prefork;
 pub mod report;
 pub mod reproduce;
 pub mod routes;
+pub mod serve;
 pub mod server;
 pub mod sys;
 pub mod upstream;

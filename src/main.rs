@@ -63,11 +63,14 @@ enum Command {
     /// Is this machine ready for the book? Each limit, ok or not, and the
     /// command that fixes it; exit 0 when the book can run, 1 when not.
     Doctor,
+    /// Serves the book on http://127.0.0.1:3000 (no mdbook needed), rebuilt
+    /// when book/ changes; each chapter page can run its chapter here.
+    Serve(evt::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Command::Doctor) = args.command {
+    if let Some(Command::Doctor) = &args.command {
         let names: Vec<&str> = reproduce::examples()
             .map(|(_, example)| example.name)
             .collect();
@@ -75,6 +78,10 @@ fn main() -> ExitCode {
             evt::doctor::report(&evt::doctor::checks(&harness::examples_dir(), &names));
         print!("{text}");
         return ExitCode::from(code);
+    }
+    if let Some(Command::Serve(serve)) = args.command {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        return finish(evt::serve::run(serve, root).map(|()| "stopped serving".to_string()));
     }
     let chapters = match chosen_chapters(args.chapter) {
         Ok(chapters) => chapters,

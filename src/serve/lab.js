@@ -1,0 +1,153 @@
+// The live lab, added to each page only by `cargo run --release -- serve`:
+// reloads the page when the book is rebuilt, and on a chapter's page shows a
+// control that runs the chapter on this machine and follows the run.
+(function () {
+  "use strict";
+  const token = document.currentScript.dataset.token;
+  const page = decodeURIComponent(location.pathname.split("/").pop() || "index.html");
+  let generation = null;
+  let reloading = false;
+  let startedHere = null; // the id of a run this page started
+  let shownCompare = null;
+  let panel = null;
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function post(path, body) {
+    return fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Lab-Token": token },
+      body: JSON.stringify(body),
+    });
+  }
+
+  function makePanel(chapter) {
+    const style = el("style");
+    style.textContent =
+      ".evt-lab{border:1px solid var(--quote-border,#ccc);background:var(--quote-bg,#f6f6f6);" +
+      "padding:.6em 1em;margin:1em 0;border-radius:4px;font-size:.9em}" +
+      ".evt-lab button{margin-right:.5em}.evt-lab progress{width:100%}" +
+      ".evt-lab pre{max-height:10em;overflow:auto;font-size:.8em;margin:.4em 0}" +
+      ".evt-lab table{font-size:.85em}.evt-lab .off{opacity:.6}";
+    document.head.appendChild(style);
+    const box = el("div", { class: "evt-lab", id: "evt-lab" });
+    box.appendChild(el("strong", {}, "Run this chapter on my machine"));
+    const buttons = el("div");
+    const quick = el("button", { type: "button", "data-mode": "quick" }, "Quick run (delays ÷ 10)");
+    const full = el("button", { type: "button", "data-mode": "full" }, "Full run (the book's numbers)");
+    const cancel = el("button", { type: "button", hidden: "" }, "Cancel");
+    [quick, full, cancel].forEach((b) => buttons.appendChild(b));
+    box.appendChild(buttons);
+    const progress = el("progress", { hidden: "" });
+    const line = el("div", { class: "evt-lab-status" });
+    const log = el("pre", { hidden: "" });
+    const compare = el("div", { class: "evt-lab-compare" });
+    [progress, line, log, compare].forEach((n) => box.appendChild(n));
+    [quick, full].forEach((button) =>
+      button.addEventListener("click", async () => {
+        line.textContent = "starting…";
+        const answer = await post("/__lab/run", { chapter, mode: button.dataset.mode });
+        if (answer.ok) {
+          startedHere = (await answer.json()).id;
+        } else {
+          line.textContent = await answer.text();
+        }
+        poll();
+      })
+    );
+    cancel.addEventListener("click", () => post("/__lab/cancel", { token }).then(poll));
+    const heading = document.querySelector("main h1");
+    if (heading) heading.after(box);
+    else document.querySelector("main")?.prepend(box);
+    return { chapter, quick, full, cancel, progress, line, log, compare };
+  }
+
+  function render(run) {
+    const p = panel;
+    const mine = run && run.chapter === p.chapter;
+    const running = run && run.state === "running";
+    p.quick.disabled = p.full.disabled = !!running;
+    p.cancel.hidden = !(running && mine);
+    p.progress.hidden = !(running && mine);
+    p.log.hidden = !mine;
+    if (!run) return;
+    if (!mine) {
+      p.line.textContent = running ? `Chapter ${run.chapter} is running (one run at a time).` : "";
+      return;
+    }
+    const seconds = Math.round(run.elapsed_s);
+    if (running) {
+      p.progress.max = Math.max(run.steps, 1);
+      p.progress.value = Math.max(run.step - 1, 0);
+      p.line.textContent = `${run.mode} run, experiment ${run.step} of ${run.steps || "?"}: ${run.measuring} (${seconds} s)`;
+    } else if (run.state === "done") {
+      p.line.textContent = `${run.mode} run done in ${seconds} s: the tables below are this machine's.`;
+    } else {
+      p.line.textContent = `${run.mode} run ${run.state} after ${seconds} s: ${run.error || ""}`;
+    }
+    p.log.textContent = run.log.join("\n");
+    if (run.state === "done" && shownCompare !== run.id) {
+      shownCompare = run.id;
+      showCompare(run.chapter);
+    }
+  }
+
+  async function showCompare(chapter) {
+    const answer = await fetch(`/__lab/compare?chapter=${chapter}`);
+    if (!answer.ok) return;
+    const c = await answer.json();
+    const box = panel.compare;
+    box.textContent = "";
+    box.appendChild(el("p", {}, `Yours: ${c.yours}. The book's: ${c.book || "no record"}.` +
+      (c.quick ? " A quick run divides every delay by ten, so its timer-bound figures should be a tenth of the book's." : "")));
+    const table = el("table");
+    const head = el("tr");
+    ["experiment", "figure", "yours", "the book's", "yours ÷ book's", "set by"].forEach((h) => head.appendChild(el("th", {}, h)));
+    table.appendChild(head);
+    const fmt = (v, unit) => (v === null || v === undefined ? "—" : `${v >= 100 ? Math.round(v).toLocaleString("en") : v.toPrecision(3)} ${unit}`);
+    c.rows.forEach((r) => {
+      const tr = el("tr", r.timer_bound ? {} : { class: "off" });
+      [r.experiment, r.figure, fmt(r.yours, r.unit), fmt(r.book, r.unit),
+        r.book ? (r.yours / r.book).toFixed(2) : "—", r.timer_bound ? "timers" : "the machine"]
+        .forEach((v) => tr.appendChild(el("td", {}, v)));
+      table.appendChild(tr);
+    });
+    box.appendChild(table);
+  }
+
+  let polling = null;
+  async function poll() {
+    clearTimeout(polling);
+    let s;
+    try {
+      s = await (await fetch("/__lab/status")).json();
+    } catch (e) {
+      polling = setTimeout(poll, 2000);
+      return;
+    }
+    if (generation === null) generation = s.generation;
+    if (s.generation !== generation) {
+      reloading = true;
+      location.reload();
+      return;
+    }
+    const chapter = (s.pages.find(([name]) => name === page) || [])[1];
+    if (s.lab && chapter && !panel) panel = makePanel(chapter);
+    if (panel) render(s.run);
+    const running = s.run && s.run.state === "running";
+    polling = setTimeout(poll, running ? 500 : 1000);
+  }
+
+  // Leaving the page (not our own reload) stops a run it started.
+  window.addEventListener("pagehide", () => {
+    if (!reloading && startedHere !== null) {
+      navigator.sendBeacon("/__lab/cancel", JSON.stringify({ token }));
+    }
+  });
+  poll();
+})();
