@@ -61,9 +61,10 @@ fn main() {
         .expect("a bound socket has an address");
 
     // ANCHOR: solution
-    // The queue: a channel with room for `--queue` connections. A thread
-    // waiting in `recv` takes one at once, so the queue only fills when
-    // every thread is busy.
+    // The queue: a channel with room for `--queue` connections. One idle
+    // thread at a time waits in `recv` (the others wait for the lock), so a
+    // burst can fill the queue before the idle threads have each taken
+    // their first connection.
     let (queue, waiting) = mpsc::sync_channel::<TcpStream>(usize::from(flags.queue));
     let waiting = Arc::new(Mutex::new(waiting));
     for n in 0..flags.threads {

@@ -7,9 +7,10 @@
 //!
 //! With futures, "whichever comes first" is one `select`: the loser is
 //! dropped, and dropping a reqwest future closes its connection, so the
-//! server sees the client go. With blocking threads, the loser's thread
-//! stays blocked in its read until its answer comes (or a timeout): a
-//! thread cannot be told to stop waiting.
+//! server sees the client go. With `reqwest::blocking` on threads, the
+//! loser's thread waits for reqwest's runtime thread to hand back its answer,
+//! and nothing in that API lets another thread call the request off: it
+//! stays blocked until the answer comes or its timeout fires.
 
 use std::time::{Duration, Instant};
 

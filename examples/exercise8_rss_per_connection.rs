@@ -1,14 +1,14 @@
 //! Chapter 8's exercise, solved: measure what a connection costs a server,
 //! in resident memory, on your own machine.
 //!
-//!     cargo run --release --example chapter3_async &
+//!     cargo run --release --example chapter3_async      # in one terminal
 //!     cargo run --release --example exercise8_rss_per_connection -- \
-//!         --pid $(pgrep -f 'examples/chapter3_async') -c 1000 http://127.0.0.1:8003/
+//!         --pid $(pgrep -nf 'target/release/examples/chapter3_async') -c 1000 http://127.0.0.1:8003/
 //!
 //! It reads the server's resident memory (`VmRSS` in `/proc/PID/status`),
 //! opens `-c` connections and sends one request on each, keeping them all
 //! open, reads the resident memory again, and divides. Resident memory is
-//! what the pages touched cost, not what was reserved: a thread's 8 MiB
+//! what the pages touched cost, not what was reserved: a thread's 2 MiB
 //! stack is reserved, and only the few KiB it touched are resident.
 //! Linux only (`/proc`).
 
@@ -91,6 +91,7 @@ fn main() {
         target.path_and_query.clone(),
     );
     evt::sys::raise_open_file_limit();
+    // ANCHOR: measure
     let run = || -> Result<(), String> {
         let before = resident_kib(flags.pid)?;
         let mut held = Vec::with_capacity(flags.connections as usize);
@@ -108,6 +109,7 @@ fn main() {
         drop(held);
         Ok(())
     };
+    // ANCHOR_END: measure
     if let Err(error) = run() {
         eprintln!("error: {error}");
         std::process::exit(1);

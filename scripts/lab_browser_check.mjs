@@ -7,7 +7,7 @@
 // screenshot of the page before and after to target/browser-check/.
 
 import { spawn } from "node:child_process";
-import { cpSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -27,6 +27,7 @@ const chromium = process.env.CHROMIUM || "/usr/bin/chromium";
 const root = mkdtempSync(join(tmpdir(), "evt-browser-"));
 cpSync(join(project, "book"), join(root, "book"), { recursive: true });
 cpSync(join(project, "book.toml"), join(root, "book.toml"));
+for (const code of ["examples", "src"]) symlinkSync(join(project, code), join(root, code));
 
 const serve = spawn(join(project, "target", "release", "event-loops-vs-threads"),
   ["serve", "--port", "0", "--root", root], { stdio: ["ignore", "pipe", "inherit"] });

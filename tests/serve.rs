@@ -46,6 +46,9 @@ fn serve(name: &str) -> Served {
     let _ = std::fs::remove_dir_all(&root);
     copy_tree(&project().join("book"), &root.join("book"));
     std::fs::copy(project().join("book.toml"), root.join("book.toml")).unwrap();
+    for code in ["examples", "src"] {
+        std::os::unix::fs::symlink(project().join(code), root.join(code)).unwrap();
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_event-loops-vs-threads"))
         .args(["serve", "--port", "0", "--root"])
         .arg(&root)
@@ -150,6 +153,12 @@ fn it_serves_the_index_and_a_chapter_with_the_lab_and_rebuilds_on_a_change() {
     let (code, page) = get(&served, "/chapter1_blocking.html");
     assert_eq!(code, 200);
     assert!(page.contains("/__lab/lab.js"));
+    // The code the page includes is there, from the project's sources.
+    assert!(!page.contains("{{#include"), "an include was not expanded");
+    assert!(
+        page.contains("take the next connection, read its request"),
+        "chapter 1's code is missing"
+    );
     assert_eq!(get(&served, "/__lab/lab.js").0, 200);
     assert_eq!(get(&served, "/no-such-page.html").0, 404);
     assert_eq!(get(&served, "/../book.toml").0, 404);

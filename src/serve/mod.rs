@@ -141,13 +141,20 @@ async fn ctrl_c(app: &App) {
     }
 }
 
-/// A thread that rebuilds the book when `book/` changes (not while a run
+/// A thread that rebuilds the book when `book/` or the code it includes changes (not while a run
 /// writes it: the run rebuilds when it ends), and stops unwatched runs.
 fn watch(app: Arc<App>) {
     let _ = std::thread::Builder::new()
         .name("watch".into())
         .spawn(move || {
-            let dirs = [app.paths.book.as_path(), app.paths.overlay.as_path()];
+            // The pages, the lab's overlay, and the code the pages include.
+            let code = [app.paths.root.join("examples"), app.paths.root.join("src")];
+            let dirs = [
+                app.paths.book.as_path(),
+                app.paths.overlay.as_path(),
+                code[0].as_path(),
+                code[1].as_path(),
+            ];
             let mut seen = stage::fingerprint(&dirs);
             let mut built = app.site.state().generation;
             loop {

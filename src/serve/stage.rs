@@ -87,7 +87,7 @@ impl Site {
 }
 
 /// Copies `book.toml` and `book/` to the staging directory, then the
-/// overlay's files over its `generated/`.
+/// overlay's files over its `generated/`, and links the code the pages include.
 fn stage(paths: &Paths) -> Result<(), String> {
     let toml = paths.root.join("book.toml");
     if !toml.is_file() || !paths.book.join("SUMMARY.md").is_file() {
@@ -102,6 +102,19 @@ fn stage(paths: &Paths) -> Result<(), String> {
     copy_file(&toml, &paths.stage.join("book.toml"))?;
     if paths.overlay.is_dir() {
         copy_tree(&paths.overlay, &staged_book.join("generated"))?;
+    }
+    // The pages include code as `../examples/...` and `../src/...`: the
+    // staged book sees the project's own, as they are.
+    for code in ["examples", "src"] {
+        let target = paths.root.join(code);
+        if target.is_dir() {
+            std::os::unix::fs::symlink(&target, paths.stage.join(code)).map_err(|error| {
+                format!(
+                    "cannot link {} into the staged book: {error}",
+                    target.display()
+                )
+            })?;
+        }
     }
     Ok(())
 }
