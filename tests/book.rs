@@ -143,6 +143,11 @@ fn the_book_builds_with_every_include_expanded_and_no_warning() {
             !html.contains("{{#include"),
             "{page}: an include was left unexpanded"
         );
+        // The live lab belongs to `serve` alone: a static build has none of it.
+        assert!(
+            !html.contains("__lab"),
+            "{page}: the static book has lab markup"
+        );
     }
     let chapter1 = std::fs::read_to_string(out.join("chapter1_blocking.html")).unwrap();
     assert!(

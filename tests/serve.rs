@@ -333,7 +333,10 @@ fn cancel_stops_every_process_the_run_started() {
     }
     started.extend(evt::serve::lab::descendants(pid));
     assert!(!started.is_empty(), "the run started nothing");
-    let (code, body) = request(&served, "POST", "/__lab/cancel", &headers, "{}");
+    // As the page's beacon sends it when the page goes away: the token in
+    // the body, no header.
+    let beacon = format!(r#"{{"token": "{}"}}"#, token(&served));
+    let (code, body) = request(&served, "POST", "/__lab/cancel", &headers[..1], &beacon);
     assert_eq!((code, body.trim()), (200, "cancelled"));
     let end = wait_for(&served, Duration::from_secs(20), |s| {
         s["run"]["state"] != "running"
