@@ -26,7 +26,7 @@
     });
   }
 
-  function makePanel(chapter) {
+  function makePanel(chapter, fullSeconds) {
     const style = el("style");
     style.textContent =
       ".evt-lab{border:1px solid var(--quote-border,#ccc);background:var(--quote-bg,#f6f6f6);" +
@@ -39,7 +39,8 @@
     box.appendChild(el("strong", {}, "Run this chapter on my machine"));
     const buttons = el("div");
     const quick = el("button", { type: "button", "data-mode": "quick" }, "Quick run (delays ÷ 10)");
-    const full = el("button", { type: "button", "data-mode": "full" }, "Full run (the book's numbers)");
+    const about = fullSeconds ? `, ${fullSeconds < 90 ? Math.round(fullSeconds) + " s" : (fullSeconds / 60).toFixed(1) + " min"} on the book's machine` : "";
+    const full = el("button", { type: "button", "data-mode": "full" }, `Full run (the book's numbers${about})`);
     const cancel = el("button", { type: "button", hidden: "" }, "Cancel");
     [quick, full, cancel].forEach((b) => buttons.appendChild(b));
     box.appendChild(buttons);
@@ -136,9 +137,12 @@
       location.reload();
       return;
     }
-    const chapter = (s.pages.find(([name]) => name === page) || [])[1];
-    if (s.lab && chapter && !panel) panel = makePanel(chapter);
-    if (panel) render(s.run);
+    const [, chapter, fullSeconds] = s.pages.find(([name]) => name === page) || [];
+    if (s.lab && chapter && !panel) panel = makePanel(chapter, fullSeconds);
+    if (panel) {
+      render(s.run);
+      if (s.build_error) panel.line.textContent = `The book did not rebuild: ${s.build_error}`;
+    }
     const running = s.run && s.run.state === "running";
     polling = setTimeout(poll, running ? 500 : 1000);
   }

@@ -52,8 +52,9 @@ struct App {
     lab_on: bool,
     /// The secret only this server's pages carry.
     token: String,
-    /// Chapter pages (`chapter1_blocking.html`) and their numbers.
-    pages: Vec<(String, u32)>,
+    /// Chapter pages (`chapter1_blocking.html`), their numbers, and how
+    /// long a full run took on the book's machine (seconds).
+    pages: Vec<(String, u32, Option<f64>)>,
 }
 
 /// Serves the book until Ctrl-C; the exit code.
@@ -89,6 +90,14 @@ pub fn run(args: ServeArgs, root: PathBuf) -> Result<(), String> {
     if addr.ip().is_loopback() {
         hosts.push(format!("localhost:{port}"));
     }
+    let pages = crate::reproduce::ALL
+        .iter()
+        .filter_map(|chapter| {
+            let number = chapter.number?;
+            let took = reference_run_time(&paths, number);
+            Some((chapter.page?.replace(".md", ".html"), number, took))
+        })
+        .collect();
     let app = Arc::new(App {
         lab: Arc::new(Lab::new(paths.clone(), Arc::clone(&site))),
         paths,
@@ -96,10 +105,7 @@ pub fn run(args: ServeArgs, root: PathBuf) -> Result<(), String> {
         hosts,
         lab_on: addr.ip().is_loopback(),
         token: token(),
-        pages: crate::reproduce::ALL
-            .iter()
-            .filter_map(|chapter| Some((chapter.page?.replace(".md", ".html"), chapter.number?)))
-            .collect(),
+        pages,
     });
     watch(Arc::clone(&app));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -180,6 +186,14 @@ fn watch(app: Arc<App>) {
                 }
             }
         });
+}
+
+/// How long chapter `n`'s full run took on the book's machine: its whole
+/// run where the record keeps it, else its time under load.
+fn reference_run_time(paths: &Paths, n: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(paths.reference.join(format!("chapter{n}.json"))).ok()?;
+    let record: ChapterRecord = serde_json::from_str(&text).ok()?;
+    Some(record.wall_s.unwrap_or_else(|| record.load_s()))
 }
 
 /// 128 random bits, as hex.
@@ -276,7 +290,7 @@ struct Status {
     generation: u64,
     build_error: Option<String>,
     lab: bool,
-    pages: Vec<(String, u32)>,
+    pages: Vec<(String, u32, Option<f64>)>,
     run: Option<RunView>,
 }
 
@@ -309,7 +323,7 @@ async fn start_run(State(app): State<Arc<App>>, headers: HeaderMap, body: String
             "a run needs {\"chapter\": N, \"mode\": \"quick\" or \"full\"}",
         );
     };
-    if !app.pages.iter().any(|(_, n)| *n == ask.chapter) {
+    if !app.pages.iter().any(|(_, n, _)| *n == ask.chapter) {
         return refuse(
             StatusCode::NOT_FOUND,
             &format!("there is no chapter {}", ask.chapter),
