@@ -118,7 +118,9 @@ fn scaling_servers(cores: usize) -> Vec<(String, &'static str, usize, ServerUnde
 
 fn experiments(plan: Plan) -> Vec<Experiment> {
     let scale = plan.scale;
-    let run = scaled(5_000, scale);
+    // 4 s a load (5 s for the held connections) keeps the chapter within a
+    // workshop's three minutes.
+    let run = scaled(4_000, scale);
     let mut experiments = Vec::new();
     for (name, line, n, server) in scaling_servers(plan.cores) {
         let mut load = LoadSpec::new(
@@ -246,7 +248,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     // What each model holds for a thousand connections, each with a 1 s
     // request always in flight (chapter 8's measure).
     let delay = scaled(1000, scale);
-    let duration = scaled(10_000, scale);
+    let duration = scaled(5_000, scale);
     let every_core = plan.cores.max(2).to_string();
     let mut held: Vec<chapter8::HeldServer> = vec![(
         "current",
