@@ -23,7 +23,7 @@ use evt::sys::{Machine, now_utc};
     name = "event-loops-vs-threads",
     about = "The reproduce run: starts each chapter's server, loads it, prints predicted \
              beside measured, and writes the book's tables to book/generated/.",
-    after_help = "A full run takes about forty minutes. Run with --release: a debug build measures \
+    after_help = "A full run takes about twenty-five minutes on two cores. Run with --release: a debug build measures \
                   the compiler's work, not the model's."
 )]
 struct Args {
