@@ -2,7 +2,7 @@
 //! core, each with a listening socket of its own on the same port.
 //!
 //!     cargo run --release --example exercise11_loop_per_core -- --loops 2
-//!     cargo run --release --example load -- -z 5s -c 50 'http://127.0.0.1:8026/work?us=200'
+//!     cargo run --release --example load -- -z 4s -c 50 'http://127.0.0.1:8026/work?us=200'
 //!     for i in $(seq 10); do curl -s http://127.0.0.1:8026/loop; done
 //!
 //! Each loop is chapter 3's: a current-thread tokio runtime on a thread of
