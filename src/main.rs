@@ -156,6 +156,12 @@ fn main() -> ExitCode {
     } else {
         println!("wrote the views in {}", out.display());
     }
+    if args.quick && args.out.is_none() {
+        if let Err(message) = write_quick_times(&out, &manifest_dir.join("book/generated")) {
+            eprintln!("error: {message}");
+            failed = true;
+        }
+    }
     if failed {
         ExitCode::FAILURE
     } else {
@@ -434,6 +440,20 @@ fn compare_machines(files: &[PathBuf], out: &std::path::Path) -> Result<String, 
         machines.len(),
         out.join("compare.md").display()
     ))
+}
+
+/// Writes the quick run's times, from its records in `quick`, into the
+/// book's `generated` directory: the one file a quick run leaves there, so
+/// the workshop appendix shows how long a quick run takes.
+fn write_quick_times(quick: &std::path::Path, generated: &std::path::Path) -> Result<(), String> {
+    let Some(view) = reproduce::run_times::quick_table(&record::read_all(quick)) else {
+        return Ok(());
+    };
+    let path = generated.join(&view.name);
+    std::fs::write(&path, &view.text)
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 fn rewrite_views(out: &std::path::Path) -> Result<usize, String> {
