@@ -33,7 +33,8 @@ struct Args {
     #[arg(long)]
     chapter: Option<u32>,
     /// Scale every delay down tenfold for a fast check. Writes to
-    /// target/reproduce-quick/ so the book keeps its full-run numbers.
+    /// target/reproduce-quick/ so the book keeps its full-run numbers
+    /// (only the quick run's own times go to book/generated/run_times_quick.*).
     #[arg(long)]
     quick: bool,
     /// Where to write the JSON records and Markdown tables
@@ -126,6 +127,14 @@ fn main() -> ExitCode {
                     "rewrote the views of {count} chapter records in {}",
                     out.display()
                 );
+                if args.quick && args.out.is_none() {
+                    if let Err(message) =
+                        write_quick_times(&out, &manifest_dir.join("book/generated"))
+                    {
+                        eprintln!("error: {message}");
+                        return ExitCode::FAILURE;
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(message) => {
@@ -443,16 +452,22 @@ fn compare_machines(files: &[PathBuf], out: &std::path::Path) -> Result<String, 
 }
 
 /// Writes the quick run's times, from its records in `quick`, into the
-/// book's `generated` directory: the one file a quick run leaves there, so
-/// the workshop appendix shows how long a quick run takes.
+/// book's `generated` directory: a small record of the times and its table,
+/// the two files a quick run leaves there, so the workshop appendix shows
+/// how long a quick run takes.
 fn write_quick_times(quick: &std::path::Path, generated: &std::path::Path) -> Result<(), String> {
-    let Some(view) = reproduce::run_times::quick_table(&record::read_all(quick)) else {
+    let Some((json, view)) = reproduce::run_times::quick_files(&record::read_all(quick)) else {
         return Ok(());
     };
-    let path = generated.join(&view.name);
-    std::fs::write(&path, &view.text)
-        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
-    println!("wrote {}", path.display());
+    for (name, text) in [
+        (reproduce::run_times::QUICK_RECORD, json.as_str()),
+        (view.name.as_str(), view.text.as_str()),
+    ] {
+        let path = generated.join(name);
+        std::fs::write(&path, text)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 

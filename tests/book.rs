@@ -301,6 +301,22 @@ fn every_generated_file_is_a_view_of_the_records_that_a_page_shows() {
             view.name
         );
     }
+    // The quick run's times: a view of the small record it keeps here.
+    let quick = evt::reproduce::run_times::quick_table(&dir).expect("the quick run's times");
+    assert_eq!(
+        std::fs::read_to_string(dir.join(&quick.name))
+            .ok()
+            .as_deref(),
+        Some(quick.text.as_str()),
+        "{} differs from {}: `cargo run --release -- --views-only --quick` rewrites it",
+        quick.name,
+        evt::reproduce::run_times::QUICK_RECORD
+    );
+    assert!(
+        included.contains(&quick.name),
+        "no page includes {}",
+        quick.name
+    );
     // Besides the views: the records, the load client's --help, the benchmark.
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
         let path = entry.path();
@@ -308,6 +324,8 @@ fn every_generated_file_is_a_view_of_the_records_that_a_page_shows() {
         assert!(
             all.iter().any(|view| view.name == name)
                 || evt::reproduce::record::is_record(&path)
+                || name == quick.name
+                || name == evt::reproduce::run_times::QUICK_RECORD
                 || name == "load_help.txt"
                 || name == "load_client_bench.md",
             "{name} in book/generated is made by nothing"

@@ -2,9 +2,13 @@
 //! what a workshop plans around.
 
 use std::fmt::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use super::record::ChapterRecord;
 use super::views::View;
+use crate::sys::Machine;
 
 /// The file the table is written to.
 pub const FILE: &str = "run_times.md";
@@ -12,6 +16,42 @@ pub const FILE: &str = "run_times.md";
 /// The file the quick run's table is written to, beside the full run's:
 /// a quick run keeps its records apart, but a workshop plans with both.
 pub const QUICK_FILE: &str = "run_times_quick.md";
+
+/// The quick run's times, kept in the book's `generated` directory as the
+/// record its table is a view of (the quick run's chapter records stay in
+/// `target/reproduce-quick/`).
+pub const QUICK_RECORD: &str = "run_times_quick.json";
+
+/// One chapter run's times: what the table shows of its record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunTime {
+    pub chapter: u32,
+    /// Experiments and programs.
+    pub runs: usize,
+    /// Seconds under load (see [`ChapterRecord::load_s`]).
+    pub load_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
+    pub command: String,
+    pub quick: bool,
+    pub measured_at: String,
+    pub machine: Machine,
+}
+
+impl RunTime {
+    pub fn of(record: &ChapterRecord) -> RunTime {
+        RunTime {
+            chapter: record.chapter,
+            runs: record.experiments.len() + record.programs.len(),
+            load_s: record.load_s(),
+            wall_s: record.wall_s,
+            command: record.command.clone(),
+            quick: record.quick,
+            measured_at: record.measured_at.clone(),
+            machine: record.machine.clone(),
+        }
+    }
+}
 
 fn minutes(seconds: f64) -> String {
     if seconds < 90.0 {
@@ -21,15 +61,36 @@ fn minutes(seconds: f64) -> String {
     }
 }
 
-/// The quick run's table: the same rows, from the quick run's records.
-pub fn quick_table(records: &[ChapterRecord]) -> Option<View> {
-    let quick: Vec<ChapterRecord> = records.iter().filter(|r| r.quick).cloned().collect();
-    table(&quick).map(|view| View::new(QUICK_FILE.to_string(), view.text))
+/// The quick run's times, from its records: the record to keep as
+/// [`QUICK_RECORD`] (pretty JSON) and its table, or `None` without a quick
+/// record.
+pub fn quick_files(records: &[ChapterRecord]) -> Option<(String, View)> {
+    let times: Vec<RunTime> = records
+        .iter()
+        .filter(|r| r.quick)
+        .map(RunTime::of)
+        .collect();
+    let view = render(QUICK_FILE, &times)?;
+    let json = serde_json::to_string_pretty(&times).ok()? + "\n";
+    Some((json, view))
+}
+
+/// The quick run's table, rendered again from the [`QUICK_RECORD`] kept in
+/// `dir`; `None` when there is none (or it does not read).
+pub fn quick_table(dir: &Path) -> Option<View> {
+    let text = std::fs::read_to_string(dir.join(QUICK_RECORD)).ok()?;
+    let times: Vec<RunTime> = serde_json::from_str(&text).ok()?;
+    render(QUICK_FILE, &times)
 }
 
 /// One row per chapter record: its experiments, its time under load, and
 /// its whole run where the record says it; then the totals.
 pub fn table(records: &[ChapterRecord]) -> Option<View> {
+    let times: Vec<RunTime> = records.iter().map(RunTime::of).collect();
+    render(FILE, &times)
+}
+
+fn render(name: &str, records: &[RunTime]) -> Option<View> {
     if records.is_empty() {
         return None;
     }
@@ -38,7 +99,7 @@ pub fn table(records: &[ChapterRecord]) -> Option<View> {
     );
     let (mut load, mut wall, mut all_walls) = (0.0, 0.0, true);
     for record in records {
-        load += record.load_s();
+        load += record.load_s;
         match record.wall_s {
             Some(seconds) => wall += seconds,
             None => all_walls = false,
@@ -47,8 +108,8 @@ pub fn table(records: &[ChapterRecord]) -> Option<View> {
             out,
             "| {} | {} | {} | {} | `{}` |",
             record.chapter,
-            record.experiments.len() + record.programs.len(),
-            minutes(record.load_s()),
+            record.runs,
+            minutes(record.load_s),
             record.wall_s.map_or("—".to_string(), minutes),
             record.command
         );
@@ -72,7 +133,9 @@ pub fn table(records: &[ChapterRecord]) -> Option<View> {
         "\nTime under load is what the experiments' loads and programs took; a run also \
          starts and stops every server, so the whole run (recorded from the first \
          experiment to the record, where the record has it) is longer. `--quick` scales \
-         every delay and duration down tenfold.\n\n",
+         every delay, duration and count down tenfold; what does not scale (starting \
+         servers, threads and thousands of connections) makes a quick run longer than a \
+         tenth of a full one.\n\n",
     );
     let dates = |pick: fn(&String, &String) -> bool| {
         records
@@ -90,7 +153,7 @@ pub fn table(records: &[ChapterRecord]) -> Option<View> {
         dates(|a, b| a <= b),
         dates(|a, b| a >= b),
     );
-    Some(View::new(FILE.to_string(), out))
+    Some(View::new(name.to_string(), out))
 }
 
 #[cfg(test)]
@@ -121,13 +184,13 @@ mod tests {
     }
 
     #[test]
-    fn quick_table_keeps_only_the_quick_rows_and_says_so() {
+    fn the_quick_table_keeps_only_quick_rows_and_reads_back_from_its_record() {
         let records = [
             record(1, true, 17.0),
             record(2, false, 150.0),
             record(3, true, 2.0),
         ];
-        let view = quick_table(&records).expect("two quick records make a table");
+        let (json, view) = quick_files(&records).expect("two quick records make a table");
         assert_eq!(view.name, QUICK_FILE);
         assert!(view.text.contains("--chapter 1 --quick"));
         assert!(view.text.contains("--chapter 3 --quick"));
@@ -138,7 +201,14 @@ mod tests {
             "{}",
             view.text
         );
-        assert!(quick_table(&[record(2, false, 150.0)]).is_none());
+        assert!(quick_files(&[record(2, false, 150.0)]).is_none());
+        // Kept as its record, the table renders again the same.
+        let dir = std::env::temp_dir().join(format!("evt-run-times-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(QUICK_RECORD), json).unwrap();
+        assert_eq!(quick_table(&dir), Some(view));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(quick_table(&dir), None);
     }
 
     #[test]
