@@ -115,6 +115,33 @@ fn main() -> ExitCode {
             );
             return ExitCode::FAILURE;
         }
+        let this = evt::sys::Machine::this();
+        let (records, others) = reproduce::room::measured_on(records, &this);
+        let chapters = |list: &[u32]| {
+            list.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if records.is_empty() {
+            eprintln!(
+                "error: no chapter record in {} was measured on this machine ({}): run a chapter first (`cargo run --release -- --chapter N`, or its page's button under `serve`)",
+                out.display(),
+                this.describe()
+            );
+            return ExitCode::FAILURE;
+        }
+        if !others.is_empty() {
+            eprintln!(
+                "note: left out {} {}: measured on another machine (the book's own records)",
+                if others.len() == 1 {
+                    "chapter"
+                } else {
+                    "chapters"
+                },
+                chapters(&others)
+            );
+        }
         return finish(
             reproduce::room::export(&records, file)
                 .map(|rows| format!("wrote {rows} headline figures to {}", file.display())),
@@ -433,6 +460,9 @@ fn compare_machines(files: &[PathBuf], out: &std::path::Path) -> Result<String, 
         );
         machines.push((name, headlines));
     }
+    if let Some(reason) = reproduce::room::mixed_kinds(&machines) {
+        return Err(reason);
+    }
     let (table, chart) = reproduce::room::compare(&machines);
     std::fs::create_dir_all(out)
         .map_err(|error| format!("cannot create {}: {error}", out.display()))?;
@@ -456,7 +486,8 @@ fn compare_machines(files: &[PathBuf], out: &std::path::Path) -> Result<String, 
 /// the two files a quick run leaves there, so the workshop appendix shows
 /// how long a quick run takes.
 fn write_quick_times(quick: &std::path::Path, generated: &std::path::Path) -> Result<(), String> {
-    let Some((json, view)) = reproduce::run_times::quick_files(&record::read_all(quick)) else {
+    let Some((json, view)) = reproduce::run_times::quick_files(&record::read_all(quick), generated)
+    else {
         return Ok(());
     };
     for (name, text) in [

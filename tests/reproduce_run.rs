@@ -166,10 +166,52 @@ fn the_doctor_finds_this_machine_ready_and_names_every_limit() {
 fn the_rooms_files_export_and_compare() {
     let dir = std::env::temp_dir().join(format!("evt-room-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // The book's records of chapters 1 and 3, as if chapter 3 had been run
+    // here and chapter 1 not: only chapter 3 is this machine's to export.
+    let records = dir.join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    let this = serde_json::to_value(evt::sys::Machine::this()).unwrap();
+    for (chapter, machine) in [
+        (
+            1,
+            serde_json::json!({"cpu": "another CPU", "cores": 64, "os": "another OS", "rustc": "rustc"}),
+        ),
+        (3, this),
+    ] {
+        let name = format!("chapter{chapter}.json");
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("book/generated")
+                .join(&name),
+        )
+        .unwrap();
+        let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
+        record["machine"] = machine;
+        std::fs::write(records.join(&name), record.to_string()).unwrap();
+    }
     let (laptop, desktop) = (dir.join("laptop.json"), dir.join("desktop.json"));
-    let output = reproduce(&["--export", laptop.to_str().unwrap()]);
+    let output = reproduce(&[
+        "--export",
+        laptop.to_str().unwrap(),
+        "--out",
+        records.to_str().unwrap(),
+    ]);
     assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("left out chapter 1:"), "{stderr}");
+    let exported = std::fs::read_to_string(&laptop).unwrap();
+    assert!(exported.contains("\"chapter\": 3") && !exported.contains("\"chapter\": 1,"));
     std::fs::copy(&laptop, &desktop).unwrap();
+    // Nothing measured here: one line, exit 1.
+    std::fs::remove_file(records.join("chapter3.json")).unwrap();
+    let output = reproduce(&[
+        "--export",
+        dir.join("none.json").to_str().unwrap(),
+        "--out",
+        records.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);
     let out = dir.join("compare");
     let output = reproduce(&[
         "--compare",
@@ -191,6 +233,24 @@ fn the_rooms_files_export_and_compare() {
         std::fs::read_to_string(out.join("compare.svg"))
             .unwrap()
             .starts_with("<svg")
+    );
+    // A quick run's file beside a full run's: refused, in one line.
+    let quick = dir.join("quick.json");
+    std::fs::write(
+        &quick,
+        exported.replace("\"quick\": false", "\"quick\": true"),
+    )
+    .unwrap();
+    let output = reproduce(&[
+        "--compare",
+        laptop.to_str().unwrap(),
+        quick.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("quick run") && stderr.lines().count() == 1,
+        "{stderr}"
     );
     // A file that is not an export is one line.
     let output = reproduce(&["--compare", out.join("compare.md").to_str().unwrap()]);

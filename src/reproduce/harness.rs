@@ -26,6 +26,16 @@ pub fn examples_dir() -> PathBuf {
     dir.join("examples")
 }
 
+/// The book's examples not yet built in [`examples_dir`]: a run that finds
+/// any must build them before it measures.
+pub fn unbuilt_examples() -> Vec<&'static str> {
+    let dir = examples_dir();
+    super::examples()
+        .map(|(_, example)| example.name)
+        .filter(|name| !dir.join(name).is_file())
+        .collect()
+}
+
 /// Whether this program was built with optimisations (so its examples are too).
 pub fn is_release_build() -> bool {
     !cfg!(debug_assertions)

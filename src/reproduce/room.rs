@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::charts;
 use super::record::ChapterRecord;
 use super::views::{Lines, add_point};
+use crate::sys::Machine;
 
 /// A figure is set by its timers, not by the machine's CPU, when the model
 /// predicts its requests spend at least this long waiting.
@@ -30,6 +31,9 @@ pub struct Headline {
     pub machine: String,
     /// Set by sleeps and timeouts (should match on any machine), not by CPU.
     pub timer_bound: bool,
+    /// From a `--quick` run, whose delays are a tenth of a full run's.
+    #[serde(default)]
+    pub quick: bool,
 }
 
 /// Every experiment's first load: its rate, median and p99.
@@ -57,12 +61,40 @@ pub fn headlines(records: &[ChapterRecord]) -> Vec<Headline> {
                         unit: unit.to_string(),
                         machine: machine.clone(),
                         timer_bound,
+                        quick: record.quick,
                     });
                 }
             }
         }
     }
     out
+}
+
+/// The records measured on `machine` (the same CPU, cores and system; the
+/// compiler may differ), and the chapters of the others: a reader's
+/// `book/generated/` keeps the book's own records for every chapter they
+/// have not run, and those are not theirs to export.
+pub fn measured_on(
+    records: Vec<ChapterRecord>,
+    machine: &Machine,
+) -> (Vec<ChapterRecord>, Vec<u32>) {
+    let (mine, others): (Vec<ChapterRecord>, Vec<ChapterRecord>) = records
+        .into_iter()
+        .partition(|record| record.machine.describe() == machine.describe());
+    (mine, others.iter().map(|record| record.chapter).collect())
+}
+
+/// Why several machines' files cannot go side by side, if they cannot: a
+/// quick run's timer-bound figures are a tenth of a full run's.
+pub fn mixed_kinds(machines: &[(String, Vec<Headline>)]) -> Option<String> {
+    let kind = |headlines: &[Headline]| headlines.iter().any(|h| h.quick);
+    let quick = machines.iter().find(|(_, h)| kind(h))?;
+    let full = machines.iter().find(|(_, h)| !kind(h))?;
+    Some(format!(
+        "{} is from a quick run and {} from a full one: their delays differ tenfold; \
+         compare runs of one kind",
+        quick.0, full.0
+    ))
 }
 
 /// Writes this machine's headlines to `file` as JSON.
@@ -184,6 +216,7 @@ mod tests {
             unit: if figure == "req/s" { "req/s" } else { "ms" }.into(),
             machine: machine.into(),
             timer_bound,
+            quick: false,
         }
     }
 
@@ -203,5 +236,50 @@ mod tests {
             "{table}"
         );
         assert!(chart.is_some_and(|svg| svg.starts_with("<svg")));
+    }
+
+    #[test]
+    fn a_quick_run_is_not_put_beside_a_full_one() {
+        let full = vec![headline("a", "p50", 2000.0, true)];
+        let mut quick = vec![headline("b", "p50", 200.0, true)];
+        assert_eq!(
+            mixed_kinds(&[("a".into(), full.clone()), ("c".into(), full.clone())]),
+            None
+        );
+        quick[0].quick = true;
+        let reason = mixed_kinds(&[("a".into(), full), ("b".into(), quick)]).unwrap();
+        assert!(
+            reason.starts_with("b is from a quick run and a from a full one"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn only_this_machines_records_are_exported() {
+        let machine = |cpu: &str| Machine {
+            cpu: cpu.into(),
+            cores: 2,
+            os: "linux".into(),
+            rustc: "rustc".into(),
+        };
+        let record = |chapter, cpu: &str| ChapterRecord {
+            chapter,
+            machine: machine(cpu),
+            measured_at: String::new(),
+            command: String::new(),
+            quick: false,
+            experiments: vec![],
+            limits: vec![],
+            programs: vec![],
+            wall_s: None,
+        };
+        let mut here = machine("mine");
+        here.rustc = "a newer rustc".into();
+        let (mine, others) = measured_on(
+            vec![record(1, "book"), record(3, "mine"), record(4, "book")],
+            &here,
+        );
+        assert_eq!(mine.iter().map(|r| r.chapter).collect::<Vec<_>>(), [3]);
+        assert_eq!(others, [1, 4]);
     }
 }

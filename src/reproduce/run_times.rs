@@ -61,15 +61,30 @@ fn minutes(seconds: f64) -> String {
     }
 }
 
-/// The quick run's times, from its records: the record to keep as
+/// The quick run's times, from its records, with the rows already kept in
+/// `generated` for chapters this run did not measure (as a chapter's run
+/// replaces only its own row of the full table): the record to keep as
 /// [`QUICK_RECORD`] (pretty JSON) and its table, or `None` without a quick
 /// record.
-pub fn quick_files(records: &[ChapterRecord]) -> Option<(String, View)> {
-    let times: Vec<RunTime> = records
+pub fn quick_files(records: &[ChapterRecord], generated: &Path) -> Option<(String, View)> {
+    let mut times: Vec<RunTime> = records
         .iter()
         .filter(|r| r.quick)
         .map(RunTime::of)
         .collect();
+    if times.is_empty() {
+        return None;
+    }
+    let kept: Vec<RunTime> = std::fs::read_to_string(generated.join(QUICK_RECORD))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    for row in kept {
+        if !times.iter().any(|time| time.chapter == row.chapter) {
+            times.push(row);
+        }
+    }
+    times.sort_by_key(|time| time.chapter);
     let view = render(QUICK_FILE, &times)?;
     let json = serde_json::to_string_pretty(&times).ok()? + "\n";
     Some((json, view))
@@ -137,21 +152,46 @@ fn render(name: &str, records: &[RunTime]) -> Option<View> {
          servers, threads and thousands of connections) makes a quick run longer than a \
          tenth of a full one.\n\n",
     );
-    let dates = |pick: fn(&String, &String) -> bool| {
-        records
-            .iter()
-            .map(|r| &r.measured_at)
-            .reduce(|a, b| if pick(a, b) { a } else { b })
-            .cloned()
-            .unwrap_or_default()
-    };
+    // The stamp: each machine with its chapters and dates (one machine, as
+    // a single run makes; several once a reader has run some chapters).
+    let mut machines: Vec<(String, Vec<&RunTime>)> = Vec::new();
+    for record in records {
+        let key = format!("{} ({})", record.machine.describe(), record.machine.rustc);
+        match machines.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, rows)) => rows.push(record),
+            None => machines.push((key, vec![record])),
+        }
+    }
+    let stamps: Vec<String> = machines
+        .iter()
+        .map(|(machine, rows)| {
+            let first = rows.iter().map(|r| &r.measured_at).min().cloned();
+            let last = rows.iter().map(|r| &r.measured_at).max().cloned();
+            let chapters = if machines.len() == 1 {
+                String::new()
+            } else {
+                let list: Vec<String> = rows.iter().map(|r| r.chapter.to_string()).collect();
+                format!(
+                    "{} {} ",
+                    if list.len() == 1 {
+                        "chapter"
+                    } else {
+                        "chapters"
+                    },
+                    list.join(", ")
+                )
+            };
+            format!(
+                "{chapters}on {machine}, chapter by chapter from {} to {}",
+                first.unwrap_or_default(),
+                last.unwrap_or_default()
+            )
+        })
+        .collect();
     let _ = writeln!(
         out,
-        "*Measured on {} ({}), chapter by chapter from {} to {}, each by the command in its row.*",
-        records[0].machine.describe(),
-        records[0].machine.rustc,
-        dates(|a, b| a <= b),
-        dates(|a, b| a >= b),
+        "*Measured {}, each by the command in its row.*",
+        stamps.join("; ")
     );
     Some(View::new(name.to_string(), out))
 }
@@ -185,28 +225,52 @@ mod tests {
 
     #[test]
     fn the_quick_table_keeps_only_quick_rows_and_reads_back_from_its_record() {
+        let dir = std::env::temp_dir().join(format!("evt-run-times-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let records = [
             record(1, true, 17.0),
             record(2, false, 150.0),
             record(3, true, 2.0),
         ];
-        let (json, view) = quick_files(&records).expect("two quick records make a table");
+        let (json, view) = quick_files(&records, &dir).expect("two quick records make a table");
         assert_eq!(view.name, QUICK_FILE);
         assert!(view.text.contains("--chapter 1 --quick"));
         assert!(view.text.contains("--chapter 3 --quick"));
-        assert!(!view.text.contains("--chapter 2`"), "{}", view.text);
+        assert!(!view.text.contains("--chapter 2"), "{}", view.text);
         assert!(
             view.text
                 .contains("| all | | **0 s** | **19 s** | `cargo run --release -- --quick` |"),
             "{}",
             view.text
         );
-        assert!(quick_files(&[record(2, false, 150.0)]).is_none());
+        assert!(
+            view.text.contains(
+                "*Measured on test cpu (2 cores), linux (rustc 1.0), chapter by chapter from"
+            ),
+            "{}",
+            view.text
+        );
+        assert!(quick_files(&[record(2, false, 150.0)], &dir).is_none());
         // Kept as its record, the table renders again the same.
-        let dir = std::env::temp_dir().join(format!("evt-run-times-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(QUICK_RECORD), json).unwrap();
         assert_eq!(quick_table(&dir), Some(view));
+        // A later quick run of chapter 2 on another machine replaces no
+        // other chapter's row, and the stamp names both machines.
+        let mut other = record(2, true, 21.0);
+        other.machine.cpu = "other cpu".into();
+        let (_, view) = quick_files(&[other], &dir).unwrap();
+        let rows: Vec<&str> = view
+            .text
+            .lines()
+            .filter(|l| l.contains("--chapter"))
+            .collect();
+        assert_eq!(rows.len(), 3, "{}", view.text);
+        assert!(
+            view.text.contains("chapters 1, 3 on test cpu")
+                && view.text.contains("chapter 2 on other cpu"),
+            "{}",
+            view.text
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(quick_table(&dir), None);
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::stage::{self, Paths, Site};
+use crate::reproduce::harness;
 
 /// How long a run goes on with no page asking after it: the page went away.
 pub const UNWATCHED: Duration = Duration::from_secs(90);
@@ -201,8 +202,22 @@ impl Lab {
             self.paths.generated()
         };
         let mut command = Command::new(exe);
+        // A fresh clone has no examples built yet: the run builds them first
+        // (once; minutes, said on the page). Once built they are used as they
+        // are, as the reproduce run's `--no-build` does.
+        let unbuilt = harness::unbuilt_examples();
+        if unbuilt.is_empty() {
+            command.arg("--no-build");
+        } else {
+            self.update(|run| {
+                run.measuring = format!(
+                    "building the examples first ({} not built yet; once, a few minutes on two cores)",
+                    unbuilt.len()
+                );
+            });
+        }
         command
-            .args(["--chapter", &chapter.to_string(), "--no-build", "--out"])
+            .args(["--chapter", &chapter.to_string(), "--out"])
             .arg(&out)
             .current_dir(&self.paths.root)
             .stdin(Stdio::null())
