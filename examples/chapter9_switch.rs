@@ -449,22 +449,9 @@ fn current_thread() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start a tokio runtime: {e}"))
 }
 
-/// Keeps this process (and the threads it starts) on the first CPU it may use.
+/// Keeps this process (and the threads it starts) on the first CPU it may use
+/// (`sched_setaffinity`; Linux only).
 fn pin_to_first_cpu() -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is empty; the calls only read and write it.
-    unsafe {
-        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let first = (0..libc::CPU_SETSIZE as usize)
-            .find(|&cpu| libc::CPU_ISSET(cpu, &allowed))
-            .unwrap_or(0);
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(first, &mut one);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    let first = evt::sys::allowed_cpus().first().copied().unwrap_or(0);
+    evt::sys::pin_to(&[first])
 }

@@ -111,7 +111,8 @@ pub fn checks(examples_dir: &Path, examples: &[&str]) -> Vec<Check> {
             Verdict::Warn,
             "system",
             format!(
-                "{}: the samplers read Linux's /proc, so memory, thread and CPU columns stay empty",
+                "{}: the samplers read Linux's /proc, so memory, thread and CPU columns stay empty, \
+                 and the rows pinned to CPUs fail (pinning needs Linux)",
                 std::env::consts::OS
             ),
             Some("run the book in a Linux VM or container (on Windows, WSL2)"),
@@ -140,7 +141,8 @@ pub fn checks(examples_dir: &Path, examples: &[&str]) -> Vec<Check> {
             text.lines()
                 .find_map(|line| line.strip_prefix("MemTotal:"))
                 .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-        });
+        })
+        .or_else(|| crate::sys::sysctl_number("hw.memsize").map(|bytes| bytes / 1024));
     out.push(match memory_kib {
         Some(kib) if kib >= 2 * 1024 * 1024 => check(
             Verdict::Ok,
@@ -159,7 +161,14 @@ pub fn checks(examples_dir: &Path, examples: &[&str]) -> Vec<Check> {
         ),
         None => check(Verdict::Warn, "memory", "cannot be read here".into(), None),
     });
-    let files = rlimit(libc::RLIMIT_NOFILE);
+    // macOS says its hard limit is unlimited, but no soft limit goes past
+    // kern.maxfilesperproc: that is the real ceiling there.
+    let files = rlimit(libc::RLIMIT_NOFILE).map(|(soft, hard)| {
+        (
+            soft,
+            crate::sys::sysctl_number("kern.maxfilesperproc").map_or(hard, |most| hard.min(most)),
+        )
+    });
     out.push(at_least(
         "open files (hard limit)",
         files.map(|(_, hard)| hard),
@@ -216,7 +225,9 @@ pub fn checks(examples_dir: &Path, examples: &[&str]) -> Vec<Check> {
         "the load client's connections to one server each take one",
         "`sudo sysctl -w net.ipv4.ip_local_port_range=\"15000 64000\"`",
     ));
-    let somaxconn = proc_numbers("/proc/sys/net/core/somaxconn").and_then(|n| n.first().copied());
+    let somaxconn = proc_numbers("/proc/sys/net/core/somaxconn")
+        .and_then(|n| n.first().copied())
+        .or_else(|| crate::sys::sysctl_number("kern.ipc.somaxconn"));
     out.push(match somaxconn {
         Some(value) if value >= 1024 => check(
             Verdict::Ok,

@@ -25,9 +25,55 @@ pub fn raise_open_file_limit() -> u64 {
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
                 return raised.rlim_cur as u64;
             }
+            // macOS reports an unlimited hard limit but refuses a soft one
+            // above kern.maxfilesperproc.
+            if let Some(most) = sysctl_number("kern.maxfilesperproc") {
+                let raised = libc::rlimit {
+                    rlim_cur: (most as libc::rlim_t).min(limit.rlim_max),
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    return raised.rlim_cur as u64;
+                }
+            }
         }
         limit.rlim_cur as u64
     }
+}
+
+/// A number from macOS's `sysctl` (`kern.ipc.somaxconn`, `hw.memsize`);
+/// `None` where it cannot be read, and on other systems (Linux's are files
+/// under `/proc/sys`).
+#[cfg(target_os = "macos")]
+pub fn sysctl_number(name: &str) -> Option<u64> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buffer = [0u8; 8];
+    let mut length: libc::size_t = buffer.len();
+    // SAFETY: sysctlbyname writes at most `length` bytes into the buffer and
+    // the length it wrote into `length`; the name is NUL-terminated.
+    let status = unsafe {
+        libc::sysctlbyname(
+            name.as_ptr(),
+            buffer.as_mut_ptr().cast(),
+            &mut length,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if status != 0 {
+        return None;
+    }
+    match length {
+        4 => Some(u64::from(u32::from_ne_bytes(buffer[..4].try_into().ok()?))),
+        8 => Some(u64::from_ne_bytes(buffer)),
+        _ => None,
+    }
+}
+
+/// A number from macOS's `sysctl`: none here (see the macOS version).
+#[cfg(not(target_os = "macos"))]
+pub fn sysctl_number(_name: &str) -> Option<u64> {
+    None
 }
 
 /// CPU time (user + system) used so far by the children this process has waited for.
@@ -235,7 +281,25 @@ pub fn thread_cpu_time() -> std::time::Duration {
 }
 
 /// The CPUs this thread may run on (`sched_getaffinity`), lowest first;
+/// empty where it cannot be read (and on systems other than Linux).
+#[cfg(not(target_os = "linux"))]
+pub fn allowed_cpus() -> Vec<usize> {
+    Vec::new()
+}
+
+/// Keeping threads on chosen CPUs needs Linux's `sched_setaffinity`
+/// (macOS has no way to pin a thread).
+#[cfg(not(target_os = "linux"))]
+pub fn pin_to(_cpus: &[usize]) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "pinning to CPUs needs Linux (sched_setaffinity)",
+    ))
+}
+
+/// The CPUs this thread may run on (`sched_getaffinity`), lowest first;
 /// empty where it cannot be read.
+#[cfg(target_os = "linux")]
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is empty; the call only writes into it.
     unsafe {
@@ -251,6 +315,7 @@ pub fn allowed_cpus() -> Vec<usize> {
 
 /// Keeps the calling thread, and every thread or process it starts from
 /// now on, on `cpus` (`sched_setaffinity`, as `taskset -c` does).
+#[cfg(target_os = "linux")]
 pub fn pin_to(cpus: &[usize]) -> std::io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is empty; the calls only read and write it,
     // and sched_setaffinity is async-signal-safe (so fit for pre_exec).

@@ -106,6 +106,9 @@ impl ServerProcess {
         // CPU list was made before the fork and is only read.
         unsafe {
             command.pre_exec(move || {
+                // Dies with its parent (Linux only; elsewhere the parent's
+                // own stop and its Ctrl-C handling are all there is).
+                #[cfg(target_os = "linux")]
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 if !cpus.is_empty() {
                     crate::sys::pin_to(&cpus)?;

@@ -232,6 +232,9 @@ impl Lab {
         // SAFETY: prctl is async-signal-safe.
         unsafe {
             command.pre_exec(|| {
+                // Dies with its parent (Linux only; elsewhere the parent's
+                // own stop and its Ctrl-C handling are all there is).
+                #[cfg(target_os = "linux")]
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
