@@ -105,7 +105,7 @@
     const box = panel.compare;
     box.textContent = "";
     box.appendChild(el("p", {}, `Yours: ${c.yours}. The book's: ${c.book || "no record"}.` +
-      (c.quick ? " A quick run divides every delay by ten, so its timer-bound figures should be a tenth of the book's." : "")));
+      (c.quick ? " A quick run divides the chapter's long delays by ten, so the figures they set should be a tenth of the book's; a row near 1 is one whose short delay a quick run keeps." : "")));
     const table = el("table");
     const head = el("tr");
     ["experiment", "figure", "yours", "the book's", "yours ÷ book's", "set by"].forEach((h) => head.appendChild(el("th", {}, h)));
