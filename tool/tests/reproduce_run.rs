@@ -1,0 +1,256 @@
+//! The reproduce run end to end, with every delay scaled down (`--quick`),
+//! writing into a scratch directory instead of the book.
+
+use std::process::Command;
+
+use evt_book::reproduce::record::read_all as read_chapters;
+
+mod common;
+
+fn reproduce(args: &[&str]) -> std::process::Output {
+    common::examples_built();
+    Command::new(env!("CARGO_BIN_EXE_event-loops-vs-threads"))
+        .args(args)
+        .output()
+        .expect("the reproduce binary runs")
+}
+
+#[test]
+fn a_quick_run_measures_predicts_and_writes_the_views() {
+    let out = std::env::temp_dir().join(format!("evt-reproduce-{}", std::process::id()));
+    let output = reproduce(&[
+        "--quick",
+        "--no-build",
+        "--chapter",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        printed.contains("predicted:") && printed.contains("measured:"),
+        "{printed}"
+    );
+
+    let records = read_chapters(&out);
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert!(record.quick, "a --quick run says so in its record");
+    assert_eq!(
+        record.experiments.len(),
+        evt_book::reproduce::experiments(3, evt_book::reproduce::spec::Plan::here(0.1)).len()
+    );
+    for experiment in &record.experiments {
+        for load in &experiment.loads {
+            if !experiment.failures_expected {
+                assert_eq!(
+                    load.measured.requests.failed, 0,
+                    "{}: {:?}",
+                    load.path, load.measured.errors
+                );
+                assert_eq!(load.measured.requests.completed, load.requests);
+            }
+        }
+        let view = out.join(format!("chapter3_{}.md", experiment.slug));
+        assert!(std::fs::read_to_string(view).unwrap().contains("--quick"));
+    }
+    assert!(out.join("seed000.md").is_file() && out.join("load_help.txt").is_file());
+    // Small experiments get a timeline; the server was sampled while it ran.
+    let chart = std::fs::read_to_string(out.join("chapter3_five_sleeps_timeline.svg")).unwrap();
+    assert!(chart.starts_with("<svg") && chart.contains("request 5"));
+    let samples = record.experiments[0].samples.as_ref().expect("sampled");
+    assert!(samples.peak_threads >= 1 && samples.peak_rss_kib > 0);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn an_unknown_chapter_is_one_line() {
+    let measured_now = evt_book::reproduce::measured();
+    // A chapter still planned, if any; else one the book does not have.
+    let (asked, why) = match evt_book::reproduce::ALL
+        .iter()
+        .filter_map(|chapter| chapter.number)
+        .find(|number| !measured_now.contains(number))
+    {
+        Some(planned) => (planned, format!("chapter {planned} has no experiments yet")),
+        None => (99, "there is no chapter 99".to_string()),
+    };
+    let output = reproduce(&["--chapter", &asked.to_string(), "--no-build"]);
+    let measured: Vec<String> = evt_book::reproduce::measured()
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{why}; choose one of {}", measured.join(", "))),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_stall_stops_the_server_for_its_length_and_lets_it_go_on() {
+    use std::time::Duration;
+
+    use evt_book::reproduce::chapter3;
+    use evt_book::reproduce::spec::{Experiment, LoadSpec, ServerUnderTest};
+
+    common::examples_built();
+    let mut load = LoadSpec::sleeps(1, 2, Duration::from_millis(20));
+    load.duration = Some(Duration::from_millis(900));
+    load.keep_over_time = true;
+    let experiment = Experiment::new(
+        3,
+        "stalled",
+        "a stalled run".into(),
+        ServerUnderTest::of(&chapter3::ASYNC),
+        vec![load],
+    )
+    .with_pause(Duration::from_millis(300), Duration::from_millis(300));
+    let record = experiment.run().unwrap_or_else(|error| panic!("{error}"));
+    let pause = record.pause.expect("the stall is recorded");
+    assert!(pause.length_s >= 0.3, "{pause:?}");
+    let load = record.load().unwrap();
+    // A request in flight when the server stopped waited for it to go on:
+    // at least the part of the 300 ms left after it was sent.
+    let slowest = load.measured.latency_ms.max.unwrap();
+    assert!(slowest >= 250.0, "slowest {slowest} ms");
+    // And the server answered again afterwards: requests due after the stall.
+    let last_slice = *load.over_time.keys().max().unwrap();
+    assert!(last_slice as f64 * 0.1 >= pause.at_s + pause.length_s - 0.1);
+    assert_eq!(
+        load.measured.requests.failed, 0,
+        "{:?}",
+        load.measured.errors
+    );
+}
+
+#[test]
+fn the_doctor_finds_this_machine_ready_and_names_every_limit() {
+    let output = reproduce(&["doctor"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    for limit in [
+        "cores",
+        "memory",
+        "open files (hard limit)",
+        "threads per user",
+        "kernel.threads-max",
+        "kernel.pid_max",
+        "vm.max_map_count",
+        "local ports",
+        "net.core.somaxconn",
+        "peer tool: wrk",
+        "peer tool: hey",
+        "peer tool: ab",
+        "peer tool: oha",
+        "examples",
+    ] {
+        assert!(
+            text.lines()
+                .any(|line| line.contains(limit)
+                    && (line.starts_with("ok") || line.starts_with("warn"))),
+            "{limit}: {text}"
+        );
+    }
+    assert!(text.contains("The book can run here"), "{text}");
+}
+
+#[test]
+fn the_rooms_files_export_and_compare() {
+    let dir = std::env::temp_dir().join(format!("evt-room-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The book's records of chapters 1 and 3, as if chapter 3 had been run
+    // here and chapter 1 not: only chapter 3 is this machine's to export.
+    let records = dir.join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    let this = serde_json::to_value(evt::sys::Machine::this()).unwrap();
+    for (chapter, machine) in [
+        (
+            1,
+            serde_json::json!({"cpu": "another CPU", "cores": 64, "os": "another OS", "rustc": "rustc"}),
+        ),
+        (3, this),
+    ] {
+        let name = format!("chapter{chapter}.json");
+        let text =
+            std::fs::read_to_string(evt_book::root().join("book/generated").join(&name)).unwrap();
+        let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
+        record["machine"] = machine;
+        std::fs::write(records.join(&name), record.to_string()).unwrap();
+    }
+    let (laptop, desktop) = (dir.join("laptop.json"), dir.join("desktop.json"));
+    let output = reproduce(&[
+        "--export",
+        laptop.to_str().unwrap(),
+        "--out",
+        records.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("left out chapter 1:"), "{stderr}");
+    let exported = std::fs::read_to_string(&laptop).unwrap();
+    assert!(exported.contains("\"chapter\": 3") && !exported.contains("\"chapter\": 1,"));
+    std::fs::copy(&laptop, &desktop).unwrap();
+    // Nothing measured here: one line, exit 1.
+    std::fs::remove_file(records.join("chapter3.json")).unwrap();
+    let output = reproduce(&[
+        "--export",
+        dir.join("none.json").to_str().unwrap(),
+        "--out",
+        records.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);
+    let out = dir.join("compare");
+    let output = reproduce(&[
+        "--compare",
+        laptop.to_str().unwrap(),
+        desktop.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let table = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(table.starts_with("| chapter | experiment | figure | set by | laptop | desktop |"));
+    // Chapter 3's five sleeps are set by timers, and both machines have them.
+    let row = table
+        .lines()
+        .find(|line| line.starts_with("| 3 | five_sleeps | p50 | timers |"))
+        .expect("chapter 3's headline");
+    assert_eq!(row.matches(" ms |").count(), 2, "{row}");
+    assert!(
+        std::fs::read_to_string(out.join("compare.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    // A quick run's file beside a full run's: refused, in one line.
+    let quick = dir.join("quick.json");
+    std::fs::write(
+        &quick,
+        exported.replace("\"quick\": false", "\"quick\": true"),
+    )
+    .unwrap();
+    let output = reproduce(&[
+        "--compare",
+        laptop.to_str().unwrap(),
+        quick.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("quick run") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    // A file that is not an export is one line.
+    let output = reproduce(&["--compare", out.join("compare.md").to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
