@@ -26,7 +26,7 @@ use evt::defaults;
 use evt::pool;
 use evt::prefork::{self, WorkerSlot};
 use evt::routes::{Reply, Route};
-use evt::server::{ServerArgs, parse_flags};
+use evt::server::{ServerArgs, parse_flags, refuse_unless};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Share {
@@ -78,6 +78,11 @@ fn main() {
         "chapter2_threads",
         "Chapter 2: W worker processes × T threads on one port (gunicorn's pre-fork model).",
         defaults::CHAPTER2_THREADS_PORT,
+    );
+    refuse_unless(
+        flags.greedy_accept,
+        flags.pool == Pool::Ready && flags.share == Share::Accept,
+        "--greedy-accept changes how a ready pool takes from one shared socket; it needs --pool ready and --share accept",
     );
     flags.server.listen.reuse_port = flags.share == Share::Reuseport;
     // The parent opens the port (one socket the workers share, or with

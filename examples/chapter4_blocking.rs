@@ -29,7 +29,7 @@ use evt::defaults;
 use evt::report::LagReport;
 use evt::routes::Route;
 use evt::routes::spend_cpu;
-use evt::server::{ServerArgs, announce, parse_flags};
+use evt::server::{ServerArgs, announce, parse_flags, refuse_unless};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Handler {
@@ -155,6 +155,11 @@ fn main() {
         "chapter4_blocking",
         "Chapter 4: chapter 3's server with the wait done four ways, and a probe of the loop's lag.",
         defaults::CHAPTER4_BLOCKING_PORT,
+    );
+    refuse_unless(
+        flags.worker_threads.is_some(),
+        flags.runtime == Runtime::Multi,
+        "--worker-threads sets the threads of the multi-thread runtime; it needs --runtime multi",
     );
     let listener = flags.server.bind_or_exit();
     let addr = listener

@@ -28,7 +28,7 @@ use evt::defaults;
 use evt::pool;
 use evt::prefork::{self, WorkerSlot};
 use evt::routes::{Reply, Route};
-use evt::server::{ServerArgs, parse_flags};
+use evt::server::{ServerArgs, parse_flags, refuse_unless};
 use evt::upstream::{BlockingUpstream, Fetched, proxy_reply};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,9 +50,10 @@ struct Flags {
     /// How requests are served.
     #[arg(long, value_enum, default_value_t = Model::Threads)]
     model: Model,
-    /// Threads per worker with `--model threads`.
-    #[arg(long, default_value_t = defaults::CHAPTER7_POOL, value_parser = clap::value_parser!(u16).range(1..=8192))]
-    pool: u16,
+    /// Threads per worker with `--model threads` [default: 10, from
+    /// src/defaults.rs].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=8192))]
+    pool: Option<u16>,
     /// Worker processes (gunicorn's --workers).
     #[arg(long, default_value_t = defaults::CHAPTER7_WORKERS, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
@@ -66,6 +67,11 @@ fn main() {
         "chapter7_proxy",
         "Chapter 7: GET /proxy calls an upstream; threads (a pool per worker) or async (a loop per worker).",
         defaults::CHAPTER7_PROXY_PORT,
+    );
+    refuse_unless(
+        flags.pool.is_some(),
+        flags.model == Model::Threads,
+        "--pool sets the threads of each worker's pool; it needs --model threads",
     );
     // A bad upstream URL is the reader's typo: one line, before anything starts.
     if let Err(message) = BlockingUpstream::new(&flags.upstream, Duration::from_secs(1)) {
@@ -121,7 +127,7 @@ fn threads_worker(listener: std::net::TcpListener, flags: &Flags, me: WorkerSlot
     };
     pool::ready_pool(
         listener,
-        usize::from(flags.pool),
+        usize::from(flags.pool.unwrap_or(defaults::CHAPTER7_POOL)),
         false,
         READ_TIMEOUT,
         me,

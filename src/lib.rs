@@ -6,7 +6,8 @@
 //! hand-written servers ([`blocking`]), the blocking pools ([`pool`]),
 //! pre-forked workers ([`prefork`]), the blocking upstream client
 //! ([`upstream`]), what servers report of themselves ([`report`]), the load
-//! client ([`load`]) and the system calls they share ([`sys`]).
+//! client ([`load`]), child processes and their groups ([`process`]) and the
+//! system calls they share ([`sys`]).
 //!
 //! The book tool (the reproduce run, the served book, doctor) is another
 //! crate, `tool/`, built on this one; this crate cannot name it, so the
@@ -17,6 +18,7 @@ pub mod defaults;
 pub mod load;
 pub mod pool;
 pub mod prefork;
+pub mod process;
 pub mod report;
 pub mod routes;
 pub mod server;

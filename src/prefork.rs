@@ -261,20 +261,15 @@ pub fn wait_for_any_worker() -> (u32, String) {
 /// Stops the workers still running.
 pub fn stop_workers(pids: &[u32]) {
     for &pid in pids {
-        // SAFETY: kill only sends a signal.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
-        }
+        // A worker gone already is nothing to stop.
+        let _ = crate::process::signal_process(pid, crate::process::Sig::TERM);
     }
 }
 
 /// Makes this (forked) process end when `parent` does.
 fn die_with_parent(parent: u32) {
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and nothing else.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-    }
+    let _ = crate::process::die_with_parent(crate::process::Sig::TERM);
     #[cfg(not(target_os = "linux"))]
     std::thread::spawn(move || {
         loop {

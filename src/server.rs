@@ -57,6 +57,17 @@ pub fn parse_flags<T: Parser>(name: &'static str, about: &'static str, default_p
     T::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
+/// Refuses a flag given where it changes nothing (`applies` false): one line
+/// saying why, and exit 2, as clap refuses a bad flag. A flag that is taken
+/// and ignored would leave the reader measuring something else than they
+/// think.
+pub fn refuse_unless(given: bool, applies: bool, why: &str) {
+    if given && !applies {
+        eprintln!("error: {why}");
+        std::process::exit(2);
+    }
+}
+
 impl ServerArgs {
     /// Parses the command line of the example `name`, whose port defaults to `default_port`.
     pub fn parse_for(name: &'static str, about: &'static str, default_port: u16) -> ServerArgs {

@@ -162,7 +162,7 @@ fn the_book_builds_with_every_include_expanded_and_no_warning() {
 }
 
 fn generated() -> Vec<ChapterRecord> {
-    read_chapters(&root().join("book/generated"))
+    read_chapters(&root().join("book/generated")).unwrap()
 }
 
 #[test]

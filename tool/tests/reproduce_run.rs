@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use evt_book::reproduce::progress::Event;
 use evt_book::reproduce::record::read_all as read_chapters;
 
 mod common;
@@ -18,6 +19,8 @@ fn reproduce(args: &[&str]) -> std::process::Output {
 #[test]
 fn a_quick_run_measures_predicts_and_writes_the_views() {
     let out = std::env::temp_dir().join(format!("evt-reproduce-{}", std::process::id()));
+    let quick_times = evt_book::root().join("book/generated/run_times_quick.json");
+    let before = std::fs::read(&quick_times).ok();
     let output = reproduce(&[
         "--quick",
         "--no-build",
@@ -37,7 +40,12 @@ fn a_quick_run_measures_predicts_and_writes_the_views() {
         "{printed}"
     );
 
-    let records = read_chapters(&out);
+    // A run with --out elsewhere leaves the book alone, the quick run's
+    // times included.
+    assert_eq!(std::fs::read(&quick_times).ok(), before);
+    assert!(!printed.contains("seed  ·") && !printed.contains("0.00 ms, slowest 0.00 ms"));
+
+    let records = read_chapters(&out).unwrap();
     assert_eq!(records.len(), 1);
     let record = &records[0];
     assert!(record.quick, "a --quick run says so in its record");
@@ -65,6 +73,39 @@ fn a_quick_run_measures_predicts_and_writes_the_views() {
     assert!(chart.starts_with("<svg") && chart.contains("request 5"));
     let samples = record.experiments[0].samples.as_ref().expect("sampled");
     assert!(samples.peak_threads >= 1 && samples.peak_rss_kib > 0);
+
+    // With --events the same run's progress is one typed event a line.
+    let output = reproduce(&[
+        "--quick",
+        "--no-build",
+        "--chapter",
+        "3",
+        "--events",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let lines = String::from_utf8_lossy(&output.stdout);
+    let events: Vec<Event> = lines.lines().filter_map(Event::parse).collect();
+    assert_eq!(events.len(), lines.lines().count(), "{lines}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Step { chapter: 3, .. }))
+    );
+    assert!(events.iter().any(|e| matches!(e, Event::Load(_))));
+
+    // A record that cannot be read is one line naming it, exit 1, and every
+    // view stays where it was (none swept as stale).
+    std::fs::write(out.join("chapter3.json"), "{ not a record").unwrap();
+    let views_before = std::fs::read_dir(&out).unwrap().count();
+    let output = reproduce(&["--views-only", "--out", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("chapter3.json"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), views_before);
+    assert!(out.join("chapter3_five_sleeps_timeline.svg").is_file());
     let _ = std::fs::remove_dir_all(out);
 }
 

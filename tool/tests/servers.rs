@@ -384,6 +384,48 @@ fn chapter9s_trace_is_refused_on_tokio_in_one_line() {
     assert!(stderr.starts_with("error:"), "{stderr}");
 }
 
+/// A flag that would change nothing with the other flags given is refused in
+/// one line (exit 2), never taken and ignored.
+#[test]
+fn a_flag_that_would_change_nothing_is_refused_in_one_line() {
+    for (example, args) in [
+        ("chapter4_blocking", &["--worker-threads", "2"][..]),
+        (
+            "chapter4_blocking",
+            &["--runtime", "current", "--worker-threads", "2"],
+        ),
+        (
+            "chapter2_threads",
+            &["--pool", "per-connection", "--greedy-accept"],
+        ),
+        (
+            "chapter2_threads",
+            &["--share", "reuseport", "--greedy-accept"],
+        ),
+        ("chapter7_proxy", &["--model", "async", "--pool", "4"]),
+        ("chapter9_runtime", &["--runtime", "tokio", "--trace"]),
+        ("chapter11_cores", &["--model", "per-core", "--fair-accept"]),
+        ("chapter12_overload", &["--queue-timeout", "1s"]),
+    ] {
+        let output = std::process::Command::new(self::example(example))
+            .args(["--port", "0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{example} {args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{example} {args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: --"),
+            "{example} {args:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn chapter9s_handler_overlaps_requests_on_both_runtimes() {
     for runtime in ["ours", "tokio"] {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use super::chapter::{Chapter, Example};
 use super::chapter2;
 use super::chapter3;
-use super::chapter8;
 use super::charts;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group};
@@ -250,7 +249,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     let delay = scaled(1000, scale);
     let duration = scaled(5_000, scale);
     let every_core = plan.cores.max(2).to_string();
-    let mut held: Vec<chapter8::HeldServer> = vec![(
+    let mut held: Vec<super::held::HeldServer> = vec![(
         "current",
         "one loop (chapter 3)",
         ServerUnderTest::of(&chapter3::ASYNC).with_args(&[], "chapter 3: one current-thread loop"),
@@ -270,7 +269,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         ));
     }
     for server in held {
-        experiments.push(chapter8::held_connections(
+        experiments.push(super::held::held_connections(
             11, server, 1000, delay, duration, None,
         ));
     }
@@ -307,7 +306,7 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     if !held.is_empty() {
         out.push(View::new(
             file("held_busy.md"),
-            chapter8::cost_table(record, &held),
+            super::held::cost_table(record, &held),
         ));
     }
     let imbalance = views::group(record, "imbalance");

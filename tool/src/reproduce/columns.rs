@@ -2,10 +2,9 @@
 //! the columns every such table has (the server, the load, predicted and
 //! measured), and the columns a chapter adds.
 
+use super::format::{cpu_time, format_ms, format_opt_ms, mib, or_dash};
 use super::record::{ChapterRecord, ExperimentRecord};
-use super::views::{
-    View, cpu_time, format_ms, format_opt_ms, group, mib, or_dash, row_label, stamp,
-};
+use super::view::{View, group, row_label, stamp};
 
 /// One column a chapter adds to a group table: its head, and the cell of a row.
 pub struct Column<'a> {

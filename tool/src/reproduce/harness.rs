@@ -2,7 +2,6 @@
 //! reader does in a second terminal, and stopping them again.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -100,22 +99,7 @@ impl ServerProcess {
         // started (chapter 2's workers) by the group's id, never by pids read
         // earlier that may have been reused. Out of the terminal's group it
         // would miss a Ctrl-C meant for the run, so it dies with the run.
-        command.process_group(0);
-        let cpus = cpus.to_vec();
-        // SAFETY: prctl and sched_setaffinity are async-signal-safe; the
-        // CPU list was made before the fork and is only read.
-        unsafe {
-            command.pre_exec(move || {
-                // Dies with its parent (Linux only; elsewhere the parent's
-                // own stop and its Ctrl-C handling are all there is).
-                #[cfg(target_os = "linux")]
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if !cpus.is_empty() {
-                    evt::sys::pin_to(&cpus)?;
-                }
-                Ok(())
-            });
-        }
+        evt::process::own_group(&mut command, cpus.to_vec());
         let mut child = command
             .args(args)
             .stdin(Stdio::null())
@@ -205,11 +189,8 @@ impl Drop for ServerProcess {
     /// Stops the server and every process it started (its process group),
     /// and waits until they are gone, so the port is free for the next one.
     fn drop(&mut self) {
-        let group = self.pid() as libc::pid_t;
-        // SAFETY: kill only sends a signal, here to the server's own group.
-        unsafe {
-            libc::kill(-group, libc::SIGKILL);
-        }
+        // Gone already is fine: it is stopped either way.
+        let _ = evt::process::signal_group(self.pid(), evt::process::Sig::KILL);
         let _ = self.child.wait();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while super::sample::group_is_alive(self.pid()) && std::time::Instant::now() < deadline {

@@ -19,16 +19,20 @@ pub mod charts;
 pub mod columns;
 pub mod format;
 pub mod harness;
+pub mod held;
 pub mod model;
 pub mod peers;
+pub mod progress;
 pub mod record;
 pub mod room;
 pub mod run;
 pub mod run_times;
+pub mod runner;
 pub mod sample;
 pub mod seeds;
 pub mod slow;
 pub mod spec;
+pub mod view;
 pub mod views;
 
 pub mod chapter1;
@@ -157,4 +161,39 @@ pub fn summary() -> String {
         }
     }
     out
+}
+
+/// Rewrites `book/SUMMARY.md` and the README's table of examples (the lines
+/// from its head row to the first line after it that is not a row) from
+/// [`ALL`].
+pub fn write_contents(root: &std::path::Path) -> Result<String, String> {
+    let write = |path: std::path::PathBuf, text: String| {
+        std::fs::write(&path, text)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))
+    };
+    write(root.join("book/SUMMARY.md"), summary())?;
+    let readme_path = root.join("README.md");
+    let readme = std::fs::read_to_string(&readme_path)
+        .map_err(|error| format!("cannot read {}: {error}", readme_path.display()))?;
+    write(readme_path, with_readme_table(&readme)?)?;
+    Ok("wrote book/SUMMARY.md and README.md's table of examples".to_string())
+}
+
+/// `readme` with its table of examples replaced by [`readme_table`].
+pub fn with_readme_table(readme: &str) -> Result<String, String> {
+    let head = readme_table();
+    let head_row = head.lines().next().unwrap_or_default();
+    let start = readme
+        .find(head_row)
+        .ok_or_else(|| format!("README.md has no table of examples (no line `{head_row}`)"))?;
+    let rows: usize = readme[start..]
+        .split_inclusive('\n')
+        .take_while(|line| line.starts_with('|'))
+        .map(str::len)
+        .sum();
+    Ok(format!(
+        "{}{head}{}",
+        &readme[..start],
+        &readme[start + rows..]
+    ))
 }

@@ -65,6 +65,14 @@ pub struct Prediction {
     pub latencies_ms: Vec<f64>,
 }
 
+impl Prediction {
+    /// The model predicted nothing here: no request waits on a timer (hello,
+    /// or a load the model does not cover), so every figure would print 0.
+    pub fn is_empty(&self) -> bool {
+        self.total_s == 0.0 && self.max_ms == 0.0
+    }
+}
+
 // ANCHOR: littles_law
 /// Little's law for a closed loop: requests per second once the run is steady.
 pub fn steady_throughput(connections: usize, capacity: Capacity, service: Duration) -> f64 {

@@ -248,19 +248,26 @@ pub fn write(dir: &Path, record: &ChapterRecord) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Reads every `chapterN.json` in `dir`, in chapter order.
-pub fn read_all(dir: &Path) -> Vec<ChapterRecord> {
-    let mut records: Vec<ChapterRecord> = std::fs::read_dir(dir)
+/// Reads every `chapterN.json` in `dir`, in chapter order. A record that
+/// cannot be read is an error that names it, never skipped: a skipped record
+/// would make its chapter's views look stale, and they would be removed.
+pub fn read_all(dir: &Path) -> Result<Vec<ChapterRecord>, String> {
+    let mut records = Vec::new();
+    for path in std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| is_record(path))
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .filter_map(|text| serde_json::from_str(&text).ok())
-        .collect();
+    {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let record: ChapterRecord = serde_json::from_str(&text)
+            .map_err(|error| format!("cannot read the record {}: {error}", path.display()))?;
+        records.push(record);
+    }
     records.sort_by_key(|record| record.chapter);
-    records
+    Ok(records)
 }
 
 /// Whether `path` is a chapter's record (`chapterN.json`).

@@ -203,6 +203,78 @@ pub fn compare(machines: &[(String, Vec<Headline>)]) -> (String, Option<String>)
     (out, chart)
 }
 
+/// `--export FILE`: this machine's headline figures from the records in
+/// `out`, written to `file`. The book's own records (measured elsewhere) are
+/// left out, and named in one note line on stderr.
+pub fn export_from(out: &Path, file: &Path) -> Result<String, String> {
+    let records = super::record::read_all(out)?;
+    if records.is_empty() {
+        return Err(format!(
+            "no chapter records in {}: run the measurements first",
+            out.display()
+        ));
+    }
+    let this = Machine::this();
+    let (records, others) = measured_on(records, &this);
+    if records.is_empty() {
+        return Err(format!(
+            "no chapter record in {} was measured on this machine ({}): run a chapter first (`cargo run --release -- --chapter N`, or its page's button under `serve`)",
+            out.display(),
+            this.describe()
+        ));
+    }
+    if !others.is_empty() {
+        let list: Vec<String> = others.iter().map(u32::to_string).collect();
+        eprintln!(
+            "note: left out {} {}: measured on another machine (the book's own records)",
+            if others.len() == 1 {
+                "chapter"
+            } else {
+                "chapters"
+            },
+            list.join(", ")
+        );
+    }
+    let rows = export(&records, file)?;
+    Ok(format!(
+        "wrote {rows} headline figures to {}",
+        file.display()
+    ))
+}
+
+/// `--compare FILE...`: several machines' exported headlines, side by side,
+/// written to `out`.
+pub fn compare_files(files: &[std::path::PathBuf], out: &Path) -> Result<String, String> {
+    let mut machines = Vec::new();
+    for file in files {
+        let headlines = read(file)?;
+        let name = file.file_stem().map_or_else(
+            || file.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        machines.push((name, headlines));
+    }
+    if let Some(reason) = mixed_kinds(&machines) {
+        return Err(reason);
+    }
+    let (table, chart) = compare(&machines);
+    std::fs::create_dir_all(out)
+        .map_err(|error| format!("cannot create {}: {error}", out.display()))?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(out.join(name), text)
+            .map_err(|error| format!("cannot write {}: {error}", out.join(name).display()))
+    };
+    write("compare.md", &table)?;
+    if let Some(svg) = chart {
+        write("compare.svg", &svg)?;
+    }
+    Ok(format!(
+        "compared {} machines: {}",
+        machines.len(),
+        out.join("compare.md").display()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,22 +160,16 @@ fn stall(
     pause: super::spec::Pause,
 ) -> Result<PauseRecord, String> {
     std::thread::sleep(pause.after.saturating_sub(started.elapsed()));
-    let signal = |signal: libc::c_int, name: &str| {
-        // SAFETY: kill has no memory preconditions; a negative pid names the
-        // process group the harness put the server in.
-        if unsafe { libc::kill(-(group as libc::pid_t), signal) } != 0 {
-            return Err(format!(
-                "cannot send {name} to the server: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        Ok(())
+    // The harness put the server in a process group of its own.
+    let signal = |signal, name: &str| {
+        evt::process::signal_group(group, signal)
+            .map_err(|error| format!("cannot send {name} to the server: {error}"))
     };
-    signal(libc::SIGSTOP, "SIGSTOP")?;
+    signal(evt::process::Sig::STOP, "SIGSTOP")?;
     let stopped = started.elapsed();
     std::thread::sleep(pause.length);
     // Let it go on whatever happens: a server left stopped would hang the run.
-    signal(libc::SIGCONT, "SIGCONT")?;
+    signal(evt::process::Sig::CONT, "SIGCONT")?;
     Ok(PauseRecord {
         at_s: stopped.as_secs_f64(),
         length_s: (started.elapsed() - stopped).as_secs_f64(),

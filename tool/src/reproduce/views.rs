@@ -16,35 +16,7 @@ pub use super::columns::{
     switches_column, table, threads_column,
 };
 pub use super::format::{cpu_time, format_ms, format_opt_ms, kib, mib, or_dash, thousands};
-
-/// One file the book includes: its name in `book/generated/` and its text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct View {
-    pub name: String,
-    pub text: String,
-}
-
-impl View {
-    pub fn new(name: String, text: String) -> View {
-        View { name, text }
-    }
-}
-
-/// The command a reader runs to redo one chapter's numbers.
-pub fn command_for(chapter: u32) -> String {
-    format!("cargo run --release -- --chapter {chapter}")
-}
-
-/// The line under every table: machine, date, command.
-pub fn stamp(record: &ChapterRecord) -> String {
-    format!(
-        "*Measured on {} ({}), {}, by `{}`.*\n",
-        record.machine.describe(),
-        record.machine.rustc,
-        record.measured_at,
-        record.command
-    )
-}
+pub use super::view::{View, command_for, find, group, row_label, stamp};
 
 /// A load in words: `` `/sleep?ms=2000` × 5, all at once ``.
 pub fn describe_load(load: &LoadOutcome) -> String {
@@ -280,11 +252,6 @@ fn runs_table(experiment: &ExperimentRecord) -> String {
     out
 }
 
-/// The experiment with this slug in the record.
-pub fn find<'a>(record: &'a ChapterRecord, slug: &str) -> Option<&'a ExperimentRecord> {
-    record.experiments.iter().find(|e| e.slug == slug)
-}
-
 /// `chapterN_SLUG.md`: an experiment's table, stamped.
 pub fn experiment(record: &ChapterRecord, slug: &str) -> Option<View> {
     let experiment = find(record, slug)?;
@@ -337,15 +304,6 @@ pub fn timeline(record: &ChapterRecord, slug: &str) -> Option<View> {
     ))
 }
 
-/// The rows of the table `name`, in the order the record has them.
-pub fn group<'a>(record: &'a ChapterRecord, name: &str) -> Vec<&'a ExperimentRecord> {
-    record
-        .experiments
-        .iter()
-        .filter(|e| e.group.as_ref().is_some_and(|g| g.name == name))
-        .collect()
-}
-
 /// The command that starts an experiment's server, as a reader types it
 /// (on its default port, with the flags it ran with).
 pub fn server_command(experiment: &ExperimentRecord) -> String {
@@ -382,15 +340,6 @@ pub fn row_commands(members: &[&ExperimentRecord]) -> String {
         ));
     }
     out
-}
-
-/// What an experiment is called as a row of its group's table (its title
-/// when it is in no group).
-pub fn row_label(experiment: &ExperimentRecord) -> &str {
-    experiment
-        .group
-        .as_ref()
-        .map_or(experiment.title.as_str(), |group| group.label.as_str())
 }
 
 /// The chart of a sweep (rows with an x value): requests/s predicted and

@@ -1,10 +1,9 @@
 //! The live lab: one chapter's reproduce run at a time, started from its
-//! page, as a child process (this program with `--chapter N`), its progress
-//! read from the lines it prints, and every process it started stopped on
+//! page, as a child process (this program with `--chapter N --events`), its
+//! progress read from the typed events it writes, and every process it started stopped on
 //! cancel.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +12,8 @@ use serde::Serialize;
 
 use super::stage::{self, Paths, Site};
 use crate::reproduce::harness;
+use crate::reproduce::progress::Event;
+use evt::process::Sig;
 
 /// How long a run goes on with no page asking after it: the page went away.
 pub const UNWATCHED: Duration = Duration::from_secs(90);
@@ -29,7 +30,7 @@ pub struct RunView {
     pub mode: String,
     /// `running`, `done`, `failed` or `cancelled`.
     pub state: String,
-    /// Experiment k of n, from the run's `[k/n]` lines.
+    /// Experiment k of n, from the run's step events.
     pub step: usize,
     pub steps: usize,
     /// What is being measured now.
@@ -217,82 +218,87 @@ impl Lab {
             });
         }
         command
-            .args(["--chapter", &chapter.to_string(), "--out"])
+            .args(["--chapter", &chapter.to_string(), "--events", "--out"])
             .arg(&out)
             .current_dir(&self.paths.root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group: the terminal's Ctrl-C comes to serve, which
-            // stops the run itself.
-            .process_group(0);
+            .stderr(Stdio::piped());
         if quick {
             command.arg("--quick");
         }
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                // Dies with its parent (Linux only; elsewhere the parent's
-                // own stop and its Ctrl-C handling are all there is).
-                #[cfg(target_os = "linux")]
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        // Its own group, and it dies with serve: the terminal's Ctrl-C comes
+        // to serve, which stops the run itself.
+        evt::process::own_group(&mut command, Vec::new());
         let mut child = command
             .spawn()
             .map_err(|error| format!("cannot start the run: {error}"))?;
         self.update(|run| run.pid = Some(child.id()));
-        let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+        // Stderr carries what the build and the servers print, and the
+        // run's own note lines: kept for the page's log when it fails.
         let stderr = child.stderr.take().map(|pipe| {
-            let errors = Arc::clone(&errors);
             std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if line.starts_with("error") || line.starts_with("chapter") {
-                        if let Ok(mut errors) = errors.lock() {
-                            errors.push(line);
-                        }
-                    }
-                }
+                let lines: Vec<String> =
+                    BufReader::new(pipe).lines().map_while(Result::ok).collect();
+                lines
             })
         });
+        let mut failures = Vec::new();
         if let Some(pipe) = child.stdout.take() {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                self.follow(&line);
+                if let Some(Event::Failed { message }) = self.follow(&line) {
+                    failures.push(message);
+                }
             }
         }
         let status = child.wait().map_err(|error| format!("the run: {error}"))?;
-        if let Some(thread) = stderr {
-            let _ = thread.join();
-        }
+        let stderr = stderr
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default();
         if status.success() {
             return Ok(());
         }
-        let errors = errors.lock().map(|e| e.join("; ")).unwrap_or_default();
-        Err(if errors.is_empty() {
-            format!("the run stopped ({status})")
+        Err(if !failures.is_empty() {
+            failures.join("; ")
+        } else if let Some(last) = stderr.iter().rev().find(|line| !line.trim().is_empty()) {
+            format!("the run stopped ({status}): {}", last.trim())
         } else {
-            errors
+            format!("the run stopped ({status})")
         })
     }
 
-    /// One line of the run's output: `[k/n] Chapter N · …` starts a step.
-    fn follow(&self, line: &str) {
-        let line = line.trim_end();
-        if line.is_empty() {
-            return;
-        }
+    /// One line of the run's output: an event (a step begins, a load was
+    /// measured, something failed), shown as the terminal shows it.
+    fn follow(&self, line: &str) -> Option<Event> {
+        let event = Event::parse(line);
+        let text = event
+            .as_ref()
+            .map_or_else(|| line.to_string(), Event::to_string);
         self.update(|run| {
-            if let Some((k, n, what)) = step_line(line) {
-                run.step = k;
-                run.steps = n;
-                run.measuring = what;
+            if let Some(Event::Step {
+                step,
+                steps,
+                chapter,
+                seed,
+                title,
+                ..
+            }) = &event
+            {
+                run.step = *step;
+                run.steps = *steps;
+                run.measuring = match seed {
+                    Some(seed) => format!("Chapter {chapter} · seed {seed} · {title}"),
+                    None => format!("Chapter {chapter} · {title}"),
+                };
             }
-            run.log.push(line.to_string());
-            if run.log.len() > LOG_LINES {
+            for line in text.lines().filter(|line| !line.trim().is_empty()) {
+                run.log.push(line.trim_end().to_string());
+            }
+            while run.log.len() > LOG_LINES {
                 run.log.remove(0);
             }
         });
+        event
     }
 
     /// After a run that finished: a quick run's files go to the overlay (a
@@ -321,14 +327,6 @@ impl Lab {
         }
         self.site.rebuild(&self.paths)
     }
-}
-
-/// `[3/18] Chapter 7 · seed 004 · title` → (3, 18, "Chapter 7 · seed 004 · title").
-pub fn step_line(line: &str) -> Option<(usize, usize, String)> {
-    let rest = line.strip_prefix('[')?;
-    let (counts, what) = rest.split_once("] ")?;
-    let (k, n) = counts.split_once('/')?;
-    Some((k.parse().ok()?, n.parse().ok()?, what.trim().to_string()))
 }
 
 /// Every process descended from `pid`, children before grandchildren.
@@ -367,25 +365,8 @@ fn stop_tree(pid: u32) {
     let mut all = descendants(pid);
     all.insert(0, pid);
     for process in all {
-        // SAFETY: kill only sends signals; a gone process is ESRCH.
-        unsafe {
-            libc::kill(-(process as libc::pid_t), libc::SIGKILL);
-            libc::kill(process as libc::pid_t, libc::SIGKILL);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::step_line;
-
-    #[test]
-    fn step_lines_are_read_and_other_lines_are_not() {
-        assert_eq!(
-            step_line("[3/18] Chapter 7 · seed 004 · a proxy"),
-            Some((3, 18, "Chapter 7 · seed 004 · a proxy".into()))
-        );
-        assert_eq!(step_line("      server: chapter7_proxy"), None);
-        assert_eq!(step_line("[x/18] nothing"), None);
+        // A process gone already is an error to ignore.
+        let _ = evt::process::signal_group(process, Sig::KILL);
+        let _ = evt::process::signal_process(process, Sig::KILL);
     }
 }

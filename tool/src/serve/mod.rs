@@ -104,7 +104,7 @@ pub fn run(args: ServeArgs, root: PathBuf) -> Result<(), String> {
         site,
         hosts,
         lab_on: addr.ip().is_loopback(),
-        token: token(),
+        token: token()?,
         pages,
     });
     watch(Arc::clone(&app));
@@ -192,13 +192,14 @@ fn reference_run_time(paths: &Paths, n: u32) -> Option<f64> {
     Some(record.wall_s.unwrap_or_else(|| record.load_s()))
 }
 
-/// 128 random bits, as hex.
-fn token() -> String {
+/// 128 random bits from the system's generator, as hex: the lab's token.
+/// Without them `serve` does not start (a guessable token would let any page
+/// start runs on this machine).
+fn token() -> Result<String, String> {
     let mut bytes = [0u8; 16];
-    if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut random, &mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::getrandom(&mut bytes)
+        .map_err(|error| format!("cannot make the lab's token (no random bits: {error})"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn router(app: Arc<App>) -> Router {
@@ -491,5 +492,17 @@ fn content_type(file: &std::path::Path) -> &'static str {
         "ttf" => "font/ttf",
         "txt" | "md" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_lab_token_is_128_random_bits() {
+        let (a, b) = (super::token().unwrap(), super::token().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert_ne!(a, "0".repeat(32));
     }
 }

@@ -13,7 +13,8 @@ mod switch;
 mod trace;
 
 use super::chapter::{Chapter, Example};
-use super::chapter8::{self, HeldServer};
+use super::chapter8;
+use super::held::{self, HeldServer};
 use super::model::Capacity;
 use super::record::Group;
 use super::record::{ChapterRecord, ExperimentRecord, ProgramRecord};
@@ -123,7 +124,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     let delay = scaled(1000, scale);
     let duration = scaled(10_000, scale);
     for server in servers() {
-        experiments.push(chapter8::held_connections(
+        experiments.push(held::held_connections(
             9, server, 10_000, delay, duration, None,
         ));
     }
@@ -192,7 +193,7 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     if !held.is_empty() {
         out.push(View::new(
             file("held_busy.md"),
-            chapter8::cost_table(record, &held),
+            held::cost_table(record, &held),
         ));
     }
     let switches: Vec<SwitchCosts> = record
