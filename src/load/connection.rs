@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::engine::{LoadConfig, Shared, Stop};
 use super::http1::{Connection, ExchangeError, RequestBytes};
 use super::record::{ErrorKind, Failure, LATE, Recorder, Span};
+#[cfg(test)]
+use super::shared::Fault;
+use super::shared::{LoadConfig, Shared, Stop};
 
 // ANCHOR: preconnect
 /// `--connect-rate`: connection `number` connects at its turn (rate per
@@ -474,16 +476,6 @@ fn io_failure(error: &std::io::Error) -> Failure {
         kind,
         message: error.to_string(),
     }
-}
-
-/// A fault the engine's tests inject, to see every request still counted.
-#[cfg(test)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
-    /// Every second request on a connection panics inside its exchange.
-    PanicOnEverySecondRequest,
-    /// Every connect fails as if the process were out of descriptors.
-    TooManyOpenFiles,
 }
 
 #[cfg(test)]

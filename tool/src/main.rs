@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use evt_book::reproduce::progress::Sink;
-use evt_book::reproduce::{self, harness, room, runner};
+use evt_book::reproduce::runner::{self, finish};
+use evt_book::reproduce::{self, harness, room};
 
 /// Re-measures every number in the book on this machine.
 #[derive(Debug, Parser)]
@@ -114,16 +115,7 @@ fn main() -> ExitCode {
         return finish(room::export_from(&out, file));
     }
     if args.views_only {
-        let rewritten = runner::rewrite_views(&out).and_then(|count| {
-            if let Some(generated) = &quick_times_to {
-                runner::write_quick_times(&out, generated, sink)?;
-            }
-            Ok(format!(
-                "rewrote the views of {count} chapter records in {}",
-                out.display()
-            ))
-        });
-        return finish(rewritten);
+        return finish(runner::views_only(&out, quick_times_to.as_deref(), sink));
     }
     let options = runner::Options {
         chapters,
@@ -137,19 +129,5 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// Prints what was done, or the error in one line; the exit code says which.
-fn finish(done: Result<String, String>) -> ExitCode {
-    match done {
-        Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
     }
 }

@@ -613,3 +613,19 @@ fn every_chapter_asks_for_predictions_has_an_exercise_and_notes_for_an_instructo
         }
     }
 }
+
+/// Every figure the decision table shows is in the book's own records: a
+/// figure whose experiment was renamed, or not measured, fails here.
+#[test]
+fn the_decision_table_finds_every_figure_in_the_books_records() {
+    let records = read_chapters(&root().join("book/generated")).unwrap();
+    let missing = evt_book::reproduce::chapter12::decision::missing(&records);
+    assert!(missing.is_empty(), "{missing:?}");
+    // Without chapter 8's record, its row says how to measure it.
+    let without: Vec<ChapterRecord> = records.into_iter().filter(|r| r.chapter != 8).collect();
+    let missing = evt_book::reproduce::chapter12::decision::missing(&without);
+    assert_eq!(
+        missing,
+        vec![evt_book::reproduce::figure::Missing::NotRun { chapter: 8 }]
+    );
+}

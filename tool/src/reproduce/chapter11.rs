@@ -11,6 +11,7 @@ use super::chapter::{Chapter, Example};
 use super::chapter2;
 use super::chapter3;
 use super::charts;
+use super::figure::Figure;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group};
 use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
@@ -531,6 +532,38 @@ fn imbalance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Str
     out.push('\n');
     out.push_str(&stamp(record));
     out
+}
+
+/// The models whose scaling other chapters read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scaling {
+    Steal,
+    PerCore,
+    Processes,
+}
+
+impl Scaling {
+    pub const ALL: [Scaling; 3] = [Scaling::Steal, Scaling::PerCore, Scaling::Processes];
+}
+
+/// `/work` on `model` with `workers` workers: the decision table reads how
+/// the rate grows from 1 worker to one per core.
+pub fn scaling(model: Scaling, workers: usize) -> Figure {
+    let name = match model {
+        Scaling::Steal => "steal",
+        Scaling::PerCore => "per_core",
+        Scaling::Processes => "processes",
+    };
+    Figure::experiment(11, format!("scaling_{name}_{workers}"))
+}
+
+/// Every figure other chapters read from this one.
+pub fn figures_read(plan: Plan) -> Vec<Figure> {
+    let cores = plan.cores.max(2);
+    Scaling::ALL
+        .into_iter()
+        .flat_map(|model| [scaling(model, 1), scaling(model, cores)])
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::chapter::{Chapter, Example};
 use super::chapter3;
 use super::charts::{self, Legend};
+use super::figure::Figure;
 use super::held::{HeldServer, cost_table, held_connections, held_idle};
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord};
@@ -303,4 +304,46 @@ fn views(record: &ChapterRecord) -> Vec<View> {
         limits_table(record),
     ));
     out
+}
+
+/// The servers whose held connections other chapters read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Threads,
+    Axum,
+    Loop,
+}
+
+impl Held {
+    pub const ALL: [Held; 3] = [Held::Threads, Held::Axum, Held::Loop];
+
+    /// Its name in the slugs (the first part of its [`HeldServer`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Held::Threads => "threads",
+            Held::Axum => "axum",
+            Held::Loop => "loop",
+        }
+    }
+}
+
+/// 10,000 connections held idle against `server`: the decision table reads
+/// their memory.
+pub fn idle_10000(server: Held) -> Figure {
+    Figure::experiment(8, super::held::slug(true, server.name(), 10_000))
+}
+
+/// Resident and kernel memory per connection (KiB) of a held-connection row.
+pub fn memory_per_connection_kib(experiment: &ExperimentRecord) -> Option<f64> {
+    let connections = experiment.load()?.connections;
+    let samples = experiment.samples.as_ref()?;
+    Some(
+        samples.rss_per_connection_kib(connections)
+            + samples.kernel_per_connection_kib(connections),
+    )
+}
+
+/// Every figure other chapters read from this one.
+pub fn figures_read(_plan: Plan) -> Vec<Figure> {
+    Held::ALL.into_iter().map(idle_10000).collect()
 }

@@ -62,7 +62,7 @@ pub fn held_connections(
     );
     Experiment::new(
         chapter,
-        format!("{group}_{name}_{connections}"),
+        slug(hold.is_some(), name, connections),
         title,
         server,
         vec![load],
@@ -185,4 +185,10 @@ pub fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Stri
     out.push('\n');
     out.push_str(&stamp(record));
     out
+}
+
+/// The slug of a held-connection row: `held_idle_NAME_N` or `held_busy_NAME_N`.
+pub fn slug(idle: bool, name: &str, connections: usize) -> String {
+    let group = if idle { "held_idle" } else { "held_busy" };
+    format!("{group}_{name}_{connections}")
 }

@@ -17,6 +17,7 @@
 pub mod chapter;
 pub mod charts;
 pub mod columns;
+pub mod figure;
 pub mod format;
 pub mod harness;
 pub mod held;
@@ -118,6 +119,16 @@ pub fn servers() -> impl Iterator<Item = (&'static Example, Server)> {
     examples().filter_map(|(_, example)| example.server.map(|server| (example, server)))
 }
 
+/// Every figure one chapter reads from another's record (the decision
+/// table's), as the chapters that measure them make them.
+pub fn figures_read(plan: spec::Plan) -> Vec<figure::Figure> {
+    let mut figures = chapter8::figures_read(plan);
+    figures.extend(chapter9::figures_read(plan));
+    figures.extend(chapter11::figures_read(plan));
+    figures.extend(chapter12::figures_read(plan));
+    figures
+}
+
 /// Every view of the book: each chapter's, from its own record, and the
 /// seed comparisons across chapters.
 pub fn all_views(records: &[ChapterRecord]) -> Vec<View> {
@@ -196,4 +207,39 @@ pub fn with_readme_table(readme: &str) -> Result<String, String> {
         &readme[..start],
         &readme[start + rows..]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A renamed or removed experiment that another chapter's table reads
+    /// fails here, on every machine size, before any record is made.
+    #[test]
+    fn every_figure_a_chapter_reads_from_another_is_planned() {
+        for cores in [1, 2, 4, 16] {
+            let plan = spec::Plan { scale: 1.0, cores };
+            for figure in figures_read(plan) {
+                let experiments = experiments(figure.chapter, plan);
+                let programs = programs(figure.chapter, plan.scale);
+                assert!(
+                    figure.is_planned(&experiments, &programs),
+                    "chapter {} plans no `{}` on {cores} cores, but another chapter reads it",
+                    figure.chapter,
+                    figure.slug
+                );
+            }
+        }
+        let renamed = figure::Figure::experiment(12, "hol_renamed");
+        assert!(!renamed.is_planned(
+            &experiments(
+                12,
+                spec::Plan {
+                    scale: 1.0,
+                    cores: 2
+                }
+            ),
+            &[]
+        ));
+    }
 }

@@ -283,3 +283,30 @@ pub fn rewrite_views(out: &Path) -> Result<usize, String> {
     views::write_all(out, &super::all_views(&records))?;
     Ok(records.len())
 }
+
+/// `--views-only`: rewrites the views from the records in `out` (and the
+/// quick run's times into `quick_times_to`, when given).
+pub fn views_only(out: &Path, quick_times_to: Option<&Path>, sink: Sink) -> Result<String, String> {
+    let count = rewrite_views(out)?;
+    if let Some(generated) = quick_times_to {
+        write_quick_times(out, generated, sink)?;
+    }
+    Ok(format!(
+        "rewrote the views of {count} chapter records in {}",
+        out.display()
+    ))
+}
+
+/// Prints what was done, or the error in one line; the exit code says which.
+pub fn finish(done: Result<String, String>) -> std::process::ExitCode {
+    match done {
+        Ok(message) => {
+            println!("{message}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -14,6 +14,7 @@ mod trace;
 
 use super::chapter::{Chapter, Example};
 use super::chapter8;
+use super::figure::Figure;
 use super::held::{self, HeldServer};
 use super::model::Capacity;
 use super::record::Group;
@@ -145,10 +146,7 @@ fn programs(scale: f64) -> Vec<Program> {
                 }
                 programs.push(Program::new(
                     9,
-                    format!(
-                        "switch_{workers}_{}_{round}",
-                        if pin { "pinned" } else { "free" }
-                    ),
+                    switch_slug(workers, pin, round),
                     format!(
                         "a brigade of {workers}{}, round {round}",
                         if pin { ", pinned to one CPU" } else { "" }
@@ -415,4 +413,24 @@ fn summary(record: &ChapterRecord) -> String {
     out.push('\n');
     out.push_str(&stamp(record));
     out
+}
+
+/// A switch program's slug: `switch_WORKERS_free_ROUND` or `..._pinned_...`.
+fn switch_slug(workers: u32, pin: bool, round: usize) -> String {
+    format!("{}{round}", switch_prefix(workers, pin))
+}
+
+fn switch_prefix(workers: u32, pin: bool) -> String {
+    format!("switch_{workers}_{}_", if pin { "pinned" } else { "free" })
+}
+
+/// Every round of the brigade of `workers`, pinned or free: the decision
+/// table reads the switch cost at 500.
+pub fn switch_rounds(workers: u32, pin: bool) -> Figure {
+    Figure::programs(9, switch_prefix(workers, pin))
+}
+
+/// Every figure other chapters read from this one.
+pub fn figures_read(_plan: Plan) -> Vec<Figure> {
+    vec![switch_rounds(500, false), switch_rounds(500, true)]
 }
