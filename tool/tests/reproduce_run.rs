@@ -147,7 +147,6 @@ fn a_stall_stops_the_server_for_its_length_and_lets_it_go_on() {
     load.duration = Some(Duration::from_millis(900));
     load.keep_over_time = true;
     let experiment = Experiment::new(
-        3,
         "stalled",
         "a stalled run".into(),
         ServerUnderTest::of(&chapter3::ASYNC),

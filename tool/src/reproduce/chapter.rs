@@ -45,6 +45,11 @@ fn no_facts() -> Vec<Limit> {
 }
 
 impl Chapter {
+    /// A view file of this chapter: `chapterN_NAME`.
+    pub fn file(&self, name: &str) -> String {
+        format!("chapter{}_{name}", self.number.unwrap_or(0))
+    }
+
     /// A chapter with a title and nothing else yet.
     pub const fn planned(number: u32, title: &'static str) -> Chapter {
         Chapter {

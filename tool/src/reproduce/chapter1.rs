@@ -53,7 +53,6 @@ fn tiny_http_keepalive_stall(scale: f64) -> Experiment {
         })
         .collect();
     let mut experiment = Experiment::new(
-        1,
         "tiny_http_keepalive_stall",
         format!(
             "tiny_http keeping connections alive: 16 held connections at once, {STALL_TRIALS} \
@@ -74,12 +73,12 @@ fn tiny_http_keepalive_stall(scale: f64) -> Experiment {
 fn experiments(plan: Plan) -> Vec<Experiment> {
     let scale = plan.scale;
     let blocking = || ServerUnderTest::of(&BLOCKING);
-    let mut on_tiny_http = five_sleeps(1, ServerUnderTest::of(&TINY_HTTP), scale);
+    let mut on_tiny_http = five_sleeps(ServerUnderTest::of(&TINY_HTTP), scale);
     on_tiny_http.slug = "tiny_http_five_sleeps".into();
     on_tiny_http.seed = "";
     vec![
-        five_sleeps(1, blocking(), scale).with_timeline(),
-        sleeper_then_activer(1, blocking(), scale),
+        five_sleeps(blocking(), scale).with_timeline(),
+        sleeper_then_activer(blocking(), scale),
         on_tiny_http,
         tiny_http_keepalive_stall(scale),
     ]

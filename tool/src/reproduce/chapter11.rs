@@ -132,7 +132,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         load.duration = Some(run);
         let label = server.model.clone();
         let mut experiment = Experiment::new(
-            11,
             format!("scaling_{name}"),
             format!("{label}, /work?us={WORK_US}"),
             server,
@@ -162,7 +161,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         server.model.clone_from(&label);
         experiments.push(
             Experiment::new(
-                11,
                 format!("pinned_{name}"),
                 format!("{label}, /work?us={WORK_US}"),
                 server,
@@ -189,7 +187,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         let label = server.model.clone();
         experiments.push(
             Experiment::new(
-                11,
                 format!("hello_{name}"),
                 format!("{label}, hello"),
                 server,
@@ -231,7 +228,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         light.rate = Some(500.0);
         experiments.push(
             Experiment::new(
-                11,
                 format!(
                     "imbalance_{}{}",
                     model.replace('-', "_"),
@@ -271,7 +267,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     }
     for server in held {
         experiments.push(super::held::held_connections(
-            11, server, 1000, delay, duration, None,
+            server, 1000, delay, duration, None,
         ));
     }
     experiments

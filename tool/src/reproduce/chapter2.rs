@@ -96,7 +96,6 @@ fn seed_002_table(scale: f64) -> Vec<Experiment> {
             load.fixed_share = true;
             experiments.push(
                 Experiment::new(
-                    2,
                     seed_002_slug(workers, threads, requests, connections),
                     format!("{in_words}, `-n {requests} -c {connections}`"),
                     threads_server(&args, in_words, workers * threads),
@@ -165,7 +164,6 @@ fn worker_spread(scale: f64) -> Vec<Experiment> {
             load.fixed_share = fixed_share;
             experiments.push(
                 Experiment::new(
-                    2,
                     format!("spread_{name}_{trial}"),
                     format!("4 × 2, {in_words}: trial {trial}"),
                     threads_server(&args, in_words, 8),
@@ -192,7 +190,6 @@ fn thread_sweep(scale: f64) -> Vec<Experiment> {
             let t = threads.to_string();
             let plural = if threads == 1 { "" } else { "s" };
             Experiment::new(
-                2,
                 format!("thread_sweep_t{threads}"),
                 format!("{threads} thread{plural}, 256 connections"),
                 threads_server(
@@ -233,7 +230,6 @@ fn keepalive_starvation(scale: f64) -> Vec<Experiment> {
             let mut args = vec!["--threads", "4"];
             args.extend_from_slice(flags);
             let experiment = Experiment::new(
-                2,
                 format!("starvation_{name}"),
                 format!("4 threads, {in_words}: 8 held connections"),
                 threads_server(&args, in_words, 4),
@@ -251,8 +247,7 @@ fn keepalive_starvation(scale: f64) -> Vec<Experiment> {
 
 fn experiments(plan: Plan) -> Vec<Experiment> {
     let scale = plan.scale;
-    let mut experiments =
-        vec![five_sleeps(2, ServerUnderTest::of(&THREADS), scale).with_timeline()];
+    let mut experiments = vec![five_sleeps(ServerUnderTest::of(&THREADS), scale).with_timeline()];
     experiments.extend(seed_002_table(scale));
     experiments.extend(worker_spread(scale));
     experiments.extend(keepalive_starvation(scale));
@@ -415,7 +410,10 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     }
     text.push('\n');
     text.push_str(&stamp(record));
-    out.push(View::new("chapter2_thread_sweep.md".into(), text));
+    out.push(View::new(
+        format!("chapter{}_thread_sweep.md", record.chapter),
+        text,
+    ));
     out.extend(views::sweep_chart(
         record,
         "thread_sweep",

@@ -30,7 +30,7 @@ pub const CHAPTER: Chapter = Chapter {
 /// connections it has no room for, and a client's kernel retries a dropped
 /// one only a second later.
 fn small_backlog(scale: f64) -> Experiment {
-    let mut experiment = thousand_sleeps(3, ServerUnderTest::of(&ASYNC), scale);
+    let mut experiment = thousand_sleeps(ServerUnderTest::of(&ASYNC), scale);
     experiment.slug = "small_backlog".into();
     experiment.seed = "";
     experiment.title = format!("{}, listen backlog 128", experiment.title);
@@ -45,9 +45,9 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     let scale = plan.scale;
     let looping = || ServerUnderTest::of(&ASYNC);
     vec![
-        five_sleeps(3, looping(), scale).with_timeline(),
-        sleeper_then_activer(3, looping(), scale),
-        thousand_sleeps(3, looping(), scale),
+        five_sleeps(looping(), scale).with_timeline(),
+        sleeper_then_activer(looping(), scale),
+        thousand_sleeps(looping(), scale),
         small_backlog(scale),
     ]
 }

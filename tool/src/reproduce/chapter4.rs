@@ -132,7 +132,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
                 .with_args(flags, in_words)
                 .with_capacity(capacity.map_or(Capacity::Unlimited, Capacity::Limited))
         };
-        let mut five = five_sleeps(4, server(), scale)
+        let mut five = five_sleeps(server(), scale)
             .with_report()
             .in_group(Group::new("five_sleeps", in_words));
         five.slug = format!("five_{name}");
@@ -141,7 +141,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         load.fixed_share = true;
         experiments.push(
             Experiment::new(
-                4,
                 format!("fifty_{name}"),
                 format!(
                     "{in_words}, `-n 50 -c 10` at {}",
@@ -156,7 +155,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         );
     }
     let blocked = sleeper_then_activer(
-        4,
         ServerUnderTest::of(&BLOCKING)
             .with_args(
                 &["--handler", "std-sleep"],

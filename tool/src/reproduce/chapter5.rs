@@ -105,7 +105,6 @@ fn hello(scale: f64) -> Vec<Experiment> {
         .into_iter()
         .map(|(name, example, flags, label, requests)| {
             Experiment::new(
-                5,
                 format!("hello_{name}"),
                 format!("{label}: `GET /`, {requests} requests over 50 connections"),
                 ServerUnderTest::of(example).with_args(flags, label),
@@ -130,7 +129,6 @@ fn timers() -> Vec<Experiment> {
             let label = server.model.clone();
             let requests = if name == "tide_listener" { 100 } else { 500 };
             Experiment::new(
-                5,
                 format!("timer_{name}"),
                 format!("{label}: `/sleep?ms=1`, one at a time"),
                 server,
@@ -151,12 +149,11 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     for (name, server) in servers() {
         let label = server.model.clone();
         let row = || Group::new("io_bound", label.clone());
-        let mut five = five_sleeps(5, server.clone(), scale).in_group(row());
+        let mut five = five_sleeps(server.clone(), scale).in_group(row());
         five.slug = format!("five_{name}");
         let mut load = LoadSpec::sleeps(50, 10, delay);
         load.fixed_share = true;
         let fifty = Experiment::new(
-            5,
             format!("fifty_{name}"),
             format!("{label}, `-n 50 -c 10`"),
             server.clone(),
@@ -164,9 +161,9 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         )
         .of_seed("002")
         .in_group(row());
-        let mut thousand = thousand_sleeps(5, server.clone(), scale).in_group(row());
+        let mut thousand = thousand_sleeps(server.clone(), scale).in_group(row());
         thousand.slug = format!("thousand_{name}");
-        let mut activer = sleeper_then_activer(5, server.clone(), scale);
+        let mut activer = sleeper_then_activer(server.clone(), scale);
         activer.slug = format!("sleeper_activer_{name}");
         experiments.extend([five, fifty, thousand, activer]);
     }

@@ -47,7 +47,6 @@ fn client_run(
     };
     load.extra_args = vec!["--mode".into(), mode.into()];
     Experiment::new(
-        6,
         format!("{group}_{mode}_n{requests}"),
         format!("{mode} client, N = {requests}, against {}", server.model),
         server,

@@ -66,7 +66,6 @@ fn proxy_run(
     load.timeout = Duration::from_secs(30);
     load.keep_answers_per_connection = true;
     let mut experiment = Experiment::new(
-        7,
         format!("{group}_{name}"),
         format!(
             "{in_words}, upstream {} ms, 400 connections for {}",
@@ -338,7 +337,7 @@ fn seed_004_per_request() -> View {
         "\n*From seed 004's own table (2017, Python 3.6, gunicorn with 2 workers, wrk with 400 \
          connections for 20 s).*\n",
     );
-    View::new("chapter7_seed004_per_request.md".into(), out)
+    View::new(CHAPTER.file("seed004_per_request.md"), out)
 }
 
 /// A cell of the seed's own numbers: what it did not report is a dash.

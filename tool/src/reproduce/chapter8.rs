@@ -87,7 +87,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         for connections in [100usize, 1000, 10_000] {
             let server = || (name, series, server.clone());
             experiments.push(held_connections(
-                8,
                 server(),
                 connections,
                 delay,
@@ -95,7 +94,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
                 None,
             ));
             experiments.push(held_connections(
-                8,
                 server(),
                 connections,
                 delay,
@@ -112,7 +110,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         "a thread per connection (64 KiB stacks)",
     );
     let mut experiment = held_connections(
-        8,
         (
             "threads_stack64",
             "a thread per connection, 64 KiB stacks",

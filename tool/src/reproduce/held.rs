@@ -23,7 +23,6 @@ pub const CONNECT_RATE: u32 = 5000;
 /// `duration` (busy), or, with `hold`, each sending one request and then
 /// idle for `hold`.
 pub fn held_connections(
-    chapter: u32,
     (name, series, server): HeldServer,
     connections: usize,
     delay: Duration,
@@ -61,7 +60,6 @@ pub fn held_connections(
         }
     );
     Experiment::new(
-        chapter,
         slug(hold.is_some(), name, connections),
         title,
         server,

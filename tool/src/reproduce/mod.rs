@@ -95,13 +95,22 @@ pub fn find(number: u32) -> Option<&'static Chapter> {
 }
 
 /// A chapter's experiments; `scale` shrinks every delay (`--quick` uses 0.1).
+/// Each is stamped with the chapter's number here: a chapter never types it.
 pub fn experiments(number: u32, plan: spec::Plan) -> Vec<spec::Experiment> {
-    find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(plan))
+    let mut experiments = find(number).map_or_else(Vec::new, |chapter| (chapter.experiments)(plan));
+    for experiment in &mut experiments {
+        experiment.chapter = number;
+    }
+    experiments
 }
 
 /// A chapter's measuring programs, scaled as its experiments are.
 pub fn programs(number: u32, scale: f64) -> Vec<spec::Program> {
-    find(number).map_or_else(Vec::new, |chapter| (chapter.programs)(scale))
+    let mut programs = find(number).map_or_else(Vec::new, |chapter| (chapter.programs)(scale));
+    for program in &mut programs {
+        program.chapter = number;
+    }
+    programs
 }
 
 /// Every example, in the book's order.
@@ -229,6 +238,19 @@ mod tests {
                     figure.slug
                 );
             }
+        }
+        // Each experiment carries its chapter's number, stamped by the list.
+        for chapter in measured() {
+            let plan = spec::Plan {
+                scale: 1.0,
+                cores: 2,
+            };
+            assert!(
+                experiments(chapter, plan)
+                    .iter()
+                    .all(|e| e.chapter == chapter)
+            );
+            assert!(programs(chapter, 1.0).iter().all(|p| p.chapter == chapter));
         }
         let renamed = figure::Figure::experiment(12, "hol_renamed");
         assert!(!renamed.is_planned(

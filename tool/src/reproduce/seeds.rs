@@ -14,7 +14,6 @@ pub const COMPARED: [&str; 2] = ["000", "001"];
 
 /// Seed 000's shape: `count` 2 s requests sent at once, over as many connections.
 fn sleeps_at_once(
-    chapter: u32,
     server: ServerUnderTest,
     scale: f64,
     count: u64,
@@ -22,7 +21,6 @@ fn sleeps_at_once(
 ) -> Experiment {
     let delay = scaled(2000, scale);
     Experiment::new(
-        chapter,
         slug,
         format!(
             "{in_words} {} requests sent at once (`-n {count} -c {count}`)",
@@ -35,31 +33,24 @@ fn sleeps_at_once(
 }
 
 /// Seed 000: five concurrent 2 s requests.
-pub fn five_sleeps(chapter: u32, server: ServerUnderTest, scale: f64) -> Experiment {
-    sleeps_at_once(chapter, server, scale, 5, ("five_sleeps", "Five"))
+pub fn five_sleeps(server: ServerUnderTest, scale: f64) -> Experiment {
+    sleeps_at_once(server, scale, 5, ("five_sleeps", "Five"))
 }
 
 /// Seed 000 taken further: a thousand 2 s requests at once. Only a server
 /// that keeps every request in flight finishes this in seconds (one blocking
 /// thread would need over half an hour).
-pub fn thousand_sleeps(chapter: u32, server: ServerUnderTest, scale: f64) -> Experiment {
-    sleeps_at_once(
-        chapter,
-        server,
-        scale,
-        1000,
-        ("thousand_sleeps", "A thousand"),
-    )
+pub fn thousand_sleeps(server: ServerUnderTest, scale: f64) -> Experiment {
+    sleeps_at_once(server, scale, 1000, ("thousand_sleeps", "A thousand"))
 }
 
 /// Seed 001: a slow `/sleeper`, then a fast `/activer` while it sleeps.
-pub fn sleeper_then_activer(chapter: u32, server: ServerUnderTest, scale: f64) -> Experiment {
+pub fn sleeper_then_activer(server: ServerUnderTest, scale: f64) -> Experiment {
     let sleeper = scaled(10_000, scale);
     let gap = scaled(500, scale);
     let mut activer = LoadSpec::new("/activer".to_string(), 1, 1, Duration::ZERO);
     activer.start_after = gap;
     Experiment::new(
-        chapter,
         "sleeper_activer",
         format!(
             "A {} `/sleeper`, then `/activer` {} later",

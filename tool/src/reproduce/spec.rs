@@ -319,15 +319,16 @@ impl Plan {
 }
 
 impl Experiment {
+    /// An experiment of the chapter whose list it is in: that list stamps
+    /// its chapter's number on it ([`super::experiments`]).
     pub fn new(
-        chapter: u32,
         slug: impl Into<String>,
         title: String,
         server: ServerUnderTest,
         loads: Vec<LoadSpec>,
     ) -> Experiment {
         Experiment {
-            chapter,
+            chapter: 0,
             slug: slug.into(),
             seed: "",
             title,
@@ -443,8 +444,9 @@ pub struct Program {
 }
 
 impl Program {
+    /// A program of the chapter whose list it is in, which stamps its
+    /// number on it ([`super::programs`]).
     pub fn new(
-        chapter: u32,
         slug: impl Into<String>,
         title: impl Into<String>,
         example: &'static str,
@@ -452,7 +454,7 @@ impl Program {
         expected_s: f64,
     ) -> Program {
         Program {
-            chapter,
+            chapter: 0,
             slug: slug.into(),
             title: title.into(),
             example,

@@ -99,7 +99,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     for (name, label, load) in stall_cases {
         experiments.push(
             Experiment::new(
-                10,
                 format!("stall_{name}"),
                 format!("{label}, the server stopped for a second"),
                 server.clone(),
@@ -132,7 +131,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         }
         experiments.push(
             Experiment::new(
-                10,
                 format!(
                     "tools_{}",
                     label
@@ -171,7 +169,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         let name = rate.map_or("closed".to_string(), |r| format!("{r}"));
         experiments.push(
             Experiment::new(
-                10,
                 format!("accuracy_{name}"),
                 match rate {
                     Some(r) => format!("open at {r} requests/s, hello"),
@@ -204,7 +201,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         load.driver = driver;
         experiments.push(
             Experiment::new(
-                10,
                 format!("round_{name}"),
                 format!("{name}: five requests at once"),
                 roomy.clone(),
@@ -226,7 +222,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         };
         experiments.push(
             Experiment::new(
-                10,
                 format!("offered_open_{}", (share * 100.0).round()),
                 format!("open at {share} × capacity ({rate} requests/s)"),
                 server.clone(),
@@ -248,7 +243,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         let at_most = connections.min(threads) as f64 / threads as f64;
         experiments.push(
             Experiment::new(
-                10,
                 format!("offered_closed_{connections}"),
                 format!("closed on {connections} connections"),
                 server.clone(),

@@ -136,7 +136,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         let label = server.model.clone();
         out.push(
             Experiment::new(
-                12,
                 format!("hol_{name}"),
                 format!("{label}: 5 % of requests need 20 ms of CPU"),
                 server,
@@ -179,7 +178,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         let label = server.model.clone();
         out.push(
             Experiment::new(
-                12,
                 format!("downstream_{name}"),
                 format!("{label}: every request waits 20 ms on a dependency"),
                 server,
@@ -223,7 +221,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
             load.duration = Some(run);
             load.deadline = Some(DEADLINE);
             let mut experiment = Experiment::new(
-                12,
                 format!("overload_{name}_{}", (factor * 10.0).round() as u32),
                 format!("{line}, offered {factor} × capacity"),
                 server,
@@ -296,7 +293,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         probe.keep_over_time = true;
         let label = server.model.clone();
         let mut experiment = Experiment::new(
-            12,
             format!("slow_{name}"),
             format!("{label}: {SLOW_CLIENTS} slow clients"),
             server,

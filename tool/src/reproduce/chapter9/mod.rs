@@ -92,7 +92,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     let trace_delay = scaled(50, scale);
     experiments.push(
         Experiment::new(
-            9,
             "trace",
             "one request through our runtime, every step traced".into(),
             ServerUnderTest::of(&RUNTIME).with_args(&["--trace"], "our runtime, tracing"),
@@ -107,7 +106,6 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
             let ours = server.example == RUNTIME.name;
             let load = LoadSpec::new("/".into(), requests, HELLO_CONNECTIONS, Duration::ZERO);
             let experiment = Experiment::new(
-                9,
                 format!("hello_{name}_{round}"),
                 format!("{series}: hello, round {round}"),
                 server,
@@ -126,7 +124,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     let duration = scaled(10_000, scale);
     for server in servers() {
         experiments.push(held::held_connections(
-            9, server, 10_000, delay, duration, None,
+            server, 10_000, delay, duration, None,
         ));
     }
     experiments
@@ -145,7 +143,6 @@ fn programs(scale: f64) -> Vec<Program> {
                     args.push("--pin");
                 }
                 programs.push(Program::new(
-                    9,
                     switch_slug(workers, pin, round),
                     format!(
                         "a brigade of {workers}{}, round {round}",
@@ -159,7 +156,6 @@ fn programs(scale: f64) -> Vec<Program> {
         }
     }
     programs.push(Program::new(
-        9,
         "budget",
         "a greedy task beside a ticker, on each runtime",
         BUDGET.name,
