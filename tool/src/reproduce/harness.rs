@@ -46,7 +46,11 @@ pub fn build_examples() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(&cargo);
     command
-        .args(["build", "--quiet", "--package", "evt", "--examples"])
+        // From the top level, as a reader's `cargo run --release --example`
+        // builds them: the same features, so the same artifacts as the
+        // program's own build (`--package evt` alone would build tokio and
+        // hyper a second time with fewer features).
+        .args(["build", "--quiet", "--examples"])
         .current_dir(crate::root());
     if is_release_build() {
         command.arg("--release");
