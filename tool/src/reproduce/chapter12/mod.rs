@@ -6,11 +6,13 @@
 //! (`decision.rs`).
 
 pub mod decision;
+mod figures;
 
 use std::fmt::Write;
 use std::time::Duration;
 
 pub use decision::decision_table;
+pub use figures::{READ, Read, figure, figures_read};
 
 use super::chapter::{Chapter, Example};
 use super::chapter1;
@@ -18,7 +20,6 @@ use super::chapter2;
 use super::chapter3;
 use super::chapter7;
 use super::charts;
-use super::figure::Figure;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
 use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
@@ -588,55 +589,4 @@ fn slow_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Option<S
         shade.map(|(from, to)| (from, to, "slow clients")),
         0.15,
     )
-}
-
-/// This chapter's experiments that the decision table reads, by family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Read {
-    /// Head-of-line: light requests beside 20 ms of CPU.
-    Hol(&'static str),
-    /// A downstream of fixed capacity, closed load.
-    Downstream(&'static str),
-    /// Offered `factor` × capacity (20 is 2.0 ×).
-    Overload(&'static str, u32),
-    /// Slow clients beside a probe.
-    Slow(&'static str),
-}
-
-/// Every experiment the decision table reads: the names are the ones the
-/// experiments above are made with, and a test checks each is planned.
-pub const READ: &[Read] = &[
-    Read::Hol("loop"),
-    Read::Hol("steal"),
-    Read::Hol("offload"),
-    Read::Hol("pool"),
-    Read::Downstream("loop_free"),
-    Read::Downstream("loop_slots"),
-    Read::Downstream("threads"),
-    Read::Downstream("threads_many"),
-    Read::Overload("loop", 20),
-    Read::Overload("shed", 20),
-    Read::Overload("threads", 20),
-    Read::Slow("pool"),
-    Read::Slow("loop"),
-    Read::Slow("front"),
-];
-
-/// The figure of one of [`READ`]. Only those can be made.
-pub fn figure(read: Read) -> Figure {
-    debug_assert!(READ.contains(&read), "{read:?} is not in READ");
-    Figure::experiment(
-        12,
-        match read {
-            Read::Hol(name) => format!("hol_{name}"),
-            Read::Downstream(name) => format!("downstream_{name}"),
-            Read::Overload(name, factor) => format!("overload_{name}_{factor}"),
-            Read::Slow(name) => format!("slow_{name}"),
-        },
-    )
-}
-
-/// Every figure other chapters read from this one.
-pub fn figures_read(_plan: Plan) -> Vec<Figure> {
-    READ.iter().map(|&read| figure(read)).collect()
 }
