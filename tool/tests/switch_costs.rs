@@ -60,7 +60,7 @@ fn a_bad_flag_is_one_line() {
 }
 
 #[test]
-fn tokios_budget_makes_a_greedy_task_yield_and_ours_does_not() {
+fn a_budget_makes_a_greedy_task_yield_on_tokio_and_on_ours_given_one() {
     common::examples_built();
     let output = Command::new(common::example("chapter9_budget"))
         .args(["--mib", "1", "--json"])
@@ -80,6 +80,11 @@ fn tokios_budget_makes_a_greedy_task_yield_and_ours_does_not() {
     // tokio's budget (128 operations per poll) makes the task yield at
     // least once per 128 ready reads, however fast the machine.
     assert!(run("tokio").greedy_yields >= reads / 128, "{report:?}");
+    // Ours, given the same budget, the same.
+    assert!(
+        run("ours, budget 128").greedy_yields >= reads / 128,
+        "{report:?}"
+    );
     // Ours yields only when the reader has emptied the socket, which can
     // happen at most once per piece the writer's kernel queues (tens of
     // KiB each): fewer than the budget's.
