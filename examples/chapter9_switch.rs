@@ -111,12 +111,28 @@ fn main() {
         costs.task_bytes
     );
     println!(
-        "  kernel memory per waiting thread:    {:>9.0} bytes (stacks, page tables)",
-        costs.thread_kernel_bytes
+        "  start a thread, 20 then join them:   {:>9.0} ns",
+        costs.thread_batch_spawn_ns
     );
     println!(
-        "  kernel memory per waiting task:      {:>9.0} bytes",
-        costs.task_kernel_bytes
+        "  spawn a task, before it runs:        {:>9.0} ns",
+        costs.task_spawn_only_ns
+    );
+    println!(
+        "  kernel stacks per waiting thread:    {:>9.0} bytes (machine-wide counter)",
+        costs.thread_kernel_stack_bytes
+    );
+    println!(
+        "  kernel stacks per waiting task:      {:>9.0} bytes (machine-wide counter)",
+        costs.task_kernel_stack_bytes
+    );
+    println!(
+        "  page tables per waiting thread:      {:>9.0} bytes",
+        costs.thread_page_table_bytes
+    );
+    println!(
+        "  page tables per waiting task:        {:>9.0} bytes",
+        costs.task_page_table_bytes
     );
 }
 
@@ -141,10 +157,14 @@ fn measure(flags: &Flags) -> Result<SwitchCosts, String> {
         ours_hop_ns: nanos(ours_brigade(workers, rounds)?) / hops,
         thread_spawn_ns: nanos(thread_spawns(1_000)?) / 1_000.0,
         task_spawn_ns: nanos(task_spawns(10_000)?) / 10_000.0,
+        thread_batch_spawn_ns: nanos(thread_batches(50)?) / (50 * BATCH) as f64,
+        task_spawn_only_ns: nanos(task_spawns_only(10_000)?) / 10_000.0,
         thread_bytes: threads.resident,
         task_bytes: tasks.resident,
-        thread_kernel_bytes: threads.kernel,
-        task_kernel_bytes: tasks.kernel,
+        thread_kernel_stack_bytes: threads.kernel_stacks,
+        task_kernel_stack_bytes: tasks.kernel_stacks,
+        thread_page_table_bytes: threads.page_tables,
+        task_page_table_bytes: tasks.page_tables,
         waiting_threads: WAITING_THREADS.to_vec(),
         waiting_tasks: WAITING_TASKS.to_vec(),
     })
@@ -290,28 +310,71 @@ fn task_spawns(count: usize) -> Result<Duration, String> {
         Ok(started.elapsed())
     })
 }
+/// Threads per batch in the anchor's way of starting them.
+const BATCH: usize = 20;
+
+/// The published anchor's way: `batches` times, start `BATCH` threads that
+/// return at once, then join them all; after one batch that is not timed,
+/// so glibc has stacks to reuse.
+fn thread_batches(batches: usize) -> Result<Duration, String> {
+    let batch = || -> Result<(), String> {
+        let threads = (0..BATCH)
+            .map(|_| std::thread::Builder::new().spawn(|| ()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        for thread in threads {
+            thread.join().map_err(|_| "a thread panicked".to_string())?;
+        }
+        Ok(())
+    };
+    batch()?;
+    let started = Instant::now();
+    for _ in 0..batches {
+        batch()?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Spawns `count` tasks on a current-thread runtime and times the spawn
+/// calls alone: none has run yet (the anchor timed async-std's spawn the
+/// same way). They run after, untimed.
+fn task_spawns_only(count: usize) -> Result<Duration, String> {
+    current_thread()?.block_on(async move {
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..count).map(|_| tokio::spawn(async {})).collect();
+        let took = started.elapsed();
+        for task in tasks {
+            task.await.map_err(|e| format!("a task failed: {e}"))?;
+        }
+        Ok(took)
+    })
+}
 // ANCHOR_END: spawn
 
-/// Memory in bytes: this process's resident set, and the kernel's stacks
-/// and page tables (machine-wide).
+/// Memory in bytes: this process's resident set, the kernel's stacks
+/// (machine-wide: the kernel counts them for no process) and this
+/// process's page tables.
 #[derive(Debug, Clone, Copy)]
 struct Memory {
     resident: f64,
-    kernel: f64,
+    kernel_stacks: f64,
+    page_tables: f64,
 }
 
 impl Memory {
     fn now() -> Result<Memory, String> {
         Ok(Memory {
             resident: resident_bytes()?,
-            kernel: kernel_bytes()?,
+            kernel_stacks: kernel_stack_bytes()?,
+            page_tables: page_table_bytes()?,
         })
     }
 
     fn since(self, before: Memory) -> Memory {
         Memory {
             resident: self.resident - before.resident,
-            kernel: self.kernel - before.kernel,
+            kernel_stacks: self.kernel_stacks - before.kernel_stacks,
+            page_tables: self.page_tables - before.page_tables,
         }
     }
 }
@@ -380,7 +443,8 @@ fn slopes(
     };
     Ok(Memory {
         resident: line(|m| m.resident),
-        kernel: line(|m| m.kernel),
+        kernel_stacks: line(|m| m.kernel_stacks),
+        page_tables: line(|m| m.page_tables),
     })
 }
 
@@ -413,15 +477,24 @@ fn resident_bytes() -> Result<f64, String> {
     Ok(pages * page)
 }
 
-/// The kernel's stacks and page tables, machine-wide, from /proc/meminfo.
-fn kernel_bytes() -> Result<f64, String> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo")
-        .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
-    let kib: f64 = meminfo
+/// The kernel's stacks, machine-wide, from /proc/meminfo.
+fn kernel_stack_bytes() -> Result<f64, String> {
+    kib_field("/proc/meminfo", "KernelStack:")
+}
+
+/// This process's page tables, from /proc/self/status.
+fn page_table_bytes() -> Result<f64, String> {
+    kib_field("/proc/self/status", "VmPTE:")
+}
+
+/// A `Name:   123 kB` line of a /proc file, in bytes.
+fn kib_field(file: &str, name: &str) -> Result<f64, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let kib: f64 = text
         .lines()
-        .filter(|line| line.starts_with("KernelStack:") || line.starts_with("PageTables:"))
-        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .sum();
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("{file} has no {name} line"))?;
     Ok(kib * 1024.0)
 }
 

@@ -28,6 +28,8 @@ fn the_brigade_measures_every_cost_at_a_small_size() {
             ("our hop", costs.ours_hop_ns),
             ("thread start", costs.thread_spawn_ns),
             ("task start", costs.task_spawn_ns),
+            ("thread start, batched", costs.thread_batch_spawn_ns),
+            ("task spawn alone", costs.task_spawn_only_ns),
         ] {
             assert!(value.is_finite() && value > 0.0, "{field}: {costs:?}");
         }
@@ -43,6 +45,16 @@ fn the_brigade_measures_every_cost_at_a_small_size() {
         assert!(costs.thread_bytes > 2048.0, "{costs:?}");
         assert!(costs.task_bytes > 0.0, "{costs:?}");
         assert!(costs.thread_bytes > costs.task_bytes, "{costs:?}");
+        // Each thread has a kernel stack (16 KiB on x86-64 and arm64): other
+        // processes on a shared machine move the machine-wide counter, but
+        // not by half of that on every one of hundreds of threads.
+        assert!(costs.thread_kernel_stack_bytes > 8192.0, "{costs:?}");
+        // Page tables are this process's own: a thread's stack mapping adds
+        // some; a task, whose memory is a few heap bytes, far less.
+        assert!(
+            costs.thread_page_table_bytes > costs.task_page_table_bytes,
+            "{costs:?}"
+        );
     }
 }
 

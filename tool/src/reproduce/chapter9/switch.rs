@@ -33,8 +33,8 @@ pub(super) fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> 
     let mut out = format!(
         "A brigade of {ANCHOR_WORKERS}: time per hop (one write, one wake-up, one read), median of the runs, \
          and the same less the baseline (one thread making a hop's write and read on as many socket pairs, nobody to wake).\n\n\
-         | | runs | baseline | **threads** | threads, each run | tokio tasks | our tasks | threads − baseline | tokio − baseline | ours − baseline | (threads − baseline) ÷ (tokio − baseline) |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+         | | runs | baseline | **threads** | threads, each run | tokio tasks | our tasks | threads ÷ tokio | threads − baseline | tokio − baseline | ours − baseline | (threads − baseline) ÷ (tokio − baseline) |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
     );
     for pinned in [false, true] {
         let runs = runs(switches, ANCHOR_WORKERS, pinned);
@@ -47,13 +47,21 @@ pub(super) fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> 
         };
         let threads = less(|s| s.thread_hop_ns);
         let tokio = less(|s| s.task_hop_ns);
+        let ratio = |t: Option<f64>, k: Option<f64>| match (t, k) {
+            (Some(t), Some(k)) if k > 0.0 => format!("{:.1} ×", t / k),
+            _ => "—".into(),
+        };
+        let (thread_hop, task_hop) = (
+            median_of(&runs, |s| s.thread_hop_ns),
+            median_of(&runs, |s| s.task_hop_ns),
+        );
         let each: Vec<String> = runs
             .iter()
             .map(|s| format!("{:.1}", s.thread_hop_ns / 1000.0))
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | **{}** | {} µs | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | **{}** | {} µs | {} | {} | {} | {} | {} | {} | {} |",
             if pinned {
                 "pinned to one CPU"
             } else {
@@ -61,17 +69,15 @@ pub(super) fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> 
             },
             runs.len(),
             micros(baseline),
-            micros(median_of(&runs, |s| s.thread_hop_ns)),
+            micros(thread_hop),
             each.join(", "),
-            micros(median_of(&runs, |s| s.task_hop_ns)),
+            micros(task_hop),
             micros(median_of(&runs, |s| s.ours_hop_ns)),
+            ratio(thread_hop, task_hop),
             micros(threads),
             micros(tokio),
             micros(less(|s| s.ours_hop_ns)),
-            match (threads, tokio) {
-                (Some(t), Some(k)) if k > 0.0 => format!("{:.1} ×", t / k),
-                _ => "—".into(),
-            },
+            ratio(threads, tokio),
         );
     }
     if let Some(run) = record.programs.iter().find(|p| {
@@ -98,13 +104,16 @@ pub(super) fn start_and_memory_table(record: &ChapterRecord, switches: &[SwitchC
     };
     let mut out =
         String::from("| | a thread | a tokio task | thread ÷ task |\n|---|--:|--:|--:|\n");
+    // `ratio`: false where the task's figure is only the counters' noise
+    // (a task has no kernel stack, and adds next to no page tables).
     let row = |out: &mut String,
                what: &str,
                thread: Option<f64>,
                task: Option<f64>,
-               show: &dyn Fn(Option<f64>) -> String| {
+               show: &dyn Fn(Option<f64>) -> String,
+               ratio: bool| {
         let ratio = match (thread, task) {
-            (Some(t), Some(k)) if k > 0.0 => format!("{:.0} ×", t / k),
+            (Some(t), Some(k)) if ratio && k > 0.0 => format!("{:.0} ×", t / k),
             _ => "—".into(),
         };
         let _ = writeln!(
@@ -121,6 +130,7 @@ pub(super) fn start_and_memory_table(record: &ChapterRecord, switches: &[SwitchC
         median_of(&all, |s| s.thread_spawn_ns),
         median_of(&all, |s| s.task_spawn_ns),
         &micros,
+        true,
     );
     row(
         &mut out,
@@ -128,6 +138,15 @@ pub(super) fn start_and_memory_table(record: &ChapterRecord, switches: &[SwitchC
         median_of(&pinned, |s| s.thread_spawn_ns),
         median_of(&pinned, |s| s.task_spawn_ns),
         &micros,
+        true,
+    );
+    row(
+        &mut out,
+        "start one the anchor's way (threads: 20 started, then joined; tasks: the spawn call alone, before it runs), free",
+        median_of(&all, |s| s.thread_batch_spawn_ns),
+        median_of(&all, |s| s.task_spawn_only_ns),
+        &micros,
+        true,
     );
     row(
         &mut out,
@@ -135,13 +154,35 @@ pub(super) fn start_and_memory_table(record: &ChapterRecord, switches: &[SwitchC
         median_of(&all, |s| s.thread_bytes),
         median_of(&all, |s| s.task_bytes),
         &bytes,
+        true,
     );
     row(
         &mut out,
-        "kernel stacks and page tables per one waiting (slope, machine-wide)",
-        median_of(&all, |s| s.thread_kernel_bytes),
-        median_of(&all, |s| s.task_kernel_bytes),
+        "kernel stack per one waiting (slope of `KernelStack`, machine-wide)",
+        median_of(&all, |s| s.thread_kernel_stack_bytes),
+        median_of(&all, |s| s.task_kernel_stack_bytes),
         &bytes,
+        false,
+    );
+    row(
+        &mut out,
+        "page tables per one waiting (slope of this process's `VmPTE`)",
+        median_of(&all, |s| s.thread_page_table_bytes),
+        median_of(&all, |s| s.task_page_table_bytes),
+        &bytes,
+        false,
+    );
+    row(
+        &mut out,
+        "**resident and kernel** per one waiting (the three above)",
+        median_of(&all, |s| {
+            s.thread_bytes + s.thread_kernel_stack_bytes + s.thread_page_table_bytes
+        }),
+        median_of(&all, |s| {
+            s.task_bytes + s.task_kernel_stack_bytes + s.task_page_table_bytes
+        }),
+        &bytes,
+        true,
     );
     let counts = |list: &[usize]| {
         let shown: Vec<String> = list.iter().map(|&n| thousands(n as u64)).collect();
