@@ -273,6 +273,8 @@ fn results_of(
         hold: None,
         timed: false,
         rate: None,
+        arrivals: evt::load::schedule::Arrivals::Even,
+        planned: None,
         deadline: None,
     }
 }

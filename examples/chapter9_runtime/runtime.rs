@@ -439,7 +439,8 @@ impl Reactor {
         self.sleepers.remove(&number);
         if self.timers.len() > 64 && self.timers.len() > 2 * self.sleepers.len() {
             let live = &self.sleepers;
-            self.timers.retain(|Reverse((_, number))| live.contains_key(number));
+            self.timers
+                .retain(|Reverse((_, number))| live.contains_key(number));
         }
     }
 }

@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::engine::{LoadConfig, LoadRun, Stop, check_open_files, default_threads};
 use super::record::{ErrorKind, Results};
 use super::report::{self, Summary};
+use super::schedule::Arrivals;
 use super::target::Target;
 
 /// An HTTP load client: C connections, each sending its next request as
@@ -71,6 +72,16 @@ pub struct LoadArgs {
     /// reported late).
     #[arg(long, value_parser = parse_rate)]
     pub rate: Option<f64>,
+    /// With --rate: `even` (request i due at i / rate, as wrk2 and oha pace
+    /// them) or `poisson` (random arrivals at that mean rate, as independent
+    /// users arrive; exponential gaps from --seed).
+    #[arg(long, value_enum, default_value_t = Spacing::Even)]
+    pub arrivals: Spacing,
+    /// With --arrivals poisson: the seed of the arrival times, so a run can
+    /// be repeated exactly [default: one from the clock, printed in the
+    /// report].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Count the goodput: answers with a 2xx status within this time (e.g.
     /// 1s), from when each request was due with --rate, else from its send.
     #[arg(long, value_parser = parse_duration)]
@@ -81,6 +92,13 @@ pub struct LoadArgs {
     pub threads: Option<usize>,
     /// The URL to load, http:// only.
     pub url: String,
+}
+
+/// `--arrivals`: how an open run's requests are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Spacing {
+    Even,
+    Poisson,
 }
 
 /// Parses `--rate`: a number of requests per second, above zero.
@@ -99,6 +117,13 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
         ));
     }
     Ok(rate)
+}
+
+/// A seed from the clock, for Poisson arrivals without `--seed`.
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |since| since.as_nanos() as u64)
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1h 30m`; the error says what a duration looks like.
@@ -146,6 +171,23 @@ impl LoadArgs {
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
         }
+        if self.rate.is_none() && (self.arrivals != Spacing::Even || self.seed.is_some()) {
+            return Err(
+                "--arrivals and --seed space the requests of an open run; give --rate too".into(),
+            );
+        }
+        if self.arrivals == Spacing::Even && self.seed.is_some() {
+            return Err(
+                "--seed draws random arrival times; evenly spaced ones have none: add --arrivals poisson"
+                    .into(),
+            );
+        }
+        let arrivals = match self.arrivals {
+            Spacing::Even => Arrivals::Even,
+            Spacing::Poisson => Arrivals::Poisson {
+                seed: self.seed.unwrap_or_else(clock_seed),
+            },
+        };
         let target = Target::parse(&self.url)?;
         // The engine checks this too; checking here makes it a usage error (exit 2).
         check_open_files(self.connections)
@@ -161,6 +203,7 @@ impl LoadArgs {
             connect_rate: self.connect_rate,
             hold: self.hold,
             rate: self.rate,
+            arrivals,
             deadline: self.deadline,
             ..LoadConfig::new(target, self.requests, self.connections)
         })
@@ -239,7 +282,10 @@ pub fn announcement(config: &LoadConfig) -> String {
         }
     };
     let pace = config.rate.map_or(String::new(), |rate| {
-        format!(" at {rate} requests/s (open model)")
+        format!(
+            " at {rate} requests/s (open model, {})",
+            config.arrivals.describe()
+        )
     });
     format!(
         "load: {how_much}{pace} over {} connections to {} (Ctrl-C stops early and still reports)",
@@ -374,11 +420,30 @@ mod tests {
                 "ulimit -n",
             ),
             (&["http//127.0.0.1/"][..], "needs a scheme"),
+            (
+                &["--arrivals", "poisson", "http://127.0.0.1:9/"][..],
+                "give --rate too",
+            ),
+            (
+                &["--rate", "10", "--seed", "3", "http://127.0.0.1:9/"][..],
+                "add --arrivals poisson",
+            ),
         ] {
             let error = args(line).unwrap_err();
             assert!(error.contains(says), "{line:?}: {error}");
             assert!(!error.trim().contains('\n'), "{line:?}: {error}");
         }
+        let seeded = args(&[
+            "--rate",
+            "10",
+            "--arrivals",
+            "poisson",
+            "--seed",
+            "3",
+            "http://127.0.0.1:9/",
+        ])
+        .unwrap();
+        assert_eq!(seeded.arrivals, Arrivals::Poisson { seed: 3 });
         let error = args(&["-z", "soon", "http://127.0.0.1:9/"]).unwrap_err();
         assert!(error.contains("like 10s, 500ms or 2m"), "{error}");
     }

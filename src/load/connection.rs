@@ -80,10 +80,15 @@ pub(super) async fn connection_loop(
         && let Some(ticket) = shared.take_ticket()
     {
         own_share -= 1;
+        // Taken after it was due: every connection was busy until now.
+        let taken = Instant::now();
         if let Some(due) = ticket.due {
             wait_until_due(due).await;
         }
         let started = Instant::now();
+        // Open model: a user who came when the request was due gives up
+        // `timeout` after that, however long it waited for a connection.
+        let give_up = ticket.due.unwrap_or(started) + config.timeout;
         let in_flight = InFlight::new(&shared, &record);
         let mut retries = 0;
         #[cfg(test)]
@@ -91,7 +96,7 @@ pub(super) async fn connection_loop(
         let exchange = async {
             #[cfg(test)]
             maybe_panic(config, sent_here);
-            timed_request(config, &request, &mut connection, &mut retries).await
+            timed_request(config, give_up, &request, &mut connection, &mut retries).await
         };
         // A bug in the exchange fails this request, not the whole connection.
         let outcome = CatchPanic(std::pin::pin!(exchange)).await;
@@ -113,6 +118,7 @@ pub(super) async fn connection_loop(
             span,
             Times {
                 due: ticket.due,
+                taken,
                 started,
                 ended,
             },
@@ -175,10 +181,12 @@ async fn wait_until_due(due: Instant) {
 }
 // ANCHOR_END: due
 
-/// When a request was due (open model), sent, and done.
+/// When a request was due (open model), taken by a free connection, sent,
+/// and done.
 #[derive(Debug, Clone, Copy)]
 struct Times {
     due: Option<Instant>,
+    taken: Instant,
     started: Instant,
     ended: Instant,
 }
@@ -205,22 +213,30 @@ struct Pace {
     last: Option<Instant>,
 }
 
-/// One request, given at most the run's timeout, connecting included.
+/// One request, given up at `give_up` (the run's timeout after it was due,
+/// or after its send in a closed run), connecting included.
 async fn timed_request(
     config: &LoadConfig,
+    give_up: Instant,
     request: &RequestBytes,
     connection: &mut Option<Connection>,
     retries: &mut u64,
 ) -> Result<u16, Failure> {
-    tokio::time::timeout(
-        config.timeout,
+    tokio::time::timeout_at(
+        give_up.into(),
         one_request(config, request, connection, retries),
     )
     .await
     .unwrap_or_else(|_| {
         Err(Failure {
             kind: ErrorKind::Timeout,
-            message: format!("no whole response within {:?}", config.timeout),
+            message: match config.rate {
+                Some(_) => format!(
+                    "no whole response within {:?} of when it was due",
+                    config.timeout
+                ),
+                None => format!("no whole response within {:?}", config.timeout),
+            },
         })
     })
 }
@@ -242,6 +258,7 @@ fn note(
     record.span(span);
     let Times {
         due,
+        taken,
         started,
         ended,
     } = times;
@@ -253,9 +270,18 @@ fn note(
         .unwrap_or(started)
         .saturating_duration_since(shared.began())
         .as_micros() as u64;
+    let timed_out = matches!(&outcome, Err(failure) if failure.kind == ErrorKind::Timeout);
     if let Some(due) = due {
         let late = started.saturating_duration_since(due);
-        record.scheduled(due_us, late, outcome.is_ok().then_some(uncorrected));
+        // A connection took it in time, yet it went out late: the client.
+        let client_slow = taken <= due + LATE;
+        let timed = outcome.is_ok() || timed_out;
+        record.scheduled(due_us, late, client_slow, timed.then_some(uncorrected));
+    }
+    if timed_out {
+        // In the latencies at the moment the client gave up: a floor.
+        record.timed_out(latency);
+        record.over_time(due_us, latency, uncorrected);
     }
     match outcome {
         Ok(status) => {

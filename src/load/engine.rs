@@ -13,8 +13,8 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use super::connection::{ConnectionDone, connection_loop};
 use super::record::{ConnectPhase, HoldPhase, Recorder, Results};
+use super::schedule::Schedule;
 use super::shared::Shared;
 pub use super::shared::{LoadConfig, Stop, default_threads};
 
@@ -85,6 +86,9 @@ impl LoadRun {
             cancel,
             active: AtomicUsize::new(config.connections),
             all_done,
+            schedule: config
+                .rate
+                .map(|rate| Mutex::new(Schedule::new(rate, config.arrivals))),
             config,
         });
         let connections = shared.config.connections;
@@ -187,6 +191,11 @@ impl LoadRun {
             hold,
             timed: matches!(self.shared.config.stop, Stop::AfterDuration(_)),
             rate: self.shared.config.rate,
+            arrivals: self.shared.config.arrivals,
+            planned: match self.shared.config.stop {
+                Stop::AfterDuration(length) => Some(length),
+                Stop::AfterRequests(_) => None,
+            },
             deadline: self.shared.config.deadline,
         }
     }

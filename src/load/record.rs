@@ -137,6 +137,13 @@ pub struct Recorder {
     /// latest of all.
     pub late: u64,
     pub latest_us: u64,
+    /// Of those, the ones a connection was free for in time: the client
+    /// itself (its thread, its timer) sent them late, and the latest of them.
+    pub late_client: u64,
+    pub client_latest_us: u64,
+    /// Requests that timed out, counted in the latencies at the moment the
+    /// client gave up (a floor: their answers would have come later still).
+    pub timed_out: u64,
     /// Open model: the first and last send, µs after the schedule began.
     pub first_send_us: u64,
     pub last_send_us: u64,
@@ -189,6 +196,9 @@ impl Default for Recorder {
             uncorrected_max_us: 0,
             late: 0,
             latest_us: 0,
+            late_client: 0,
+            client_latest_us: 0,
+            timed_out: 0,
             first_send_us: u64::MAX,
             last_send_us: 0,
             over_time: BTreeMap::new(),
@@ -207,15 +217,38 @@ impl Recorder {
         *self.status_codes.entry(status).or_default() += 1;
     }
 
+    /// A request timed out after `waited` (from when it was due, in an open
+    /// run): it counts in the latencies at that moment, so a run full of
+    /// timeouts cannot report a tidy p99.
+    pub fn timed_out(&mut self, waited: Duration) {
+        let micros = (waited.as_micros() as u64).clamp(1, MAX_LATENCY_US);
+        self.latency_us.saturating_record(micros);
+        self.exact_min_us = self.exact_min_us.min(micros);
+        self.exact_max_us = self.exact_max_us.max(micros);
+        self.sum_us += u128::from(micros);
+        self.timed_out += 1;
+    }
+
     /// Open model: a request due at `due_us` (µs after the schedule began)
-    /// went out `late` after that; if it completed, it took `uncorrected`
-    /// from its send.
-    pub fn scheduled(&mut self, due_us: u64, late: Duration, uncorrected: Option<Duration>) {
+    /// went out `late` after that; `client_slow` if a connection had been
+    /// free for it in time (the client itself was late). If it got an
+    /// answer, or timed out, it took `uncorrected` from its send.
+    pub fn scheduled(
+        &mut self,
+        due_us: u64,
+        late: Duration,
+        client_slow: bool,
+        uncorrected: Option<Duration>,
+    ) {
         let sent_us = due_us + late.as_micros() as u64;
         self.first_send_us = self.first_send_us.min(sent_us);
         self.last_send_us = self.last_send_us.max(sent_us);
         if late > LATE {
             self.late += 1;
+            if client_slow {
+                self.late_client += 1;
+                self.client_latest_us = self.client_latest_us.max(late.as_micros() as u64);
+            }
         }
         self.latest_us = self.latest_us.max(late.as_micros() as u64);
         if let Some(latency) = uncorrected {
@@ -293,6 +326,9 @@ impl Recorder {
         self.uncorrected_max_us = self.uncorrected_max_us.max(other.uncorrected_max_us);
         self.late += other.late;
         self.latest_us = self.latest_us.max(other.latest_us);
+        self.late_client += other.late_client;
+        self.client_latest_us = self.client_latest_us.max(other.client_latest_us);
+        self.timed_out += other.timed_out;
         self.first_send_us = self.first_send_us.min(other.first_send_us);
         self.last_send_us = self.last_send_us.max(other.last_send_us);
         for (slice, theirs) in &other.over_time {
@@ -316,8 +352,9 @@ impl Recorder {
         }
     }
 
+    /// Whole answers, of any status (the latencies hold the timeouts too).
     pub fn completed_count(&self) -> u64 {
-        self.latency_us.len()
+        self.status_codes.values().sum()
     }
 
     pub fn failed_count(&self) -> u64 {
@@ -342,8 +379,13 @@ pub struct Results {
     pub hold: Option<HoldPhase>,
     /// The run stopped after a duration (`-z`) rather than a count.
     pub timed: bool,
-    /// Open model: the rate asked for (`--rate`), requests per second.
+    /// Open model: the rate asked for (`--rate`), requests per second, and
+    /// how the arrivals were spaced.
     pub rate: Option<f64>,
+    pub arrivals: super::schedule::Arrivals,
+    /// The length asked for with `-z`: the run stops sending then, and
+    /// waits for what is in flight (and, open, for what is still due).
+    pub planned: Option<Duration>,
     /// The goodput's deadline (`--deadline`).
     pub deadline: Option<Duration>,
 }
@@ -382,6 +424,15 @@ impl Results {
 }
 
 impl Results {
+    /// How far a timed run went past its `-z`, when that is more than 1 %
+    /// of it (or 10 ms): requests in flight, or (open) still due and
+    /// queued in the client, when the time ran out.
+    pub fn overran(&self) -> Option<Duration> {
+        let planned = self.planned?;
+        let over = self.duration.checked_sub(planned)?;
+        (over > (planned / 100).max(Duration::from_millis(10))).then_some(over)
+    }
+
     pub fn completed(&self) -> u64 {
         self.record.completed_count()
     }

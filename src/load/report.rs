@@ -8,6 +8,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::record::{ErrorKind, Results};
+use super::schedule::Arrivals;
+
+fn even() -> Arrivals {
+    Arrivals::Even
+}
 
 /// The `--json` report. Its fields are a contract: scripts read them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -26,8 +31,21 @@ pub struct Summary {
     /// between its first and last answer, summed (no start, no drain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steady_rps: Option<f64>,
-    /// Latencies of completed requests; all null when none completed.
+    /// Latencies of completed requests, and of timed-out ones at the moment
+    /// the client gave up (`timed_out_in_latency` of them); all null when
+    /// there are none.
     pub latency_ms: LatencyMs,
+    /// Timed-out requests counted in `latency_ms` (a floor for each).
+    #[serde(default)]
+    pub timed_out_in_latency: u64,
+    /// Failed requests with no latency at all (refused, reset, ...): in no
+    /// percentile.
+    #[serde(default)]
+    pub left_out_of_latency: u64,
+    /// How far a `-z` run went past its length, in seconds, when it did by
+    /// more than 1 % (requests in flight, or still due, when time ran out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overran_s: Option<f64>,
     pub status_codes: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
     /// With `--connect-rate`: the connecting before the first request.
@@ -65,11 +83,21 @@ pub struct OpenSummary {
     pub asked_rps: f64,
     /// The rate requests went out at, first send to last.
     pub sent_rps: Option<f64>,
+    /// How the arrivals were spaced (and the seed of Poisson ones).
+    #[serde(default = "even")]
+    pub arrivals: Arrivals,
     /// Requests sent more than 1 ms after they were due: no connection was
     /// free (they queued in the client), or the client fell behind.
     pub late: u64,
     /// The latest any request went out, after it was due.
     pub latest_ms: f64,
+    /// Of the late ones, those a connection was free for in time: the
+    /// client itself fell behind its schedule (its thread or its timer),
+    /// and their latencies measure the client as much as the server.
+    #[serde(default)]
+    pub late_client: u64,
+    #[serde(default)]
+    pub client_latest_ms: f64,
     /// Latencies from the actual send, as a closed client measures them.
     pub uncorrected_latency_ms: LatencyMs,
 }
@@ -143,6 +171,11 @@ impl Summary {
                 p999: ms(results.latency_at(0.999)),
                 max: ms(results.slowest()),
             },
+            timed_out_in_latency: results.record.timed_out,
+            left_out_of_latency: results.failed() - results.record.timed_out,
+            overran_s: results
+                .overran()
+                .map(|over| (over.as_secs_f64() * 1e3).round() / 1e3),
             status_codes: results
                 .record
                 .status_codes
@@ -173,8 +206,11 @@ impl Summary {
             open: results.rate.map(|asked| OpenSummary {
                 asked_rps: asked,
                 sent_rps: results.sent_rps().map(|rate| (rate * 1e3).round() / 1e3),
+                arrivals: results.arrivals,
                 late: results.record.late,
                 latest_ms: (results.record.latest_us as f64).round() / 1e3,
+                late_client: results.record.late_client,
+                client_latest_ms: (results.record.client_latest_us as f64).round() / 1e3,
                 uncorrected_latency_ms: LatencyMs {
                     min: ms(results.uncorrected_at(0.0)),
                     mean: None,
@@ -265,22 +301,48 @@ fn summary_section(results: &Results) -> String {
     if let Some(open) = summary.open {
         let _ = writeln!(
             out,
-            "  Open model:   asked {:.2} requests/s; sent at {}",
+            "  Open model:   asked {:.2} requests/s, {}; sent at {}",
             open.asked_rps,
+            open.arrivals.describe(),
             open.sent_rps
                 .map_or("—".to_string(), |rate| format!("{rate:.2} requests/s")),
         );
-        if open.late > 0 {
+        let record = &results.record;
+        let waited = record.late - record.late_client;
+        if waited > 0 {
             let _ = writeln!(
                 out,
-                "  Late:         {} requests went out over 1 ms after they were due (no connection free, \
-                 or the client fell behind), at worst {}; their latency counts from when they were due",
-                open.late,
-                human(Duration::from_micros(results.record.latest_us)),
+                "  Late:         {waited} requests went out over 1 ms after they were due because every \
+                 connection was busy (they waited in the client; their latency counts from when they were due)",
+            );
+        }
+        if record.late_client > 0 {
+            let _ = writeln!(
+                out,
+                "  Behind:       {} requests went out over 1 ms late with a connection free: the client \
+                 itself fell behind its schedule (at worst {}), so their latencies measure the client too; \
+                 give it more --threads or a lower --rate",
+                record.late_client,
+                human(Duration::from_micros(record.client_latest_us)),
             );
         }
     }
     let _ = writeln!(out, "  Total:        {}", human(results.duration));
+    if let Some(over) = results.overran() {
+        let _ = writeln!(
+            out,
+            "  Overran:      {} past the -z of {} (requests in flight{} when the time ran out); \
+             the rates here are over the whole {}",
+            human(over),
+            human(results.planned.unwrap_or_default()),
+            if results.rate.is_some() {
+                ", or still due and waiting for a connection,"
+            } else {
+                ""
+            },
+            human(results.duration),
+        );
+    }
     let _ = writeln!(out, "  Requests/s:   {:.2}", results.rps());
     if let Some(deadline) = results.deadline {
         let _ = writeln!(
@@ -322,13 +384,25 @@ fn latency_section(out: &mut String, results: &Results) {
     let _ = writeln!(out, "  Fastest:      {}", human(fastest));
     let _ = writeln!(out, "  Slowest:      {}", human(slowest));
     let _ = writeln!(out, "  Average:      {}", human(mean));
+    let record = &results.record;
+    let counted = match record.timed_out {
+        0 => format!("{} answered", results.completed()),
+        timed_out => format!(
+            "{} answered and {timed_out} timed out, counted when the client gave up",
+            results.completed()
+        ),
+    };
+    let left_out = match results.failed() - record.timed_out {
+        0 => String::new(),
+        failed => format!("; {failed} failed with no answer, left out"),
+    };
     if results.rate.is_some() {
         let _ = writeln!(
             out,
-            "\nLatency percentiles (completed requests), from when each was due; beside them, from its actual send:"
+            "\nLatency percentiles ({counted}{left_out}), from when each was due; beside them, from its actual send:"
         );
     } else {
-        let _ = writeln!(out, "\nLatency percentiles (completed requests):");
+        let _ = writeln!(out, "\nLatency percentiles ({counted}{left_out}):");
     }
     for (label, quantile) in [
         ("p50", 0.5),

@@ -4,11 +4,13 @@
 //! ([`super::engine`]) starts the threads; each connection
 //! ([`super::connection`]) takes its tickets here.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::schedule::{Arrivals, Schedule};
 use super::target::Target;
 
 /// When a run stops sending.
@@ -50,6 +52,8 @@ pub struct LoadConfig {
     /// The open model: this many requests per second in all, request i due
     /// at i / rate, whatever the server does (chapter 10).
     pub rate: Option<f64>,
+    /// With `rate`: evenly spaced, or Poisson arrivals from a seed.
+    pub arrivals: Arrivals,
     /// Count the answers with a 2xx status within this time (the goodput).
     pub deadline: Option<Duration>,
     /// A fault the engine's own tests inject.
@@ -72,6 +76,7 @@ impl LoadConfig {
             connect_rate: None,
             hold: None,
             rate: None,
+            arrivals: Arrivals::Even,
             deadline: None,
             #[cfg(test)]
             fault: None,
@@ -104,6 +109,8 @@ pub(super) struct Shared {
     /// when the last one was (the requests start then).
     pub(super) connected: AtomicUsize,
     pub(super) all_connected: watch::Sender<Option<Instant>>,
+    /// Open model: when each request falls due, handed out in order.
+    pub(super) schedule: Option<Mutex<Schedule>>,
 }
 
 /// Leave to send one more request.
@@ -122,22 +129,23 @@ impl Shared {
     // ANCHOR: ticket
     /// May a connection send one more request, and when is it due? In the
     /// open model the tickets are the schedule: the i-th is due at
-    /// i / rate, taken in order by whichever connection is free. If none is
-    /// free when a request is due, it waits for one (it goes out late, and
-    /// its latency still counts from when it was due).
+    /// i / rate (or at the i-th arrival of a Poisson process), taken in
+    /// order by whichever connection is free. If none is free when a request
+    /// is due, it waits for one (it goes out late, and its latency still
+    /// counts from when it was due).
     pub(super) fn take_ticket(&self) -> Option<Ticket> {
         if self.cancelled.load(Ordering::Relaxed) {
             return None;
         }
-        let Some(rate) = self.config.rate else {
+        let Some(schedule) = &self.schedule else {
             let more = match self.config.stop {
                 Stop::AfterRequests(total) => self.issued.fetch_add(1, Ordering::Relaxed) < total,
                 Stop::AfterDuration(duration) => self.began().elapsed() < duration,
             };
             return more.then_some(Ticket { due: None });
         };
-        let number = self.issued.fetch_add(1, Ordering::Relaxed);
-        let offset = Duration::from_secs_f64(number as f64 / rate);
+        let (number, offset) = schedule.lock().ok()?.next_due();
+        self.issued.fetch_add(1, Ordering::Relaxed);
         let more = match self.config.stop {
             Stop::AfterRequests(total) => number < total,
             Stop::AfterDuration(duration) => offset < duration,

@@ -274,13 +274,8 @@ pub fn sticky_total_s(
     if connections == 0 {
         return 0.0;
     }
-    let stream = |requests: u64, connections: usize| ClientStream {
-        start: Duration::ZERO,
-        requests,
-        connections,
-        service,
-        rate: None,
-    };
+    let stream =
+        |requests: u64, connections: usize| ClientStream::closed(requests, connections, service);
     if fixed_share {
         let share = requests / connections as u64;
         spread

@@ -14,6 +14,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
+use evt::load::schedule::{Arrivals, Schedule};
 use serde::{Deserialize, Serialize};
 
 /// How many requests a server works on at once.
@@ -34,17 +35,23 @@ pub struct ClientStream {
     pub requests: u64,
     pub connections: usize,
     pub service: Duration,
-    /// Open model: request i is due at `start + i / rate`.
+    /// Open model: request i is due at `start + i / rate`, or at the i-th
+    /// arrival of the Poisson process the load client draws from the same
+    /// seed (so the model sees the run's own arrival times).
     pub rate: Option<f64>,
+    pub arrivals: Arrivals,
 }
 
 impl ClientStream {
-    /// When request `number` (from 0) of an open stream is due; `free`, the
-    /// moment a connection is free, for a closed one.
-    fn due(&self, number: u64, free: Duration) -> Duration {
-        match self.rate {
-            Some(rate) => self.start + Duration::from_secs_f64(number as f64 / rate),
-            None => free,
+    /// A closed stream: each connection sends again when answered.
+    pub fn closed(requests: u64, connections: usize, service: Duration) -> ClientStream {
+        ClientStream {
+            start: Duration::ZERO,
+            requests,
+            connections,
+            service,
+            rate: None,
+            arrivals: Arrivals::Even,
         }
     }
 }
@@ -57,6 +64,9 @@ pub struct Prediction {
     pub rps: f64,
     pub min_ms: f64,
     pub p50_ms: f64,
+    /// Older records (before the model gave it) read as 0.
+    #[serde(default)]
+    pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
     /// Every request's latency in milliseconds, sorted (the first 1,000).
@@ -94,7 +104,11 @@ pub fn predict(streams: &[ClientStream], capacity: Capacity) -> Vec<Prediction> 
     };
     let mut slot_free_at = vec![Duration::ZERO; slots];
     let mut tickets: Vec<u64> = streams.iter().map(|s| s.requests).collect();
-    let mut issued: Vec<u64> = vec![0; streams.len()];
+    // Open streams: when each request falls due, in order.
+    let mut schedules: Vec<Option<Schedule>> = streams
+        .iter()
+        .map(|s| s.rate.map(|rate| Schedule::new(rate, s.arrivals)))
+        .collect();
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); streams.len()];
     let mut last_finish: Vec<Duration> = streams.iter().map(|s| s.start).collect();
 
@@ -106,8 +120,10 @@ pub fn predict(streams: &[ClientStream], capacity: Capacity) -> Vec<Prediction> 
     let mut take = |index: usize, free: Duration, arrivals: &mut BinaryHeap<_>| {
         if tickets[index] > 0 {
             tickets[index] -= 1;
-            let due = streams[index].due(issued[index], free);
-            issued[index] += 1;
+            let due = match &mut schedules[index] {
+                Some(schedule) => streams[index].start + schedule.next_due().1,
+                None => free,
+            };
             arrivals.push(Reverse((due.max(free), order, index, due)));
             order += 1;
         }
@@ -157,6 +173,7 @@ fn summarise(sorted: &[Duration], total: Duration) -> Prediction {
             rps: 0.0,
             min_ms: 0.0,
             p50_ms: 0.0,
+            p99_ms: 0.0,
             max_ms: 0.0,
             mean_ms: 0.0,
             latencies_ms: Vec::new(),
@@ -173,6 +190,7 @@ fn summarise(sorted: &[Duration], total: Duration) -> Prediction {
         },
         min_ms: ms(sorted[0]),
         p50_ms: ms(at(0.5)),
+        p99_ms: ms(at(0.99)),
         max_ms: ms(sorted[sorted.len() - 1]),
         mean_ms: ms(mean),
         latencies_ms: sorted.iter().take(1000).map(|&d| ms(d)).collect(),
@@ -184,13 +202,7 @@ mod tests {
     use super::*;
 
     fn stream(requests: u64, connections: usize, service_ms: u64) -> ClientStream {
-        ClientStream {
-            start: Duration::ZERO,
-            requests,
-            connections,
-            service: Duration::from_millis(service_ms),
-            rate: None,
-        }
+        ClientStream::closed(requests, connections, Duration::from_millis(service_ms))
     }
 
     #[test]

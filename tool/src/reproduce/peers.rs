@@ -158,6 +158,10 @@ impl Peer {
             rps: read.rps,
             steady_rps: None,
             latency_ms: read.latency,
+            // What a peer tool leaves out of its percentiles: every failure.
+            timed_out_in_latency: 0,
+            left_out_of_latency: read.failed,
+            overran_s: None,
             status_codes: BTreeMap::new(),
             errors: if read.failed > 0 {
                 BTreeMap::from([("failed".to_string(), read.failed)])
@@ -173,20 +177,38 @@ impl Peer {
 
     /// What it says its version is (first line), if it runs at all.
     pub fn version(self) -> Option<String> {
-        if matches!(self, Peer::Hey | Peer::HeyRate) {
-            // hey prints no version; the package that installed it may know.
-            let package = std::process::Command::new("dpkg-query")
-                .args(["-W", "-f", "${Version}", "hey"])
+        // The version the package manager installed, where there is one.
+        let package = |name: &str| {
+            std::process::Command::new("dpkg-query")
+                .args(["-W", "-f", "${Version}", name])
                 .output()
                 .ok()
                 .filter(|output| output.status.success())
-                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string());
+                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+                .filter(|version| !version.is_empty())
+        };
+        if matches!(self, Peer::Hey | Peer::HeyRate) {
+            // hey prints no version; the package that installed it may know.
             return Some(
-                package.map_or("hey (prints no version)".to_string(), |version| {
+                package("hey").map_or("hey (prints no version)".to_string(), |version| {
                     format!("hey {version}")
                 }),
             );
         }
+        if self == Peer::Ab {
+            // ab's own version (2.3) has not changed in years while its
+            // code has: the httpd release it came with says which.
+            let own = self.own_version()?;
+            return Some(match package("apache2-utils") {
+                Some(httpd) => format!("{own} (httpd {httpd})"),
+                None => own,
+            });
+        }
+        self.own_version()
+    }
+
+    /// The first line of what the tool says its version is.
+    fn own_version(self) -> Option<String> {
         let output = std::process::Command::new(self.program())
             .args(self.version_args())
             .output()

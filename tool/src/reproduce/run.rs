@@ -360,6 +360,8 @@ fn drive_peer(tool: super::peers::Peer, spec: &LoadSpec, args: &[String]) -> Dri
             hold: None,
             timed: true,
             rate: None,
+            arrivals: evt::load::schedule::Arrivals::Even,
+            planned: None,
             deadline: None,
         });
         summary.errors.insert("not_run".into(), 1);

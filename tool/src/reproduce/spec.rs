@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::model::{self, Capacity, ClientStream, Prediction};
 pub use super::record::Group;
+use evt::load::schedule::Arrivals;
 
 /// A program the reader runs with `cargo run --release --example NAME`.
 #[derive(Debug, Clone, Copy)]
@@ -143,8 +144,10 @@ pub struct LoadSpec {
     /// Keep how many answers each connection got (who waited), for a view
     /// that shows it.
     pub keep_answers_per_connection: bool,
-    /// The open model: this many requests per second (`--rate`).
+    /// The open model: this many requests per second (`--rate`), spaced
+    /// evenly or as Poisson arrivals (`--arrivals poisson --seed N`).
     pub rate: Option<f64>,
+    pub arrivals: Arrivals,
     /// Keep the latency over the run (per 100 ms), for a view that draws it.
     pub keep_over_time: bool,
     /// Count the goodput: 2xx answers within this time (`--deadline`).
@@ -178,6 +181,7 @@ impl LoadSpec {
             keep_timeline: false,
             keep_answers_per_connection: false,
             rate: None,
+            arrivals: Arrivals::Even,
             deadline: None,
             keep_over_time: false,
         }
@@ -222,6 +226,14 @@ impl LoadSpec {
         }
         if let Some(rate) = self.rate {
             args.extend(["--rate".into(), rate.to_string()]);
+        }
+        if let Arrivals::Poisson { seed } = self.arrivals {
+            args.extend([
+                "--arrivals".into(),
+                "poisson".into(),
+                "--seed".into(),
+                seed.to_string(),
+            ]);
         }
         if let Some(deadline) = self.deadline {
             args.extend([
@@ -412,6 +424,7 @@ impl Experiment {
                 connections: load.connections,
                 service: load.service,
                 rate: load.rate,
+                arrivals: load.arrivals,
             })
             .collect();
         model::predict(&streams, self.server.capacity)

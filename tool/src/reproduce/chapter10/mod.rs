@@ -20,6 +20,7 @@ use super::spec::{Driver, Experiment, LoadSpec, Plan, ServerUnderTest, scaled, s
 use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
 use evt::defaults;
 use evt::load::record::BUCKET_US;
+use evt::load::schedule::{Arrivals, due_within};
 use evt::report::WorkersReport;
 
 pub const CHAPTER: Chapter = Chapter {
@@ -43,8 +44,19 @@ fn pool() -> (ServerUnderTest, usize) {
 /// One load of `delay` sleeps for `run`: closed on `connections`, or open
 /// at `rate` (with as many connections at most in flight).
 fn sleeps(delay: Duration, run: Duration, connections: usize, rate: Option<f64>) -> LoadSpec {
+    paced(delay, run, connections, rate, Arrivals::Even)
+}
+
+/// [`sleeps`], with the open client's arrivals spaced as `arrivals`.
+fn paced(
+    delay: Duration,
+    run: Duration,
+    connections: usize,
+    rate: Option<f64>,
+    arrivals: Arrivals,
+) -> LoadSpec {
     let estimate = match rate {
-        Some(rate) => rate * run.as_secs_f64(),
+        Some(rate) => due_within(rate, arrivals, run) as f64,
         None => connections as f64 / delay.as_secs_f64() * run.as_secs_f64(),
     };
     let mut load = LoadSpec::new(
@@ -55,6 +67,7 @@ fn sleeps(delay: Duration, run: Duration, connections: usize, rate: Option<f64>)
     );
     load.duration = Some(run);
     load.rate = rate;
+    load.arrivals = arrivals;
     load.keep_over_time = true;
     load
 }
@@ -152,21 +165,35 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     // client is run as its own process, so its CPU is measured too.
     let run = scaled(5_000, scale);
     let hello = ServerUnderTest::of(&chapter3::ASYNC);
-    let rates: [Option<f64>; 6] = [
-        Some(100.0),
-        Some(1_000.0),
-        Some(10_000.0),
-        Some(50_000.0),
-        Some(100_000.0),
-        None,
+    // (rate, client threads): the default is one thread per two cores;
+    // 50,000 a second once more with a thread per core, to see whether the
+    // client's own thread is what falls behind.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rates: [(Option<f64>, Option<usize>); 7] = [
+        (Some(100.0), None),
+        (Some(1_000.0), None),
+        (Some(10_000.0), None),
+        (Some(50_000.0), None),
+        (Some(50_000.0), Some(cores)),
+        (Some(100_000.0), None),
+        (None, None),
     ];
-    for rate in rates {
+    for (rate, threads) in rates {
         let estimate = rate.unwrap_or(50_000.0) * run.as_secs_f64();
         let mut load = LoadSpec::new("/".into(), estimate as u64, 50, Duration::ZERO);
         load.duration = Some(run);
         load.rate = rate;
         load.driver = Driver::Command { example: "load" };
-        let name = rate.map_or("closed".to_string(), |r| format!("{r}"));
+        let mut name = rate.map_or("closed".to_string(), |r| format!("{r}"));
+        let mut label = match rate {
+            Some(r) => format!("open, {} requests/s", thousands(r as u64)),
+            None => "closed".to_string(),
+        };
+        if let Some(threads) = threads {
+            load.extra_args = vec!["--threads".into(), threads.to_string()];
+            name.push_str(&format!("_threads_{threads}"));
+            label.push_str(&format!(", {threads} client threads"));
+        }
         experiments.push(
             Experiment::new(
                 format!("accuracy_{name}"),
@@ -177,13 +204,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
                 hello.clone(),
                 vec![load],
             )
-            .in_group(Group::new(
-                "accuracy",
-                match rate {
-                    Some(r) => format!("open, {} requests/s", thousands(r as u64)),
-                    None => "closed".to_string(),
-                },
-            )),
+            .in_group(Group::new("accuracy", label)),
         );
     }
     // ab's extra round: five requests at once, each 400 ms, on a pool with
@@ -214,26 +235,34 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     // request (so no connection waits behind a kept-alive one).
     let delay = scaled(100, scale);
     let capacity = threads as f64 / delay.as_secs_f64();
-    for share in [0.5, 0.9, 1.0, 1.2] {
+    // Each share twice: evenly spaced arrivals, and Poisson ones (a seed
+    // per share, so the model simulates the very arrival times sent).
+    for (seed, share) in (1..).zip([0.5, 0.9, 1.0, 1.2]) {
         let rate = capacity * share;
-        let load = LoadSpec {
-            no_keepalive: true,
-            ..sleeps(delay, run, 100, Some(rate))
-        };
-        experiments.push(
-            Experiment::new(
-                format!("offered_open_{}", (share * 100.0).round()),
-                format!("open at {share} × capacity ({rate} requests/s)"),
-                server.clone(),
-                vec![load],
-            )
-            .with_report()
-            .in_group(
-                Group::new("offered", format!("open, {rate} requests/s"))
-                    .at(share)
-                    .on_line("open"),
-            ),
-        );
+        for arrivals in [Arrivals::Even, Arrivals::Poisson { seed }] {
+            let load = LoadSpec {
+                no_keepalive: true,
+                ..paced(delay, run, 100, Some(rate), arrivals)
+            };
+            let (slug, name, line) = match arrivals {
+                Arrivals::Even => ("open", "evenly spaced", "open, evenly spaced"),
+                Arrivals::Poisson { .. } => ("poisson", "Poisson arrivals", "open, Poisson"),
+            };
+            experiments.push(
+                Experiment::new(
+                    format!("offered_{slug}_{}", (share * 100.0).round()),
+                    format!("open at {share} × capacity ({rate} requests/s), {name}"),
+                    server.clone(),
+                    vec![load],
+                )
+                .with_report()
+                .in_group(
+                    Group::new("offered", format!("{line}, {rate} requests/s"))
+                        .at(share)
+                        .on_line(line),
+                ),
+            );
+        }
     }
     for connections in [threads / 2, threads, threads * 2] {
         let load = LoadSpec {
@@ -427,8 +456,8 @@ fn stall_chart(chapter: u32, members: &[&ExperimentRecord]) -> Option<String> {
 
 fn offered_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| client | offered | answered req/s | predicted p50 | p50 | p99 | predicted max | max | sent late |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| client | offered | answered req/s | predicted p50 | p50 | predicted p99 | p99 | predicted max | max | sent late |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
@@ -441,11 +470,12 @@ fn offered_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
         );
         let _ = writeln!(
             out,
-            "| {} | {offered} | {} | {} | {} | **{}** | {} | {} | {} |",
+            "| {} | {offered} | {} | {} | {} | {} | **{}** | {} | {} | {} |",
             views::row_label(experiment),
             thousands(m.rps.round() as u64),
             views::format_ms(load.predicted.p50_ms),
             format_opt_ms(m.latency_ms.p50),
+            views::format_ms(load.predicted.p99_ms),
             format_opt_ms(m.latency_ms.p99),
             views::format_ms(load.predicted.max_ms),
             format_opt_ms(m.latency_ms.max),
@@ -482,6 +512,20 @@ fn offered_chart(chapter: u32, members: &[&ExperimentRecord]) -> Option<String> 
             .as_ref()
             .map_or(load.measured.rps, |o| o.asked_rps);
         add_point(&mut lines, series, (offered / capacity, p99));
+        // The queue the model simulates on the same Poisson arrivals
+        // (M/D/c: random arrivals, a fixed service time, c threads).
+        if load
+            .measured
+            .open
+            .as_ref()
+            .is_some_and(|o| o.arrivals != Arrivals::Even)
+        {
+            add_point(
+                &mut lines,
+                "model, Poisson (M/D/c)",
+                (offered / capacity, load.predicted.p99_ms),
+            );
+        }
     }
     for (_, points) in &mut lines {
         points.sort_by(|a, b| a.0.total_cmp(&b.0));

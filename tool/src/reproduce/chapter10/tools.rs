@@ -74,8 +74,8 @@ pub(super) fn tools_table(
 
 pub(super) fn accuracy_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| client | asked | **sent at** (closed: answered) | off by | sent late | latest | p99 | client CPU per request | server CPU per request |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| client | asked | **sent at** (closed: answered) | off by | late: no connection free | late: the client behind (at worst) | past its -z | p99 | client CPU per request | server CPU per request |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
@@ -101,8 +101,15 @@ pub(super) fn accuracy_table(record: &ChapterRecord, members: &[&ExperimentRecor
                 views::or_dash(open.sent_rps, |r| {
                     format!("{:+.2} %", 100.0 * (r / open.asked_rps - 1.0))
                 }),
-                thousands(open.late),
-                views::format_ms(open.latest_ms),
+                thousands(open.late - open.late_client),
+                match open.late_client {
+                    0 => "0".to_string(),
+                    behind => format!(
+                        "{} ({})",
+                        thousands(behind),
+                        views::format_ms(open.client_latest_ms)
+                    ),
+                },
             ),
             None => (
                 "as fast as answered".to_string(),
@@ -114,8 +121,9 @@ pub(super) fn accuracy_table(record: &ChapterRecord, members: &[&ExperimentRecor
         };
         let _ = writeln!(
             out,
-            "| {} | {asked} | {sent} | {off} | {late} | {latest} | {} | {} | {} |",
+            "| {} | {asked} | {sent} | {off} | {late} | {latest} | {} | {} | {} | {} |",
             views::row_label(experiment),
+            views::or_dash(m.overran_s, |s| views::format_ms(s * 1000.0)),
             format_opt_ms(m.latency_ms.p99),
             per_request(load.client_samples.as_ref()),
             per_request(experiment.samples.as_ref()),

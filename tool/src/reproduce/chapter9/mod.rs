@@ -391,7 +391,8 @@ fn summary(record: &ChapterRecord) -> String {
         let less = |field: fn(&SwitchCosts) -> f64| {
             median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
         };
-        let whole = |field: fn(&SwitchCosts) -> f64| median(runs.iter().map(|s| field(s)).collect());
+        let whole =
+            |field: fn(&SwitchCosts) -> f64| median(runs.iter().map(|s| field(s)).collect());
         if let (Some(threads), Some(tasks), Some(thread_hop), Some(task_hop)) = (
             less(|s| s.thread_hop_ns),
             less(|s| s.task_hop_ns),
