@@ -79,12 +79,14 @@ impl Schedule {
         (number, Duration::from_secs_f64(offset))
     }
 
+    // ANCHOR: gap
     /// One exponential gap, mean 1 / rate: −ln(1 − U) / rate, U uniform
     /// in [0, 1) with 53 random bits.
     fn gap_s(&mut self) -> f64 {
         let uniform = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         -(1.0 - uniform).ln() / self.rate
     }
+    // ANCHOR_END: gap
 }
 
 /// How many requests of a schedule fall due within `length` of its start:

@@ -1,8 +1,8 @@
 //! The workshop's exercises: each solution is built and checked here. The
 //! starting point of most is its chapter's own example, which the other
 //! tests run; chapters 3 and 5 start from an exercise example run without
-//! its fix, checked here too. Chapter 9's solution is checked by the
-//! runtime's own tests.
+//! its fix, checked here too. Chapter 9's solution is checked by its own
+//! tests (`exercise9_timeout`, an example with `test = true`).
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
