@@ -197,6 +197,79 @@ fn a_silent_server_times_out() {
     assert_eq!(results.record.failures[&ErrorKind::Timeout].count, 2);
 }
 
+/// A server that reads and never answers (for 3 s).
+fn never_answer(stream: TcpStream) {
+    std::thread::sleep(Duration::from_secs(3));
+    drop(stream);
+}
+
+#[test]
+fn a_timed_out_request_counts_in_the_percentiles_when_the_client_gave_up() {
+    let (silent, _) = fake_server(never_answer);
+    let mut patient = config(&format!("http://{silent}/"), 4, 2);
+    patient.timeout = Duration::from_millis(200);
+    let results = load::run(patient).unwrap();
+    assert_eq!(results.completed(), 0);
+    assert_eq!(results.record.timed_out, 4);
+    // Each waited its whole timeout: that is in the percentiles, a floor.
+    let p50 = results.latency_at(0.5).expect("timeouts are in the latencies");
+    assert!(p50 >= Duration::from_millis(200), "{p50:?}");
+    let summary = Summary::of(&results);
+    assert_eq!(summary.timed_out_in_latency, 4);
+    assert_eq!(summary.left_out_of_latency, 0);
+    let text = load::report::text(&results);
+    assert!(text.contains("4 timed out, counted when the client gave up"), "{text}");
+}
+
+#[test]
+fn an_open_runs_timeout_counts_from_when_the_request_was_due() {
+    // One connection, a server that never answers, three requests due
+    // 10 ms apart, a 200 ms timeout. The first waits its 200 ms; the others
+    // waited for the connection meanwhile, and a user who came when they
+    // were due gives up 200 ms after that, not 200 ms after the send.
+    let (silent, _) = fake_server(never_answer);
+    let mut open = config(&format!("http://{silent}/"), 3, 1);
+    open.rate = Some(100.0);
+    open.timeout = Duration::from_millis(200);
+    let results = load::run(open).unwrap();
+    assert_eq!(results.record.timed_out, 3);
+    let slowest = results.slowest().unwrap();
+    assert!(slowest >= Duration::from_millis(200), "{slowest:?}");
+    // Counted from the send, the last would have waited 400 ms more.
+    assert!(slowest < Duration::from_millis(500), "{slowest:?}");
+}
+
+#[test]
+fn a_run_that_overruns_its_length_says_by_how_much() {
+    let (silent, _) = fake_server(never_answer);
+    let mut timed = config(&format!("http://{silent}/"), 1, 1);
+    timed.stop = Stop::AfterDuration(Duration::from_millis(100));
+    timed.timeout = Duration::from_millis(600);
+    let results = load::run(timed).unwrap();
+    // The one request sent in time waits its 600 ms timeout.
+    let over = results.overran().expect("a 100 ms run that took 600 ms");
+    assert!(over >= Duration::from_millis(400), "{over:?}");
+    assert!(Summary::of(&results).overran_s.is_some());
+    assert!(load::report::text(&results).contains("Overran:"));
+}
+
+#[test]
+fn poisson_arrivals_send_what_their_seed_makes_due() {
+    use evt::load::schedule::{Arrivals, due_within};
+    let (addr, _) = fake_server(answer_ok);
+    let arrivals = Arrivals::Poisson { seed: 11 };
+    let mut open = config(&format!("http://{addr}/"), 1, 8);
+    open.rate = Some(400.0);
+    open.arrivals = arrivals;
+    let length = Duration::from_millis(500);
+    open.stop = Stop::AfterDuration(length);
+    let results = load::run(open).unwrap();
+    assert_eq!(results.sent(), due_within(400.0, arrivals, length));
+    assert_all_completed(&results, results.sent());
+    let summary = Summary::of(&results);
+    assert_eq!(summary.open.map(|o| o.arrivals), Some(arrivals));
+}
+
 #[test]
 fn keepalive_reuses_connections_and_no_keepalive_does_not() {
     let (server, accepted) = fake_server(answer_ok);
@@ -241,10 +314,12 @@ fn json_output_has_exactly_the_documented_fields() {
             "duration_s",
             "errors",
             "latency_ms",
+            "left_out_of_latency",
             "requests",
             "retries",
             "rps",
             "status_codes",
+            "timed_out_in_latency",
             "url"
         ]
     );
