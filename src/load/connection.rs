@@ -93,9 +93,21 @@ pub(super) async fn connection_loop(
         let mut retries = 0;
         #[cfg(test)]
         let sent_here = pace.sent;
+        // Waited in the client past its timeout: that user has gone, and
+        // the server is not sent a request no one waits for.
+        let expired = started >= give_up;
         let exchange = async {
             #[cfg(test)]
             maybe_panic(config, sent_here);
+            if expired {
+                return Err(Failure {
+                    kind: ErrorKind::Timeout,
+                    message: format!(
+                        "waited {:?} for a free connection, past the timeout; not sent",
+                        config.timeout
+                    ),
+                });
+            }
             timed_request(config, give_up, &request, &mut connection, &mut retries).await
         };
         // A bug in the exchange fails this request, not the whole connection.
@@ -121,6 +133,7 @@ pub(super) async fn connection_loop(
                 taken,
                 started,
                 ended,
+                sent: !expired,
             },
             retries,
             outcome,
@@ -182,13 +195,15 @@ async fn wait_until_due(due: Instant) {
 // ANCHOR_END: due
 
 /// When a request was due (open model), taken by a free connection, sent,
-/// and done.
+/// and done; and whether it went out at all (not if its timeout passed
+/// while it waited for a connection).
 #[derive(Debug, Clone, Copy)]
 struct Times {
     due: Option<Instant>,
     taken: Instant,
     started: Instant,
     ended: Instant,
+    sent: bool,
 }
 
 /// How many requests connection `number` may send by itself: its n / c
@@ -261,6 +276,7 @@ fn note(
         taken,
         started,
         ended,
+        sent,
     } = times;
     let uncorrected = ended - started;
     // Open model: the latency counts from when the request was due (or from
@@ -275,7 +291,8 @@ fn note(
         let late = started.saturating_duration_since(due);
         // A connection took it in time, yet it went out late: the client.
         let client_slow = taken <= due + LATE;
-        let timed = outcome.is_ok() || timed_out;
+        // From the send, only what was sent.
+        let timed = outcome.is_ok() || (timed_out && sent);
         record.scheduled(due_us, late, client_slow, timed.then_some(uncorrected));
     }
     if timed_out {

@@ -144,6 +144,10 @@ pub struct Recorder {
     /// Requests that timed out, counted in the latencies at the moment the
     /// client gave up (a floor: their answers would have come later still).
     pub timed_out: u64,
+    /// Open model: how late each request went out after it was due, µs
+    /// (0 when on time or a little early): under the 1 ms that counts as
+    /// late, this is still the client's share of every corrected latency.
+    pub lateness_us: Histogram<u64>,
     /// Open model: the first and last send, µs after the schedule began.
     pub first_send_us: u64,
     pub last_send_us: u64,
@@ -199,6 +203,8 @@ impl Default for Recorder {
             late_client: 0,
             client_latest_us: 0,
             timed_out: 0,
+            lateness_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("1 µs .. 1 h at 3 significant figures is a valid histogram"),
             first_send_us: u64::MAX,
             last_send_us: 0,
             over_time: BTreeMap::new(),
@@ -243,6 +249,8 @@ impl Recorder {
         let sent_us = due_us + late.as_micros() as u64;
         self.first_send_us = self.first_send_us.min(sent_us);
         self.last_send_us = self.last_send_us.max(sent_us);
+        self.lateness_us
+            .saturating_record((late.as_micros() as u64).clamp(1, MAX_LATENCY_US));
         if late > LATE {
             self.late += 1;
             if client_slow {
@@ -323,6 +331,7 @@ impl Recorder {
         // The histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
         let _ = self.uncorrected_us.add(&other.uncorrected_us);
+        let _ = self.lateness_us.add(&other.lateness_us);
         self.uncorrected_max_us = self.uncorrected_max_us.max(other.uncorrected_max_us);
         self.late += other.late;
         self.latest_us = self.latest_us.max(other.latest_us);
@@ -510,6 +519,17 @@ impl Results {
                     .value_at_quantile(quantile)
                     .min(self.record.uncorrected_max_us),
             )
+        })
+    }
+
+    /// Open model: how late requests went out after they were due, at
+    /// `quantile` (the client's own share of the corrected latencies).
+    pub fn lateness_at(&self, quantile: f64) -> Option<Duration> {
+        let histogram = &self.record.lateness_us;
+        (self.rate.is_some() && !histogram.is_empty()).then(|| {
+            // Recorded as at least 1 µs: 1 µs stands for on time.
+            let micros = histogram.value_at_quantile(quantile);
+            Duration::from_micros(if micros <= 1 { 0 } else { micros })
         })
     }
 

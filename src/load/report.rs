@@ -46,6 +46,9 @@ pub struct Summary {
     /// more than 1 % (requests in flight, or still due, when time ran out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overran_s: Option<f64>,
+    /// The length asked for with `-z`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_s: Option<f64>,
     pub status_codes: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
     /// With `--connect-rate`: the connecting before the first request.
@@ -98,6 +101,13 @@ pub struct OpenSummary {
     pub late_client: u64,
     #[serde(default)]
     pub client_latest_ms: f64,
+    /// How late requests went out after they were due, at the median and
+    /// the 99th percentile, ms: the client's share of the latencies, even
+    /// below the 1 ms that counts as late.
+    #[serde(default)]
+    pub lateness_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub lateness_p99_ms: Option<f64>,
     /// Latencies from the actual send, as a closed client measures them.
     pub uncorrected_latency_ms: LatencyMs,
 }
@@ -176,6 +186,7 @@ impl Summary {
             overran_s: results
                 .overran()
                 .map(|over| (over.as_secs_f64() * 1e3).round() / 1e3),
+            planned_s: results.planned.map(|length| length.as_secs_f64()),
             status_codes: results
                 .record
                 .status_codes
@@ -211,6 +222,8 @@ impl Summary {
                 latest_ms: (results.record.latest_us as f64).round() / 1e3,
                 late_client: results.record.late_client,
                 client_latest_ms: (results.record.client_latest_us as f64).round() / 1e3,
+                lateness_p50_ms: ms(results.lateness_at(0.5)),
+                lateness_p99_ms: ms(results.lateness_at(0.99)),
                 uncorrected_latency_ms: LatencyMs {
                     min: ms(results.uncorrected_at(0.0)),
                     mean: None,
@@ -308,6 +321,14 @@ fn summary_section(results: &Results) -> String {
                 .map_or("—".to_string(), |rate| format!("{rate:.2} requests/s")),
         );
         let record = &results.record;
+        if let (Some(p50), Some(p99)) = (results.lateness_at(0.5), results.lateness_at(0.99)) {
+            let _ = writeln!(
+                out,
+                "  Sent after due: p50 {}, p99 {} (the client's share of each latency below)",
+                human(p50),
+                human(p99),
+            );
+        }
         let waited = record.late - record.late_client;
         if waited > 0 {
             let _ = writeln!(

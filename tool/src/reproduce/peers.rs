@@ -162,6 +162,7 @@ impl Peer {
             timed_out_in_latency: 0,
             left_out_of_latency: read.failed,
             overran_s: None,
+            planned_s: None,
             status_codes: BTreeMap::new(),
             errors: if read.failed > 0 {
                 BTreeMap::from([("failed".to_string(), read.failed)])

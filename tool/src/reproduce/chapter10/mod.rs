@@ -126,7 +126,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         (Peer::Ab, "ab: closed, from the send"),
         (Peer::Hey, "hey: closed, from the send"),
         (Peer::HeyRate, "hey -q: paced per worker, from the send"),
-        (Peer::Wrk, "wrk: closed, from the send"),
+        (Peer::Wrk, "wrk: closed, from the send, corrected after the run"),
         (Peer::Oha, "oha: closed, from the send"),
         (Peer::OhaRate, "oha -q: paced, from the send"),
         (
@@ -169,18 +169,23 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     // 50,000 a second once more with a thread per core, to see whether the
     // client's own thread is what falls behind.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rates: [(Option<f64>, Option<usize>); 7] = [
-        (Some(100.0), None),
-        (Some(1_000.0), None),
-        (Some(10_000.0), None),
-        (Some(50_000.0), None),
-        (Some(50_000.0), Some(cores)),
-        (Some(100_000.0), None),
-        (None, None),
+    // (rate, client threads, connections): 50,000 a second also with more
+    // connections, so fewer requests wait for one; 200,000, more than
+    // client and server can do together here.
+    let rates: [(Option<f64>, Option<usize>, usize); 9] = [
+        (Some(100.0), None, 50),
+        (Some(1_000.0), None, 50),
+        (Some(10_000.0), None, 50),
+        (Some(50_000.0), None, 50),
+        (Some(50_000.0), Some(cores), 50),
+        (Some(50_000.0), None, 200),
+        (Some(100_000.0), None, 50),
+        (Some(200_000.0), None, 50),
+        (None, None, 50),
     ];
-    for (rate, threads) in rates {
+    for (rate, threads, connections) in rates {
         let estimate = rate.unwrap_or(50_000.0) * run.as_secs_f64();
-        let mut load = LoadSpec::new("/".into(), estimate as u64, 50, Duration::ZERO);
+        let mut load = LoadSpec::new("/".into(), estimate as u64, connections, Duration::ZERO);
         load.duration = Some(run);
         load.rate = rate;
         load.driver = Driver::Command { example: "load" };
@@ -193,6 +198,10 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
             load.extra_args = vec!["--threads".into(), threads.to_string()];
             name.push_str(&format!("_threads_{threads}"));
             label.push_str(&format!(", {threads} client threads"));
+        }
+        if connections != 50 {
+            name.push_str(&format!("_c{connections}"));
+            label.push_str(&format!(", {connections} connections"));
         }
         experiments.push(
             Experiment::new(
@@ -235,6 +244,8 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     // request (so no connection waits behind a kept-alive one).
     let delay = scaled(100, scale);
     let capacity = threads as f64 / delay.as_secs_f64();
+    // Long enough for a p99 of some hundreds of requests, not of a handful.
+    let run = scaled(20_000, scale);
     // Each share twice: evenly spaced arrivals, and Poisson ones (a seed
     // per share, so the model simulates the very arrival times sent).
     for (seed, share) in (1..).zip([0.5, 0.9, 1.0, 1.2]) {
@@ -456,22 +467,31 @@ fn stall_chart(chapter: u32, members: &[&ExperimentRecord]) -> Option<String> {
 
 fn offered_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| client | offered | answered req/s | predicted p50 | p50 | predicted p99 | p99 | predicted max | max | sent late |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| client | offered | requests | answered req/s | predicted p50 | p50 | predicted p99 | p99 | predicted max | max | sent late | past its -z |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
             continue;
         };
         let m = &load.measured;
+        // Poisson arrivals offer what their draw gave: the arrivals ÷ -z.
         let offered = m.open.as_ref().map_or_else(
             || "what it gets".to_string(),
-            |o| format!("{} req/s", thousands(o.asked_rps.round() as u64)),
+            |o| match (o.arrivals, m.planned_s) {
+                (Arrivals::Poisson { .. }, Some(length)) if length > 0.0 => format!(
+                    "{} req/s (drawn: {:.1})",
+                    thousands(o.asked_rps.round() as u64),
+                    m.requests.sent as f64 / length
+                ),
+                _ => format!("{} req/s", thousands(o.asked_rps.round() as u64)),
+            },
         );
         let _ = writeln!(
             out,
-            "| {} | {offered} | {} | {} | {} | {} | **{}** | {} | {} | {} |",
+            "| {} | {offered} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
             views::row_label(experiment),
+            thousands(m.requests.sent),
             thousands(m.rps.round() as u64),
             views::format_ms(load.predicted.p50_ms),
             format_opt_ms(m.latency_ms.p50),
@@ -482,10 +502,17 @@ fn offered_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
             m.open
                 .as_ref()
                 .map_or("—".to_string(), |o| thousands(o.late)),
+            views::or_dash(m.overran_s, |s| views::format_ms(s * 1000.0)),
         );
     }
     if let Some(load) = members.first().and_then(|e| e.load()) {
-        let _ = write!(out, "\nThe first row: `{}`.\n", load.command);
+        let _ = write!(
+            out,
+            "\nThe first row: `{}`. \"Past its -z\": how much longer than its `-z` the run took, \
+             answering what was in flight or queued when the time ran out (its answered \
+             requests per second are over the whole run).\n",
+            load.command
+        );
     }
     out.push('\n');
     out.push_str(&stamp(record));

@@ -74,8 +74,8 @@ pub(super) fn tools_table(
 
 pub(super) fn accuracy_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| client | asked | **sent at** (closed: answered) | off by | late: no connection free | late: the client behind (at worst) | past its -z | p99 | client CPU per request | server CPU per request |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| client | asked | **sent at** (closed: answered) | sent after due: p50, p99 | late: every connection busy | late: the client behind (at worst) | latest | past its -z | p99 | p99 from the send | client CPU per request | server CPU per request |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
@@ -92,15 +92,18 @@ pub(super) fn accuracy_table(record: &ChapterRecord, members: &[&ExperimentRecor
                 }
             })
         };
-        let (asked, sent, off, late, latest) = match &m.open {
+        let dash = || "—".to_string();
+        let (asked, sent, lateness, busy, behind, latest, from_send) = match &m.open {
             Some(open) => (
                 format!("{} req/s", thousands(open.asked_rps as u64)),
                 views::or_dash(open.sent_rps, |r| {
                     format!("**{}**", thousands(r.round() as u64))
                 }),
-                views::or_dash(open.sent_rps, |r| {
-                    format!("{:+.2} %", 100.0 * (r / open.asked_rps - 1.0))
-                }),
+                format!(
+                    "{}, {}",
+                    format_opt_ms(open.lateness_p50_ms),
+                    format_opt_ms(open.lateness_p99_ms)
+                ),
                 thousands(open.late - open.late_client),
                 match open.late_client {
                     0 => "0".to_string(),
@@ -110,18 +113,22 @@ pub(super) fn accuracy_table(record: &ChapterRecord, members: &[&ExperimentRecor
                         views::format_ms(open.client_latest_ms)
                     ),
                 },
+                views::format_ms(open.latest_ms),
+                format_opt_ms(open.uncorrected_latency_ms.p99),
             ),
             None => (
                 "as fast as answered".to_string(),
                 format!("**{}**", thousands(m.rps.round() as u64)),
-                "—".to_string(),
-                "—".to_string(),
-                "—".to_string(),
+                dash(),
+                dash(),
+                dash(),
+                dash(),
+                format_opt_ms(m.latency_ms.p99),
             ),
         };
         let _ = writeln!(
             out,
-            "| {} | {asked} | {sent} | {off} | {late} | {latest} | {} | {} | {} | {} |",
+            "| {} | {asked} | {sent} | {lateness} | {busy} | {behind} | {latest} | {} | {} | {from_send} | {} | {} |",
             views::row_label(experiment),
             views::or_dash(m.overran_s, |s| views::format_ms(s * 1000.0)),
             format_opt_ms(m.latency_ms.p99),
