@@ -13,9 +13,9 @@
 //! waits that long. tokio gives every task a budget of operations per poll
 //! (128 in tokio 1.x): once it is spent, tokio's sockets, timers and channels
 //! return `Pending` even when ready, so the task yields and the ticker runs.
-//! The second run gives our runtime the same budget: it helps only because
-//! our executor looks at epoll and the timers every few dozen polls, even
-//! while tasks are still waiting to run.
+//! The second run gives our runtime the same budget: a task that has spent
+//! it is woken again only after the executor has looked at epoll and the
+//! timers, so the ticker's timer is seen in between.
 
 // Chapter 9's own runtime: only its socket futures, spawn and sleep.
 #[path = "chapter9_runtime/runtime.rs"]

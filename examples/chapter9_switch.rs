@@ -95,6 +95,14 @@ fn main() {
         costs.ours_hop_ns
     );
     println!(
+        "  context switches per hop, threads:   {:>9.2}",
+        costs.thread_switches_per_hop
+    );
+    println!(
+        "  context switches per hop, tasks:     {:>9.2}",
+        costs.task_switches_per_hop
+    );
+    println!(
         "  start a thread:                      {:>9.0} ns",
         costs.thread_spawn_ns
     );
@@ -145,6 +153,8 @@ const WAITING_TASKS: [usize; 3] = [1000, 2000, 4000];
 fn measure(flags: &Flags) -> Result<SwitchCosts, String> {
     let (workers, rounds) = (flags.workers as usize, flags.rounds as usize);
     let hops = (rounds * (workers + 1)) as f64;
+    let (thread_took, thread_switches) = thread_brigade(workers, rounds)?;
+    let (task_took, task_switches) = task_brigade(workers, rounds)?;
     let threads = slopes(&WAITING_THREADS, waiting_threads)?;
     let tasks = slopes(&WAITING_TASKS, waiting_tasks)?;
     Ok(SwitchCosts {
@@ -152,8 +162,10 @@ fn measure(flags: &Flags) -> Result<SwitchCosts, String> {
         rounds: flags.rounds,
         pinned: flags.pin,
         baseline_hop_ns: nanos(baseline(workers + 1, rounds)?) / hops,
-        thread_hop_ns: nanos(thread_brigade(workers, rounds)?) / hops,
-        task_hop_ns: nanos(task_brigade(workers, rounds)?) / hops,
+        thread_hop_ns: nanos(thread_took) / hops,
+        task_hop_ns: nanos(task_took) / hops,
+        thread_switches_per_hop: thread_switches as f64 / hops,
+        task_switches_per_hop: task_switches as f64 / hops,
         ours_hop_ns: nanos(ours_brigade(workers, rounds)?) / hops,
         thread_spawn_ns: nanos(thread_spawns(1_000)?) / 1_000.0,
         task_spawn_ns: nanos(task_spawns(10_000)?) / 10_000.0,
@@ -170,6 +182,23 @@ fn measure(flags: &Flags) -> Result<SwitchCosts, String> {
     })
 }
 
+/// Rounds of each brigade run before the timing starts (the anchor ran
+/// some too): the first pass down a line faults in stacks and wakes cold
+/// threads.
+const WARM_UP: usize = 10;
+
+/// The context switches this process has made so far, voluntary and not,
+/// all its threads together (`getrusage`).
+fn context_switches() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF and a valid pointer are all it needs.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    (usage.ru_nvcsw + usage.ru_nivcsw) as u64
+}
+
 fn nanos(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e9
 }
@@ -182,8 +211,11 @@ fn nanos(duration: Duration) -> f64 {
 fn baseline(links: usize, rounds: usize) -> Result<Duration, String> {
     let mut pairs = (0..links).map(|_| pair()).collect::<Result<Vec<_>, _>>()?;
     let mut byte = [0u8; 1];
-    let started = Instant::now();
-    for _ in 0..rounds {
+    let mut started = Instant::now();
+    for round in 0..WARM_UP + rounds {
+        if round == WARM_UP {
+            started = Instant::now();
+        }
         for (write_end, read_end) in &mut pairs {
             write_end.write_all(&byte).map_err(|e| e.to_string())?;
             read_end.read_exact(&mut byte).map_err(|e| e.to_string())?;
@@ -193,8 +225,10 @@ fn baseline(links: usize, rounds: usize) -> Result<Duration, String> {
 }
 
 /// `workers` OS threads in a line: each blocks reading its socket, then
-/// writes to the next. The byte goes down the line `rounds` times.
-fn thread_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
+/// writes to the next. The byte goes down the line `rounds` times, after
+/// `WARM_UP` rounds untimed; with it, the context switches the process
+/// made meanwhile.
+fn thread_brigade(workers: usize, rounds: usize) -> Result<(Duration, u64), String> {
     let (mut first, mut from_previous) = pair()?;
     let mut threads = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -208,12 +242,15 @@ fn thread_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
     }
     let mut last = from_previous;
     let mut byte = [0u8; 1];
-    let started = Instant::now();
-    for _ in 0..rounds {
+    let (mut started, mut switched) = (Instant::now(), context_switches());
+    for round in 0..WARM_UP + rounds {
+        if round == WARM_UP {
+            (started, switched) = (Instant::now(), context_switches());
+        }
         first.write_all(&byte).map_err(|e| e.to_string())?;
         last.read_exact(&mut byte).map_err(|e| e.to_string())?;
     }
-    let took = started.elapsed();
+    let took = (started.elapsed(), context_switches() - switched);
     drop(first); // Each thread sees its input close and ends.
     for thread in threads {
         let _ = thread.join();
@@ -222,7 +259,7 @@ fn thread_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
 }
 
 /// The same line as tokio tasks on one current-thread runtime.
-fn task_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
+fn task_brigade(workers: usize, rounds: usize) -> Result<(Duration, u64), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     current_thread()?.block_on(async move {
         let (mut first, mut from_previous) = tokio_pair()?;
@@ -238,14 +275,17 @@ fn task_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
         }
         let mut last = from_previous;
         let mut byte = [0u8; 1];
-        let started = Instant::now();
-        for _ in 0..rounds {
+        let (mut started, mut switched) = (Instant::now(), context_switches());
+        for round in 0..WARM_UP + rounds {
+            if round == WARM_UP {
+                (started, switched) = (Instant::now(), context_switches());
+            }
             first.write_all(&byte).await.map_err(|e| e.to_string())?;
             last.read_exact(&mut byte)
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        Ok(started.elapsed())
+        Ok((started.elapsed(), context_switches() - switched))
     })
 }
 /// The same line as tasks of chapter 9's own runtime.
@@ -268,8 +308,11 @@ fn ours_brigade(workers: usize, rounds: usize) -> Result<Duration, String> {
             }
             let last = from_previous;
             let mut byte = [0u8; 1];
-            let started = Instant::now();
-            for _ in 0..rounds {
+            let mut started = Instant::now();
+            for round in 0..WARM_UP + rounds {
+                if round == WARM_UP {
+                    started = Instant::now();
+                }
                 first.write_all(&byte).await.map_err(|e| e.to_string())?;
                 if !matches!(last.read(&mut byte).await, Ok(1)) {
                     return Err("the brigade broke".to_string());

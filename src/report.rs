@@ -143,6 +143,10 @@ pub struct SwitchCosts {
     pub thread_hop_ns: f64,
     pub task_hop_ns: f64,
     pub ours_hop_ns: f64,
+    /// Context switches the process made per hop (voluntary and not, all
+    /// threads: `getrusage`), in the thread brigade and in tokio's.
+    pub thread_switches_per_hop: f64,
+    pub task_switches_per_hop: f64,
     /// Starting one thread (spawn and join of one that returns at once),
     /// and one task (spawned on a current-thread runtime and awaited), ns.
     pub thread_spawn_ns: f64,

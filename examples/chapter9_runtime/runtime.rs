@@ -10,9 +10,9 @@ use std::future::{Future, poll_fn};
 use std::io::{self, ErrorKind, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -96,9 +96,10 @@ impl Wake for TaskWaker {
         if self.queued.swap(true, Ordering::AcqRel) {
             return; // Woken already, not yet polled: one poll serves both.
         }
-        if let Ok(mut queue) = self.queue.lock() {
-            queue.push_back(self.id);
-        }
+        // A thread that panicked holding the lock left the queue whole.
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.push_back(self.id);
+        drop(queue);
         // On the loop's own thread the loop looks at the queue before it
         // sleeps again; from another thread it may be asleep in epoll.
         if std::thread::current().id() != self.thread {
@@ -117,7 +118,7 @@ fn runtime() -> Rc<Runtime> {
         current
             .borrow()
             .clone()
-            .expect("called inside Runtime::block_on")
+            .expect("spawn, sleep and Async must be used inside Runtime::block_on")
     })
 }
 
@@ -213,7 +214,7 @@ impl Runtime {
             // Then the reactor: if tasks are still waiting to run, it only
             // looks (a timeout of zero); if none are, it sleeps in epoll until
             // a socket is ready, a timer is due or another thread wakes a task.
-            let queued = self.queue.lock().map(|q| !q.is_empty()).unwrap_or(false);
+            let queued = !self.queue().is_empty();
             let deferred = self.deferred.take();
             let idle = !queued && deferred.is_empty();
             if let Err(error) = self.reactor.borrow_mut().wait(idle) {
@@ -226,7 +227,11 @@ impl Runtime {
     }
 
     fn next_woken(&self) -> Option<TaskId> {
-        self.queue.lock().ok()?.pop_front()
+        self.queue().pop_front()
+    }
+
+    fn queue(&self) -> MutexGuard<'_, VecDeque<TaskId>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Polls task `id` once, lending it its waker. A task that panics is
@@ -246,8 +251,10 @@ impl Runtime {
             };
             (task, Arc::clone(&slot.waker))
         };
-        // Off the queue now: a wake from here on queues it again.
-        waker.queued.store(false, Ordering::Release);
+        // Off the queue now: a wake from here on queues it again. A swap,
+        // not a store: it reads what a wake merged into this poll wrote
+        // (Acquire), so the poll sees what that thread did before waking.
+        waker.queued.swap(false, Ordering::AcqRel);
         let waker = Waker::from(waker);
         let mut context = Context::from_waker(&waker);
         self.current.set(id.slot);
@@ -262,7 +269,8 @@ impl Runtime {
         match ready {
             false => self.tasks.borrow_mut()[id.slot].future = Some(task),
             true => {
-                drop(task);
+                // A destructor that panics is the task's bug too.
+                let _ = catch_unwind(AssertUnwindSafe(|| drop(task)));
                 self.free.borrow_mut().push(id.slot);
             }
         }
@@ -460,15 +468,24 @@ fn wake((task, waker): Waiter, by: WakeCause) {
 
 // ANCHOR: io
 /// A mio socket registered with this thread's reactor.
+/// It belongs to the runtime it was registered with (its token means
+/// nothing to another), and stays on that runtime's thread: a `Weak`
+/// reference to an `Rc` is not `Send`.
 pub struct Async<S: mio::event::Source> {
     source: S,
     token: usize,
+    owner: Weak<Runtime>,
 }
 
 impl<S: mio::event::Source> Async<S> {
     pub fn new(mut source: S) -> io::Result<Async<S>> {
-        let token = runtime().reactor.borrow_mut().register(&mut source)?;
-        Ok(Async { source, token })
+        let runtime = runtime();
+        let token = runtime.reactor.borrow_mut().register(&mut source)?;
+        Ok(Async {
+            source,
+            token,
+            owner: Rc::downgrade(&runtime),
+        })
     }
 
     /// Tries `operation`; if the socket is not ready, leaves the task's waker
@@ -483,7 +500,9 @@ impl<S: mio::event::Source> Async<S> {
         direction: Direction,
         mut operation: impl FnMut(&S) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
-        let runtime = runtime();
+        let Some(runtime) = self.owner.upgrade() else {
+            return Poll::Ready(Err(io::Error::other("its runtime has ended")));
+        };
         if !runtime.spend() {
             runtime.deferred.borrow_mut().push(context.waker().clone());
             return Poll::Pending;
@@ -548,16 +567,14 @@ impl Async<TcpStream> {
 
 impl<S: mio::event::Source> Drop for Async<S> {
     fn drop(&mut self) {
-        // Outside the runtime (its tasks dropped after `block_on`) there is
-        // no reactor left to tell.
-        RUNTIME.with(|current| {
-            if let Some(runtime) = current.borrow().as_ref() {
-                runtime
-                    .reactor
-                    .borrow_mut()
-                    .deregister(self.token, &mut self.source);
-            }
-        });
+        // Its own runtime's reactor; once that has ended (its tasks dropped
+        // with it), there is none left to tell.
+        if let Some(runtime) = self.owner.upgrade() {
+            runtime
+                .reactor
+                .borrow_mut()
+                .deregister(self.token, &mut self.source);
+        }
     }
 }
 
@@ -574,8 +591,9 @@ pub fn sleep(duration: Duration) -> Sleep {
 pub struct Sleep {
     due: Instant,
     duration: Duration,
-    /// The timer's number, once the first poll has put it in the heap.
-    timer: Option<u64>,
+    /// The timer's number, and the runtime whose heap it is in, once the
+    /// first poll has put it there.
+    timer: Option<(u64, Weak<Runtime>)>,
 }
 
 impl Future for Sleep {
@@ -589,17 +607,25 @@ impl Future for Sleep {
             self.cancel();
             return Poll::Ready(());
         }
-        let runtime = runtime();
-        let task = runtime.current.get();
-        let mut reactor = runtime.reactor.borrow_mut();
-        match self.timer {
-            Some(number) => reactor.wake_instead(number, task, context.waker()),
+        match &self.timer {
+            Some((number, owner)) => {
+                if let Some(runtime) = owner.upgrade() {
+                    let task = runtime.current.get();
+                    let mut reactor = runtime.reactor.borrow_mut();
+                    reactor.wake_instead(*number, task, context.waker());
+                }
+            }
             None => {
+                let runtime = runtime();
+                let task = runtime.current.get();
                 trace(Step::Timer {
                     task,
                     ms: self.duration.as_millis() as u64,
                 });
-                self.timer = Some(reactor.sleep_until(self.due, task, context.waker()));
+                let mut reactor = runtime.reactor.borrow_mut();
+                let number = reactor.sleep_until(self.due, task, context.waker());
+                drop(reactor);
+                self.timer = Some((number, Rc::downgrade(&runtime)));
             }
         }
         Poll::Pending
@@ -608,16 +634,12 @@ impl Future for Sleep {
 
 impl Sleep {
     fn cancel(&mut self) {
-        let Some(number) = self.timer.take() else {
-            return;
-        };
-        // Outside the runtime (its tasks dropped after `block_on`) there is
-        // no heap left to clean.
-        RUNTIME.with(|current| {
-            if let Some(runtime) = current.borrow().as_ref() {
-                runtime.reactor.borrow_mut().cancel(number);
-            }
-        });
+        // Once its runtime has ended there is no heap left to clean.
+        if let Some((number, owner)) = self.timer.take()
+            && let Some(runtime) = owner.upgrade()
+        {
+            runtime.reactor.borrow_mut().cancel(number);
+        }
     }
 }
 
@@ -880,6 +902,41 @@ mod tests {
                 });
                 sleep(Duration::from_millis(500)).await;
                 assert_eq!(polls.get(), 2, "no wake-up from the dropped timer");
+            })
+        });
+    }
+
+    #[test]
+    fn a_dropped_read_does_not_wake_the_task_that_reuses_its_slot() {
+        run(|| {
+            Box::pin(async {
+                let (writer, reader) = mio::net::UnixStream::pair().unwrap();
+                let reader = Rc::new(Async::new(reader).unwrap());
+                // A task polls a read of the empty socket once (its waker
+                // stays in the socket's list), drops the read and ends.
+                let first = Rc::clone(&reader);
+                spawn(async move {
+                    let mut byte = [0u8; 1];
+                    let mut read = std::pin::pin!(first.read(&mut byte));
+                    let _ = poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+                });
+                sleep(Duration::from_millis(10)).await;
+                // The next task takes its slot and waits on a timer alone.
+                let polls = Rc::new(Cell::new(0));
+                let counted = Rc::clone(&polls);
+                spawn(async move {
+                    let mut timer = Box::pin(sleep(Duration::from_millis(200)));
+                    poll_fn(|cx| {
+                        counted.set(counted.get() + 1);
+                        timer.as_mut().poll(cx)
+                    })
+                    .await;
+                });
+                sleep(Duration::from_millis(20)).await;
+                // A byte wakes the first task's old waker: a stale name.
+                (&writer).write_all(b"x").unwrap();
+                sleep(Duration::from_millis(300)).await;
+                assert_eq!(polls.get(), 2, "the stale wake-up polled no one");
             })
         });
     }

@@ -212,13 +212,18 @@ fn a_timed_out_request_counts_in_the_percentiles_when_the_client_gave_up() {
     assert_eq!(results.completed(), 0);
     assert_eq!(results.record.timed_out, 4);
     // Each waited its whole timeout: that is in the percentiles, a floor.
-    let p50 = results.latency_at(0.5).expect("timeouts are in the latencies");
+    let p50 = results
+        .latency_at(0.5)
+        .expect("timeouts are in the latencies");
     assert!(p50 >= Duration::from_millis(200), "{p50:?}");
     let summary = Summary::of(&results);
     assert_eq!(summary.timed_out_in_latency, 4);
     assert_eq!(summary.left_out_of_latency, 0);
     let text = load::report::text(&results);
-    assert!(text.contains("4 timed out, counted when the client gave up"), "{text}");
+    assert!(
+        text.contains("4 timed out, counted when the client gave up"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -126,7 +126,10 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         (Peer::Ab, "ab: closed, from the send"),
         (Peer::Hey, "hey: closed, from the send"),
         (Peer::HeyRate, "hey -q: paced per worker, from the send"),
-        (Peer::Wrk, "wrk: closed, from the send, corrected after the run"),
+        (
+            Peer::Wrk,
+            "wrk: closed, from the send, corrected after the run",
+        ),
         (Peer::Oha, "oha: closed, from the send"),
         (Peer::OhaRate, "oha -q: paced, from the send"),
         (

@@ -402,15 +402,15 @@ fn summary(record: &ChapterRecord) -> String {
             let _ = writeln!(
                 out,
                 "- In a brigade of {ANCHOR_WORKERS}{}, a hop between threads took {:.1} µs and one between \
-                 tokio tasks {:.1} µs: {:.1} × as a whole; less the baseline (the system calls both make), \
-                 {:.1} µs against {:.1} µs: {:.1} ×.",
+                 tokio tasks {:.1} µs (medians); run by run, threads ÷ tasks was {} as a whole, and {} \
+                 less the baseline (the system calls both make: {:.1} µs against {:.1} µs).",
                 if pinned { " pinned to one CPU" } else { "" },
                 thread_hop / 1000.0,
                 task_hop / 1000.0,
-                thread_hop / task_hop,
+                switch::ratio_of_runs(&runs, switch::whole_ratio),
+                switch::ratio_of_runs(&runs, switch::less_baseline_ratio),
                 threads / 1000.0,
                 tasks / 1000.0,
-                threads / tasks,
             );
         }
     }

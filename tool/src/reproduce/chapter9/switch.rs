@@ -29,12 +29,44 @@ fn micros(ns: Option<f64>) -> String {
     ns.map_or("—".into(), |ns| format!("{:.1} µs", ns / 1000.0))
 }
 
+/// A ratio taken run by run (each run measures both sides together), as
+/// the median and the range of the runs: `4.1 × (4.1–5.1)`.
+pub(super) fn ratio_of_runs(runs: &[&SwitchCosts], ratio: fn(&SwitchCosts) -> f64) -> String {
+    let ratios: Vec<f64> = runs
+        .iter()
+        .map(|s| ratio(s))
+        .filter(|r| r.is_finite())
+        .collect();
+    let (Some(low), Some(high)) = (
+        ratios.iter().copied().reduce(f64::min),
+        ratios.iter().copied().reduce(f64::max),
+    ) else {
+        return "—".into();
+    };
+    match median(ratios) {
+        Some(middle) if runs.len() > 1 => format!("{middle:.1} × ({low:.1}–{high:.1})"),
+        Some(middle) => format!("{middle:.1} ×"),
+        None => "—".into(),
+    }
+}
+
+/// A hop between threads over one between tokio tasks, whole.
+pub(super) fn whole_ratio(s: &SwitchCosts) -> f64 {
+    s.thread_hop_ns / s.task_hop_ns
+}
+
+/// The same, each less the baseline of its own run.
+pub(super) fn less_baseline_ratio(s: &SwitchCosts) -> f64 {
+    (s.thread_hop_ns - s.baseline_hop_ns) / (s.task_hop_ns - s.baseline_hop_ns)
+}
+
 pub(super) fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> String {
     let mut out = format!(
         "A brigade of {ANCHOR_WORKERS}: time per hop (one write, one wake-up, one read), median of the runs, \
-         and the same less the baseline (one thread making a hop's write and read on as many socket pairs, nobody to wake).\n\n\
-         | | runs | baseline | **threads** | threads, each run | tokio tasks | our tasks | threads ÷ tokio | threads − baseline | tokio − baseline | ours − baseline | (threads − baseline) ÷ (tokio − baseline) |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+         and the same less the baseline (one thread making a hop's write and read on as many socket pairs, nobody to wake). \
+         The ratios are taken run by run, each run's threads against the same run's tasks: the median, and the range.\n\n\
+         | | runs | baseline | **threads** | threads, each run | tokio tasks | our tasks | context switches per hop: threads, tokio | threads ÷ tokio | threads − baseline | tokio − baseline | ours − baseline | (threads − baseline) ÷ (tokio − baseline) |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
     );
     for pinned in [false, true] {
         let runs = runs(switches, ANCHOR_WORKERS, pinned);
@@ -45,23 +77,15 @@ pub(super) fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> 
         let less = |field: fn(&SwitchCosts) -> f64| {
             median(runs.iter().map(|s| field(s) - s.baseline_hop_ns).collect())
         };
-        let threads = less(|s| s.thread_hop_ns);
-        let tokio = less(|s| s.task_hop_ns);
-        let ratio = |t: Option<f64>, k: Option<f64>| match (t, k) {
-            (Some(t), Some(k)) if k > 0.0 => format!("{:.1} ×", t / k),
-            _ => "—".into(),
-        };
-        let (thread_hop, task_hop) = (
-            median_of(&runs, |s| s.thread_hop_ns),
-            median_of(&runs, |s| s.task_hop_ns),
-        );
         let each: Vec<String> = runs
             .iter()
             .map(|s| format!("{:.1}", s.thread_hop_ns / 1000.0))
             .collect();
+        let switches =
+            |field: Field| median_of(&runs, field).map_or("—".into(), |n| format!("{n:.2}"));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | **{}** | {} µs | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | **{}** | {} µs | {} | {} | {}, {} | {} | {} | {} | {} | {} |",
             if pinned {
                 "pinned to one CPU"
             } else {
@@ -69,15 +93,17 @@ pub(super) fn switch_table(record: &ChapterRecord, switches: &[SwitchCosts]) -> 
             },
             runs.len(),
             micros(baseline),
-            micros(thread_hop),
+            micros(median_of(&runs, |s| s.thread_hop_ns)),
             each.join(", "),
-            micros(task_hop),
+            micros(median_of(&runs, |s| s.task_hop_ns)),
             micros(median_of(&runs, |s| s.ours_hop_ns)),
-            ratio(thread_hop, task_hop),
-            micros(threads),
-            micros(tokio),
+            switches(|s| s.thread_switches_per_hop),
+            switches(|s| s.task_switches_per_hop),
+            ratio_of_runs(&runs, whole_ratio),
+            micros(less(|s| s.thread_hop_ns)),
+            micros(less(|s| s.task_hop_ns)),
             micros(less(|s| s.ours_hop_ns)),
-            ratio(threads, tokio),
+            ratio_of_runs(&runs, less_baseline_ratio),
         );
     }
     if let Some(run) = record.programs.iter().find(|p| {
