@@ -193,7 +193,7 @@ pub fn spend_cpu(work: Duration) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     while crate::sys::thread_cpu_time() - start < work {
         for byte in 0..=255u8 {
-            // FNV-1a, a few thousand rounds between clock reads.
+            // FNV-1a, 256 rounds between clock reads.
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
     }

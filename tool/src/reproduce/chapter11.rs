@@ -344,16 +344,6 @@ fn client_cores(experiment: &ExperimentRecord) -> Option<f64> {
     experiment.cpu.map(|cpu| cpu.cores(cpu.client_ms))
 }
 
-/// The utilization law's bound: no more than the cores the server can have
-/// ÷ the CPU each request takes, in requests per second. The server can
-/// have as many cores as it has threads serving, and no more than the
-/// machine's less what the load client used beside it.
-fn law(experiment: &ExperimentRecord, cores: usize) -> Option<f64> {
-    let cpu = cpu_us(experiment)?;
-    let free = cores as f64 - client_cores(experiment).unwrap_or(0.0);
-    Some((threads_serving(experiment) as f64).min(free) / (cpu / 1e6))
-}
-
 /// Cores' worth of time over the run: the server's, the client's, and what
 /// was idle or taken by the hypervisor.
 fn cores_used(experiment: &ExperimentRecord) -> Option<String> {
@@ -371,27 +361,56 @@ fn cores_used(experiment: &ExperimentRecord) -> Option<String> {
     Some(out)
 }
 
+/// What one worker of the same model costs a request (CPU, µs): the
+/// figure the prediction for more workers starts from.
+fn one_worker_cpu_us(members: &[&ExperimentRecord], series: &str) -> Option<f64> {
+    members
+        .iter()
+        .find(|e| {
+            e.group
+                .as_ref()
+                .is_some_and(|g| g.series.as_deref() == Some(series) && g.x == Some(1.0))
+        })
+        .and_then(|e| cpu_us(e))
+}
+
+/// The rate predicted for `experiment` before it ran, from its model's
+/// one-worker CPU per request: min(threads, cores − the client's share) ÷ D₁.
+fn predicted_from_one(
+    experiment: &ExperimentRecord,
+    members: &[&ExperimentRecord],
+    cores: usize,
+) -> Option<f64> {
+    let series = experiment.group.as_ref()?.series.as_deref()?;
+    let one = one_worker_cpu_us(members, series)?;
+    let free = cores as f64 - client_cores(experiment).unwrap_or(0.0);
+    Some((threads_serving(experiment) as f64).min(free) / (one / 1e6))
+}
+
 fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let cores = record.machine.cores;
     let mut out = String::from(
-        "| server | threads serving | **req/s** | server CPU per request | cores used: server / client / idle | utilization law: min(threads, cores − client) ÷ CPU | req/s ÷ law | server's voluntary context switches per request | p99 | max |\n\
+        "| server | threads serving | **req/s** | predicted from 1 worker: min(threads, cores − client) ÷ its CPU | req/s ÷ predicted | server CPU per request | cores used: server / client / idle | server's voluntary context switches per request | p99 | max |\n\
          |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
             continue;
         };
-        let bound = law(experiment, cores);
+        let predicted = predicted_from_one(experiment, members, cores);
         let _ = writeln!(
             out,
             "| {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
             threads_serving(experiment),
             thousands(load.measured.rps.round() as u64),
+            views::or_dash(predicted, |b| thousands(b.round() as u64)),
+            views::or_dash(predicted, |b| format!(
+                "{:.0} %",
+                100.0 * load.measured.rps / b
+            )),
             views::or_dash(cpu_us(experiment), |us| format!("{us:.0} µs")),
             views::or_dash(cores_used(experiment), |s| s),
-            views::or_dash(bound, |b| thousands(b.round() as u64)),
-            views::or_dash(bound, |b| format!("{:.0} %", 100.0 * load.measured.rps / b)),
             views::or_dash(switches_per_request(experiment), |s| format!("{s:.2}")),
             format_opt_ms(load.measured.latency_ms.p99),
             format_opt_ms(load.measured.latency_ms.max),
@@ -409,7 +428,7 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
 
 fn scaling_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Option<String> {
     let mut lines = Lines::new();
-    // Each line's law, drawn faint beside it.
+    // Each line's prediction from its one-worker row, drawn faint beside it.
     let mut law_line = Lines::new();
     for experiment in members {
         let (Some(load), Some(group)) = (experiment.load(), &experiment.group) else {
@@ -417,7 +436,7 @@ fn scaling_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Optio
         };
         if let (Some(series), Some(x)) = (&group.series, group.x) {
             add_point(&mut lines, series, (x, load.measured.rps));
-            if let Some(bound) = law(experiment, record.machine.cores) {
+            if let Some(bound) = predicted_from_one(experiment, members, record.machine.cores) {
                 add_point(&mut law_line, series, (x, bound));
             }
         }

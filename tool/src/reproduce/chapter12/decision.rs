@@ -16,13 +16,25 @@ use evt::report::SwitchCosts;
 /// The file the table is written to.
 pub const FILE: &str = "chapter12_decision.md";
 
-/// One situation: what to choose, and the measured figure that says so.
+/// One situation: what to choose, the rule that says this machine agrees,
+/// and the measured figures the rule reads.
 struct Row {
     situation: &'static str,
     choose: &'static str,
     /// None: no figure can say it, a judgment, said as one.
-    figure: Option<Result<String, Missing>>,
+    verdict: Option<Result<Verdict, Missing>>,
     chapter: u32,
+}
+
+/// What a row's rule found on this machine's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The figures, as the table prints them.
+    pub figures: String,
+    /// The rule, in words: what the figures must show for "choose" to hold.
+    pub rule: &'static str,
+    /// Whether they show it here.
+    pub holds: bool,
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {
@@ -30,10 +42,10 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
-/// Chapter 9's switch at 500 workers, free: the median hop of a thread
-/// and of a task, less the baseline, in µs.
-fn switch_us(records: &[ChapterRecord]) -> Result<(f64, f64), Missing> {
-    let figure = chapter9::switch_rounds(500, false);
+/// Chapter 9's switch at 500 workers, free or pinned: the median hop of a
+/// thread and of a task, less each run's baseline, in µs.
+fn switch_us(records: &[ChapterRecord], pinned: bool) -> Result<(f64, f64), Missing> {
+    let figure = chapter9::switch_rounds(500, pinned);
     let runs: Vec<SwitchCosts> = figure
         .runs(records)?
         .into_iter()
@@ -55,150 +67,273 @@ fn switch_us(records: &[ChapterRecord]) -> Result<(f64, f64), Missing> {
     }
 }
 
-/// Every figure the table shows, read through the chapters' typed figures.
+// ANCHOR: rules
+/// The rules, one per situation, over the figures as numbers: each says
+/// what the figures must show for the row's choice to hold on a machine.
+pub mod rules {
+    /// Requests that wait: one loop within a fifth of a thread per waiting
+    /// request (its timer rounds each wait up to the next millisecond), and
+    /// well ahead of a small pool.
+    pub fn waiting(one_loop: f64, small_pool: f64, thread_each: f64) -> bool {
+        one_loop >= 0.8 * thread_each && one_loop >= 2.0 * small_pool
+    }
+
+    /// Idle connections: every loop under half of a thread's memory.
+    pub fn idle(thread: f64, loops: &[f64]) -> bool {
+        loops.iter().all(|&kib| kib < 0.5 * thread)
+    }
+
+    /// Slow clients: every loop's slowest answer under a tenth of the pool's.
+    pub fn slow(pool: f64, loops: &[f64]) -> bool {
+        loops.iter().all(|&ms| ms < 0.1 * pool)
+    }
+
+    /// CPU among light requests: each threaded way's light p99 under half
+    /// of each loop's (one loop, work stealing).
+    pub fn cpu(loops: &[f64], threaded: &[f64]) -> bool {
+        threaded.iter().all(|&t| loops.iter().all(|&l| t < 0.5 * l))
+    }
+
+    /// Every core: each model gains at least half of the ideal from 1 to
+    /// `workers` workers.
+    pub fn cores(workers: usize, gains: &[f64]) -> bool {
+        let half_ideal = 1.0 + (workers.max(1) - 1) as f64 / 2.0;
+        gains.iter().all(|&gain| gain >= half_ideal)
+    }
+
+    /// A fixed downstream: the two rates within 15 % of each other (either
+    /// will do for the rate), the pool's p99 over 5 × the loop's (it leaves
+    /// some clients out).
+    pub fn downstream(loop_rps: f64, pool_rps: f64, loop_p99: f64, pool_p99: f64) -> bool {
+        (loop_rps - pool_rps).abs() <= 0.15 * loop_rps.max(pool_rps) && pool_p99 > 5.0 * loop_p99
+    }
+
+    /// Overload: a limit at least doubles the goodput of no limit, comes
+    /// within 10 % of a queue timeout's, and answers with a lower p99.
+    pub fn overload(none: f64, limit: f64, timeout: f64, limit_p99: f64, timeout_p99: f64) -> bool {
+        limit >= 2.0 * none && limit >= 0.9 * timeout && limit_p99 < timeout_p99
+    }
+
+    /// Switching: a thread's hop (less the baseline) costs more than a
+    /// task's, free and pinned: (thread, task) pairs.
+    pub fn switching(hops: &[(f64, f64)]) -> bool {
+        hops.iter().all(|&(thread, task)| thread > task)
+    }
+}
+// ANCHOR_END: rules
+
+/// Every figure the table shows, read through the chapters' typed figures,
+/// with the rule of its row.
 fn rows(records: &[ChapterRecord]) -> Vec<Row> {
     let cores = records
         .iter()
         .find(|r| r.chapter == 11)
         .map_or(2, |r| r.machine.cores.max(2));
     let twelve = super::figure;
-    let rate = |read| -> Result<String, Missing> {
-        Ok(thousands(twelve(read).rps(records)?.round() as u64))
+    let rate = |read| twelve(read).rps(records);
+    let light_p99 = |name| -> Result<f64, Missing> {
+        twelve(Read::Hol(name)).value(records, |e| e.loads.first()?.measured.latency_ms.p99)
     };
-    let ms = |value: Result<f64, Missing>| -> Result<String, Missing> {
-        Ok(format_opt_ms(Some(value?)))
-    };
-    let light_p99 = |name| -> Result<String, Missing> {
-        let figure = twelve(Read::Hol(name));
-        ms(figure.value(records, |e| e.loads.first()?.measured.latency_ms.p99))
-    };
-    let good = |name| -> Result<String, Missing> {
-        let figure = twelve(Read::Overload(name, 20));
-        Ok(thousands(
-            figure.value(records, |e| goodput(e.load()?))?.round() as u64,
-        ))
+    let good = |name| -> Result<f64, Missing> {
+        twelve(Read::Overload(name, 20)).value(records, |e| goodput(e.load()?))
     };
     let memory =
         |server| chapter8::idle_10000(server).value(records, chapter8::memory_per_connection_kib);
+    let ms = |value: f64| format_opt_ms(Some(value));
+    let rps = |value: f64| thousands(value.round() as u64);
     vec![
         Row {
             situation: "Requests that mostly wait (on a database, another service, a timer)",
             choose: "a loop, or as many threads as requests waiting at once",
-            figure: Some((|| {
-                Ok(format!(
-                    "{CALL_MS} ms waits, 100 connections: one loop {} req/s, {SLOTS} threads {} req/s, 100 threads {} req/s",
+            verdict: Some((|| {
+                let (one_loop, small, each) = (
                     rate(Read::Downstream("loop_free"))?,
                     rate(Read::Downstream("threads"))?,
                     rate(Read::Downstream("threads_many"))?,
-                ))
+                );
+                Ok(Verdict {
+                    figures: format!(
+                        "{CALL_MS} ms waits, 100 connections: one loop {} req/s, {SLOTS} threads {} req/s, 100 threads {} req/s",
+                        rps(one_loop),
+                        rps(small),
+                        rps(each),
+                    ),
+                    rule: "one loop ≥ 0.8 × 100 threads, and ≥ 2 × 16 threads",
+                    holds: rules::waiting(one_loop, small, each),
+                })
             })()),
             chapter: 12,
         },
         Row {
             situation: "Many connections open at once, mostly idle",
             choose: "a loop",
-            figure: Some((|| {
-                Ok(format!(
-                    "resident and kernel memory per idle connection at 10,000: a thread each {:.1} KiB, axum on one loop {:.1} KiB, the hand-written loop {:.1} KiB",
+            verdict: Some((|| {
+                let (thread, axum, hand) = (
                     memory(Held::Threads)?,
                     memory(Held::Axum)?,
                     memory(Held::Loop)?,
-                ))
+                );
+                Ok(Verdict {
+                    figures: format!(
+                        "resident memory, kernel stacks and page tables per idle connection at 10,000 (socket buffers not counted): \
+                         a thread each {thread:.1} KiB, axum on one loop {axum:.1} KiB, the hand-written loop {hand:.1} KiB"
+                    ),
+                    rule: "each loop under half a thread's memory",
+                    holds: rules::idle(thread, &[axum, hand]),
+                })
             })()),
             chapter: 8,
         },
         Row {
             situation: "Clients that send slowly (slowloris), or hold a connection",
             choose: "a loop, or a loop in front of the threads",
-            figure: Some((|| {
-                Ok(format!(
-                    "a probe's slowest answer under {} slow clients: 4 × 2 pool {}, one loop {}, a loop in front of the pool {}",
-                    super::SLOW_CLIENTS,
-                    ms(twelve(Read::Slow("pool")).max_ms(records))?,
-                    ms(twelve(Read::Slow("loop")).max_ms(records))?,
-                    ms(twelve(Read::Slow("front")).max_ms(records))?,
-                ))
+            verdict: Some((|| {
+                let (pool, one_loop, front) = (
+                    twelve(Read::Slow("pool")).max_ms(records)?,
+                    twelve(Read::Slow("loop")).max_ms(records)?,
+                    twelve(Read::Slow("front")).max_ms(records)?,
+                );
+                Ok(Verdict {
+                    figures: format!(
+                        "a probe's slowest answer under {} slow clients: 4 × 2 pool {}, one loop {}, a loop in front of the pool {}",
+                        super::SLOW_CLIENTS,
+                        ms(pool),
+                        ms(one_loop),
+                        ms(front),
+                    ),
+                    rule: "both loops' slowest under a tenth of the pool's",
+                    holds: rules::slow(pool, &[one_loop, front]),
+                })
             })()),
             chapter: 12,
         },
         Row {
             situation: "Handlers that need CPU, among light ones",
             choose: "threads (a pool, or the loop's blocking pool), not a bare loop, one or many",
-            figure: Some((|| {
-                Ok(format!(
-                    "p99 of light requests beside 20 ms CPU ones: one loop {}, work stealing {}, CPU offloaded {}, a pool of 8 threads {}",
+            verdict: Some((|| {
+                let (one_loop, steal, offload, pool) = (
                     light_p99("loop")?,
                     light_p99("steal")?,
                     light_p99("offload")?,
                     light_p99("pool")?,
-                ))
+                );
+                Ok(Verdict {
+                    figures: format!(
+                        "p99 of light requests beside 20 ms CPU ones: one loop {}, work stealing {}, CPU offloaded {}, a pool of 8 threads {}",
+                        ms(one_loop),
+                        ms(steal),
+                        ms(offload),
+                        ms(pool),
+                    ),
+                    rule: "offloaded and pool each under half of one loop's and of work stealing's",
+                    holds: rules::cpu(&[one_loop, steal], &[offload, pool]),
+                })
             })()),
             chapter: 12,
         },
         Row {
             situation: "Using every core",
             choose: "a loop per core, work stealing or a process per core: all scale",
-            figure: Some((|| {
-                let ratio = |model| -> Result<f64, Missing> {
+            verdict: Some((|| {
+                let gain = |model| -> Result<f64, Missing> {
                     Ok(chapter11::scaling(model, cores).rps(records)?
                         / chapter11::scaling(model, 1).rps(records)?)
                 };
-                Ok(format!(
-                    "1 → {cores} workers on 200 µs of CPU: a loop per core {:.2} ×, work stealing {:.2} ×",
-                    ratio(Scaling::PerCore)?,
-                    ratio(Scaling::Steal)?,
-                ))
+                let (per_core, steal, processes) = (
+                    gain(Scaling::PerCore)?,
+                    gain(Scaling::Steal)?,
+                    gain(Scaling::Processes)?,
+                );
+                Ok(Verdict {
+                    figures: format!(
+                        "1 → {cores} workers on 200 µs of CPU: a loop per core {per_core:.2} ×, work stealing {steal:.2} ×, a process per core {processes:.2} ×"
+                    ),
+                    rule: "each gains at least half the ideal (1 + (workers − 1) ÷ 2)",
+                    holds: rules::cores(cores, &[per_core, steal, processes]),
+                })
             })()),
             chapter: 11,
         },
         Row {
             situation: "A downstream of fixed capacity (a pool of database connections)",
-            choose: "either: the downstream sets the rate; the loop queues fairly, the pool leaves some clients out",
-            figure: Some((|| {
+            choose: "either: the downstream sets the rate; the loop queues fairly, while chapter 2's pool (each worker accepts more connections than it has threads) leaves some clients out",
+            verdict: Some((|| {
                 let slots = twelve(Read::Downstream("loop_slots"));
                 let threads = twelve(Read::Downstream("threads"));
-                Ok(format!(
-                    "{SLOTS} slots × {CALL_MS} ms: one loop {} req/s (p99 {}), {SLOTS} threads {} req/s (p99 {}, slowest {})",
-                    rate(Read::Downstream("loop_slots"))?,
-                    ms(slots.p99_ms(records))?,
-                    rate(Read::Downstream("threads"))?,
-                    ms(threads.p99_ms(records))?,
-                    ms(threads.max_ms(records))?,
-                ))
+                let (loop_rps, pool_rps) = (slots.rps(records)?, threads.rps(records)?);
+                let (loop_p99, pool_p99) = (slots.p99_ms(records)?, threads.p99_ms(records)?);
+                Ok(Verdict {
+                    figures: format!(
+                        "{SLOTS} slots × {CALL_MS} ms: one loop {} req/s (p99 {}), {SLOTS} threads {} req/s (p99 {}, slowest {})",
+                        rps(loop_rps),
+                        ms(loop_p99),
+                        rps(pool_rps),
+                        ms(pool_p99),
+                        ms(threads.max_ms(records)?),
+                    ),
+                    rule: "the two rates within 15 %; the pool's p99 over 5 × the loop's",
+                    holds: rules::downstream(loop_rps, pool_rps, loop_p99, pool_p99),
+                })
             })()),
             chapter: 12,
         },
         Row {
             situation: "More load than capacity",
-            choose: "a limit that answers 503 at once (measured on the loop)",
-            figure: Some((|| {
-                Ok(format!(
-                    "goodput (200 within {} s) at twice capacity: no limit {} /s, a limit {} /s, {SLOTS} threads {} /s",
-                    DEADLINE.as_secs(),
+            choose: "a limit that answers 503 at once, or a queue timeout (measured on the loop): both keep the goodput; the limit keeps the answers' p99 lower",
+            verdict: Some((|| {
+                let p99 = |name| twelve(Read::Overload(name, 20)).p99_ms(records);
+                let (none, limit, timeout, threads) = (
                     good("loop")?,
                     good("shed")?,
+                    good("timeout")?,
                     good("threads")?,
-                ))
+                );
+                let (limit_p99, timeout_p99) = (p99("shed")?, p99("timeout")?);
+                Ok(Verdict {
+                    figures: format!(
+                        "goodput (200 within {} s) at twice capacity: no limit {} /s, a limit {} /s (p99 {}), a queue timeout {} /s (p99 {}), {SLOTS} threads {} /s",
+                        DEADLINE.as_secs(),
+                        rps(none),
+                        rps(limit),
+                        ms(limit_p99),
+                        rps(timeout),
+                        ms(timeout_p99),
+                        rps(threads),
+                    ),
+                    rule: "a limit ≥ 2 × no limit and ≥ 0.9 × a queue timeout, with a lower p99",
+                    holds: rules::overload(none, limit, timeout, limit_p99, timeout_p99),
+                })
             })()),
             chapter: 12,
         },
         Row {
             situation: "Switching between many waiting things",
             choose: "tasks: a switch costs less",
-            figure: Some(switch_us(records).map(|(thread, task)| {
-                format!(
-                    "one hop along 500 waiting workers: a thread {thread:.1} µs, a task {task:.1} µs"
-                )
-            })),
+            verdict: Some((|| {
+                let (free, pinned) = (switch_us(records, false)?, switch_us(records, true)?);
+                Ok(Verdict {
+                    figures: format!(
+                        "one hop along 500 waiting workers, less the baseline: a thread {:.1} µs, a task {:.1} µs; pinned to one CPU, {:.1} µs and {:.1} µs",
+                        free.0, free.1, pinned.0, pinned.1
+                    ),
+                    rule: "a thread's hop above a task's, free and pinned",
+                    holds: rules::switching(&[free, pinned]),
+                })
+            })()),
             chapter: 9,
         },
         Row {
             situation: "Simple code, readable stack traces, blocking libraries",
             choose: "threads",
-            figure: None,
-            chapter: 1,
+            verdict: None,
+            chapter: 4,
         },
     ]
+}
+
+/// Each row's verdict on `records` (None for the judgment), in order.
+pub fn verdicts(records: &[ChapterRecord]) -> Vec<Option<Result<Verdict, Missing>>> {
+    rows(records).into_iter().map(|row| row.verdict).collect()
 }
 
 /// Every figure the table reads that is missing from `records`: empty when
@@ -206,33 +341,53 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
 pub fn missing(records: &[ChapterRecord]) -> Vec<Missing> {
     rows(records)
         .into_iter()
-        .filter_map(|row| row.figure?.err())
+        .filter_map(|row| row.verdict?.err())
         .collect()
 }
 
 /// The decision table, or None when no chapter this needs has a record.
 pub fn decision_table(records: &[ChapterRecord]) -> Option<View> {
     let rows = rows(records);
-    if rows.iter().all(|row| !matches!(row.figure, Some(Ok(_)))) {
+    if rows.iter().all(|row| !matches!(row.verdict, Some(Ok(_)))) {
         return None;
     }
     let mut out = String::from(
-        "| situation | choose | measured in this book | chapter |\n|---|---|---|--:|\n",
+        "| situation | choose | holds when | measured on this machine | chapter |\n|---|---|---|---|--:|\n",
     );
     for row in &rows {
+        let (choose, rule, measured) = match &row.verdict {
+            Some(Ok(verdict)) => (
+                match verdict.holds {
+                    true => row.choose.to_string(),
+                    false => format!(
+                        "{} **(this machine disagrees: the rule does not hold here)**",
+                        row.choose
+                    ),
+                },
+                verdict.rule.to_string(),
+                verdict.figures.clone(),
+            ),
+            Some(Err(missing)) => (
+                row.choose.to_string(),
+                "—".to_string(),
+                missing.to_string(),
+            ),
+            None => (
+                row.choose.to_string(),
+                "a judgment".to_string(),
+                "no figure: a blocked thread's stack shows where it waits, a task's shows the runtime; chapter 4 measured what one blocking call does to a loop".to_string(),
+            ),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
-            row.situation,
-            row.choose,
-            match &row.figure {
-                Some(Ok(figure)) => figure.clone(),
-                Some(Err(missing)) => missing.to_string(),
-                None => "no figure: a judgment (a blocked thread's stack shows where it waits; a task's shows the runtime)".to_string(),
-            },
-            row.chapter
+            "| {} | {choose} | {rule} | {measured} | {} |",
+            row.situation, row.chapter
         );
     }
+    out.push_str(
+        "\n\"Holds when\" is the rule the table checks on the figures beside it: where a machine's \
+         figures break it, the choice is marked as this machine's disagreement, not printed as if it held.\n",
+    );
     out.push_str("\nEach chapter's figures, as measured:\n\n");
     let mut chapters: Vec<u32> = rows.iter().map(|row| row.chapter).collect();
     chapters.sort_unstable();
@@ -243,4 +398,30 @@ pub fn decision_table(records: &[ChapterRecord]) -> Option<View> {
         }
     }
     Some(View::new(FILE.to_string(), out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rules;
+
+    #[test]
+    fn every_rule_can_hold_and_can_fail() {
+        assert!(rules::waiting(4_800.0, 800.0, 5_000.0));
+        assert!(!rules::waiting(2_000.0, 800.0, 5_000.0));
+        assert!(rules::idle(30.0, &[11.0, 0.1]));
+        assert!(!rules::idle(30.0, &[20.0, 0.1]));
+        assert!(rules::slow(6_000.0, &[5.0, 3.0]));
+        assert!(!rules::slow(6_000.0, &[5.0, 900.0]));
+        assert!(rules::cpu(&[18.0, 21.0], &[2.0, 4.0]));
+        assert!(!rules::cpu(&[18.0, 6.0], &[2.0, 4.0]));
+        assert!(rules::cores(2, &[1.8, 1.9, 1.97]));
+        assert!(!rules::cores(2, &[1.8, 1.2]));
+        assert!(rules::downstream(740.0, 785.0, 150.0, 5_000.0));
+        assert!(!rules::downstream(740.0, 400.0, 150.0, 5_000.0));
+        assert!(!rules::downstream(740.0, 785.0, 150.0, 300.0));
+        assert!(rules::overload(276.0, 760.0, 777.0, 86.0, 224.0));
+        assert!(!rules::overload(276.0, 760.0, 777.0, 300.0, 224.0));
+        assert!(rules::switching(&[(20.0, 4.0), (10.0, 4.0)]));
+        assert!(!rules::switching(&[(20.0, 4.0), (3.0, 4.0)]));
+    }
 }

@@ -31,6 +31,7 @@ pub const READ: &[Read] = &[
     Read::Overload("loop", 20),
     Read::Overload("shed", 20),
     Read::Overload("threads", 20),
+    Read::Overload("timeout", 20),
     Read::Slow("pool"),
     Read::Slow("loop"),
     Read::Slow("front"),
