@@ -79,6 +79,9 @@ fn main() {
     match flags.model {
         Model::Steal => steal(&flags.server, workers),
         Model::PerCore => {
+            if let Some(warning) = evt::server::reuse_port_spread_warning() {
+                eprintln!("{warning}");
+            }
             flags.server.listen.reuse_port = true;
             per_core(&flags.server, workers)
         }

@@ -73,6 +73,9 @@ fn main() {
     );
     // Every socket sets SO_REUSEPORT; the first one picks the port when
     // --port 0 asks for any, and the others take the same.
+    if let Some(warning) = evt::server::reuse_port_spread_warning() {
+        eprintln!("{warning}");
+    }
     flags.server.listen.reuse_port = true;
     let first = flags.server.bind_or_exit();
     let addr = first.local_addr().expect("a bound socket has an address");

@@ -161,6 +161,23 @@ fn set_reuse_port(_socket: &socket2::Socket) -> std::io::Result<()> {
     ))
 }
 
+/// Where SO_REUSEPORT shares a port but does not spread TCP connections
+/// over the sockets that share it, the line that says so: Linux (and
+/// Android) hash each new connection to one of them; macOS and the BSDs let
+/// the last socket bound (or one of them, unbalanced) take them all, and
+/// FreeBSD balances only with its own `SO_REUSEPORT_LB`. A loop per core
+/// built on it is then one loop with idle neighbours.
+pub fn reuse_port_spread_warning() -> Option<&'static str> {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        None
+    } else {
+        Some(
+            "warning: on this system SO_REUSEPORT does not spread connections between the sockets that share a port \
+             (Linux does; FreeBSD needs SO_REUSEPORT_LB): expect one loop to get them all",
+        )
+    }
+}
+
 /// How long an accept loop waits after a failed accept before trying again.
 pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 

@@ -473,6 +473,8 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     "1 %",
     // A margin of the decision table's rules (chapter 12), stated as a choice.
     "15 %",
+    // Chapter 12's limit, sized for a wait allowed before a slot frees.
+    "60 ms",
     // The seeds' own figures (002: 2022; 004: 2017).
     "24.5 requests per second",
     "248 ms",
