@@ -11,14 +11,17 @@
 //! - `--limit N`: at most N requests in the server (served or waiting for a
 //!   slot); one more is answered 503 at once (load shedding) instead of
 //!   joining a queue that grows for as long as the overload lasts;
-//! - `--queue-timeout D`: a request that waited D for a slot is answered 503;
+//! - `--queue-timeout D`: a request that waited D for a slot is answered 503
+//!   (a bound on the wait for a slot, not on the whole request);
 //! - `--offload`: a request for CPU (`/work`) runs on tokio's blocking pool
 //!   (`spawn_blocking`), so the loop goes on answering the others;
 //! - `--threads N`: tokio's multi-thread runtime with N workers instead of
 //!   one loop.
 //!
-//! `GET /report` says how it ran, how many requests it answered, shed and
-//! timed out, and the most it held at once.
+//! A 503 carries `Retry-After: 1`, so a well-behaved client waits a second
+//! before it asks again. `GET /report` says how it ran, how many requests
+//! it served, shed and timed out (each request in one of the three), and
+//! the most it held at once.
 
 #[path = "common/axum_serve.rs"]
 mod axum_serve;
@@ -28,7 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use clap::Parser;
 use evt::defaults;
 use evt::report::OverloadReport;
@@ -52,13 +56,19 @@ struct Flags {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     limit: Option<u32>,
     /// Answer 503 to a request that waited this long for a slot (needs
-    /// --slots), e.g. 100ms.
+    /// --slots), e.g. 100ms: a bound on the wait for a slot, not on the
+    /// whole request.
     #[arg(long, value_parser = humantime::parse_duration)]
     queue_timeout: Option<std::time::Duration>,
     /// Threads running the loop's tasks: 1 is one current-thread loop, more
     /// is tokio's work-stealing runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
+    /// Serve nothing: time the two sleeps this chapter's servers wait with
+    /// (tokio's timer on the loop, `std::thread::sleep` in chapter 2's pool)
+    /// for the dependency's 20 ms, and print the means as JSON.
+    #[arg(long)]
+    timer_check: bool,
 }
 
 /// What every request shares.
@@ -123,25 +133,20 @@ async fn slot(shared: &Shared) -> Result<Option<OwnedSemaphorePermit>, Reply> {
 // ANCHOR_END: shed
 
 // ANCHOR: handler
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-) -> (StatusCode, String) {
+async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> Response {
     let target = uri.path_and_query().map_or("/", |path| path.as_str());
     let route = Route::parse(method.as_str(), target);
     if route == Route::Report {
-        return report(&shared);
+        return report(&shared).into_response();
     }
-    shared.answered.fetch_add(1, Ordering::Relaxed);
     let _admitted = match admit(&shared) {
         Ok(permit) => permit,
-        Err(full) => return axum_serve::answer(full),
+        Err(full) => return come_back_later(full),
     };
     let _held = Held::enter(&shared);
     let _slot = match slot(&shared).await {
         Ok(permit) => permit,
-        Err(late) => return axum_serve::answer(late),
+        Err(late) => return come_back_later(late),
     };
     if let Some(delay) = route.delay() {
         tokio::time::sleep(delay).await;
@@ -159,9 +164,17 @@ async fn handle(
         // On the loop's own thread: nothing else runs until it is done.
         route.reply()
     };
-    axum_serve::answer(reply)
+    shared.answered.fetch_add(1, Ordering::Relaxed);
+    axum_serve::answer(reply).into_response()
 }
 // ANCHOR_END: handler
+
+/// A 503, with `Retry-After` so a client that honours it waits a second
+/// before it asks again, instead of adding to the overload at once.
+fn come_back_later(reply: Reply) -> Response {
+    let (status, body) = axum_serve::answer(reply);
+    (status, [(header::RETRY_AFTER, "1")], body).into_response()
+}
 
 /// Counts a request held (waiting or served) until it is answered or its
 /// client leaves (hyper then drops the handler's future, and this with it).
@@ -196,12 +209,59 @@ fn report(shared: &Shared) -> (StatusCode, String) {
     (StatusCode::OK, body)
 }
 
+// ANCHOR: timer_check
+/// How long a 20 ms sleep takes on each of the two clocks this chapter's
+/// servers wait on: tokio's timer, which counts whole milliseconds and
+/// rounds a deadline up to the next one, and the thread's own sleep.
+fn timer_check() -> String {
+    const SAMPLES: u32 = 100;
+    let asked = std::time::Duration::from_millis(20);
+    let mean = |total: std::time::Duration| total.as_secs_f64() * 1e3 / f64::from(SAMPLES);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime starts");
+    let on_tokio = runtime.block_on(async {
+        let started = std::time::Instant::now();
+        for _ in 0..SAMPLES {
+            tokio::time::sleep(asked).await;
+        }
+        started.elapsed()
+    });
+    let started = std::time::Instant::now();
+    for _ in 0..SAMPLES {
+        std::thread::sleep(asked);
+    }
+    let on_thread = started.elapsed();
+    let check = evt::report::TimerCheck {
+        asked_ms: asked.as_secs_f64() * 1e3,
+        samples: SAMPLES,
+        tokio_ms: mean(on_tokio),
+        std_ms: mean(on_thread),
+    };
+    serde_json::to_string(&check).expect("a check is plain data")
+}
+// ANCHOR_END: timer_check
+
 fn main() {
     let flags: Flags = parse_flags(
         "chapter12_overload",
         "Chapter 12: the book's server behind a dependency's slots (--slots), with load shedding (--limit, --queue-timeout), CPU work offloaded (--offload), or more threads (--threads).",
         defaults::CHAPTER12_OVERLOAD_PORT,
     );
+    if flags.timer_check {
+        let serving = flags.slots.is_some()
+            || flags.limit.is_some()
+            || flags.queue_timeout.is_some()
+            || flags.offload
+            || flags.threads != 1;
+        if serving {
+            eprintln!("error: --timer-check serves nothing; it takes no server flags");
+            std::process::exit(2);
+        }
+        println!("{}", timer_check());
+        return;
+    }
     if flags.queue_timeout.is_some() && flags.slots.is_none() {
         eprintln!(
             "error: --queue-timeout is how long a request may wait for a slot; it needs --slots"

@@ -37,7 +37,9 @@ pub struct OverloadReport {
     pub slots: Option<usize>,
     /// Requests the server holds at once (None: no limit).
     pub limit: Option<usize>,
-    /// Requests answered (any status, this report not counted).
+    /// Requests served: admitted, given a slot, answered (this report not
+    /// counted). With `shed` and `timed_out`, every request received, each
+    /// counted in exactly one of the three.
     pub answered: u64,
     /// Requests answered 503 at once because the server was full.
     pub shed: u64,
@@ -45,6 +47,18 @@ pub struct OverloadReport {
     pub timed_out: u64,
     /// The most requests the server held at once (waiting or served).
     pub peak_held: u64,
+}
+
+/// Chapter 12's two sleep sources compared (`chapter12_overload
+/// --timer-check`): how long a sleep of `asked_ms` takes on tokio's timer (the
+/// loop's) and with `std::thread::sleep` (the pool's), over `samples` each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimerCheck {
+    pub asked_ms: f64,
+    pub samples: u32,
+    /// Mean time a sleep took, ms.
+    pub tokio_ms: f64,
+    pub std_ms: f64,
 }
 
 /// Chapter 4's lag probe: how late the loop ran a task that asked to wake

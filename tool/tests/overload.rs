@@ -57,6 +57,8 @@ fn a_full_server_answers_503_at_once_and_keeps_serving() {
     assert!(slowest >= Duration::from_millis(2000), "{answers:?}");
     let report = report(&server);
     assert_eq!(report.shed, 8, "{report:?}");
+    // Each request counted once: served, or shed.
+    assert_eq!(report.answered, 4, "{report:?}");
     assert_eq!(report.peak_held, 4, "{report:?}");
     // Still serving.
     assert_eq!(get(&server, "/").0, 200);
@@ -76,7 +78,33 @@ fn a_request_that_waits_too_long_for_a_slot_is_answered_503() {
         s
     };
     assert_eq!(statuses, [200, 503, 503], "{answers:?}");
-    assert_eq!(report(&server).timed_out, 2);
+    let report = report(&server);
+    assert_eq!((report.timed_out, report.answered), (2, 1), "{report:?}");
+}
+
+#[test]
+fn a_503_says_when_to_come_back() {
+    let server = start_with(
+        "chapter12_overload",
+        &["--port", "0", "--slots", "1", "--limit", "1"],
+    )
+    .unwrap();
+    std::thread::scope(|scope| {
+        // One request holds the only place for a second.
+        let held = scope.spawn(|| get(&server, "/sleep?ms=1000"));
+        std::thread::sleep(Duration::from_millis(200));
+        let addr = server.base_url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let head = answer.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 503"), "{answer}");
+        assert!(head.contains("\r\nretry-after: 1\r\n"), "{answer}");
+        assert_eq!(held.join().unwrap().0, 200);
+    });
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 pub mod decision;
 mod figures;
+mod timers;
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub const CHAPTER: Chapter = Chapter {
     page: Some("chapter12_threads_win.md"),
     examples: &[OVERLOAD],
     experiments,
+    programs: timers::programs,
     views,
     ..Chapter::planned(12, "When threads win, and overload")
 };
@@ -316,6 +318,7 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     if !hol.is_empty() {
         out.push(View::new(file("hol.md"), hol_table(record, &hol)));
     }
+    out.extend(timers::view(record));
     let downstream = views::group(record, "downstream");
     if !downstream.is_empty() {
         out.push(View::new(
