@@ -66,9 +66,12 @@ struct Flags {
     threads: u16,
     /// Serve nothing: time the two sleeps this chapter's servers wait with
     /// (tokio's timer on the loop, `std::thread::sleep` in chapter 2's pool)
-    /// for the dependency's 20 ms, and print the means as JSON.
+    /// for the dependency's 20 ms, and print the means.
     #[arg(long)]
     timer_check: bool,
+    /// With --timer-check: print the means as JSON (for the reproduce run).
+    #[arg(long)]
+    json: bool,
 }
 
 /// What every request shares.
@@ -213,7 +216,7 @@ fn report(shared: &Shared) -> (StatusCode, String) {
 /// How long a 20 ms sleep takes on each of the two clocks this chapter's
 /// servers wait on: tokio's timer, which counts whole milliseconds and
 /// rounds a deadline up to the next one, and the thread's own sleep.
-fn timer_check() -> String {
+fn timer_check() -> evt::report::TimerCheck {
     const SAMPLES: u32 = 100;
     let asked = std::time::Duration::from_millis(20);
     let mean = |total: std::time::Duration| total.as_secs_f64() * 1e3 / f64::from(SAMPLES);
@@ -233,13 +236,12 @@ fn timer_check() -> String {
         std::thread::sleep(asked);
     }
     let on_thread = started.elapsed();
-    let check = evt::report::TimerCheck {
+    evt::report::TimerCheck {
         asked_ms: asked.as_secs_f64() * 1e3,
         samples: SAMPLES,
         tokio_ms: mean(on_tokio),
         std_ms: mean(on_thread),
-    };
-    serde_json::to_string(&check).expect("a check is plain data")
+    }
 }
 // ANCHOR_END: timer_check
 
@@ -259,8 +261,23 @@ fn main() {
             eprintln!("error: --timer-check serves nothing; it takes no server flags");
             std::process::exit(2);
         }
-        println!("{}", timer_check());
+        let check = timer_check();
+        if flags.json {
+            println!(
+                "{}",
+                serde_json::to_string(&check).expect("a check is plain data")
+            );
+        } else {
+            println!(
+                "a sleep of {} ms took {:.2} ms on tokio's timer and {:.2} ms with std::thread::sleep (means of {})",
+                check.asked_ms, check.tokio_ms, check.std_ms, check.samples
+            );
+        }
         return;
+    }
+    if flags.json {
+        eprintln!("error: --json prints --timer-check's means; the server reports at GET /report");
+        std::process::exit(2);
     }
     if flags.queue_timeout.is_some() && flags.slots.is_none() {
         eprintln!(
