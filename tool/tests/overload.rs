@@ -141,6 +141,26 @@ fn offloaded_cpu_work_leaves_the_loop_free() {
 }
 
 #[test]
+fn the_timer_check_times_both_sleeps_and_takes_no_server_flags() {
+    let output = std::process::Command::new(example("chapter12_overload"))
+        .args(["--timer-check", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let check: evt::report::TimerCheck = serde_json::from_slice(&output.stdout).unwrap();
+    // Neither clock wakes a sleep early.
+    assert!(check.tokio_ms >= check.asked_ms, "{check:?}");
+    assert!(check.std_ms >= check.asked_ms, "{check:?}");
+    let refused = std::process::Command::new(example("chapter12_overload"))
+        .args(["--timer-check", "--slots", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.starts_with("error:") && stderr.lines().count() == 1, "{stderr}");
+}
+
+#[test]
 fn a_queue_timeout_without_slots_is_one_line() {
     let output = std::process::Command::new(example("chapter12_overload"))
         .args(["--port", "0", "--queue-timeout", "1s"])
