@@ -157,7 +157,10 @@ fn the_timer_check_times_both_sleeps_and_takes_no_server_flags() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.starts_with("error:") && stderr.lines().count() == 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error:") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
 }
 
 #[test]
