@@ -115,9 +115,16 @@ fn steal(server: &ServerArgs, workers: usize) {
             eprintln!("error: cannot start {workers} worker threads: {error}");
             std::process::exit(1);
         });
+    // The accept loop is a task on the workers too: run by `block_on`
+    // itself it would stay on this main thread, and hand every connection
+    // it accepts to a worker across threads.
     runtime.block_on(async move {
         announce(addr);
-        serve(axum_serve::into_tokio(listener), me, false).await;
+        let accepting = tokio::spawn(serve(axum_serve::into_tokio(listener), me, false));
+        if let Err(error) = accepting.await {
+            eprintln!("error: the accept loop ended: {error}");
+            std::process::exit(1);
+        }
     });
 }
 // ANCHOR_END: steal
@@ -199,7 +206,10 @@ fn board(workers: usize) -> Board {
 // ANCHOR: serve
 /// Chapter 3's accept loop, counting on the board what this worker takes.
 /// With `fair`, it first waits until it holds less than its share of the
-/// open connections, so another worker takes the next one.
+/// open connections, so another worker takes the next one. The share is
+/// checked before `accept` waits, so a worker that waited long may take
+/// one connection past its share; and a worker over its share looks again
+/// every millisecond, wake-ups that count in its CPU per request.
 async fn serve(listener: tokio::net::TcpListener, me: WorkerSlot, fair: bool) {
     let app = Router::new().fallback(move |method: Method, uri: Uri| handle(method, uri, me));
     let mut failures = AcceptFailures::default();
