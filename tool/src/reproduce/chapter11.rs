@@ -555,10 +555,18 @@ pub enum Scaling {
     Steal,
     PerCore,
     Processes,
+    /// The process per core with fair accept: measured with two workers or
+    /// more only (one worker has no one to be fair to).
+    FairAccept,
 }
 
 impl Scaling {
-    pub const ALL: [Scaling; 3] = [Scaling::Steal, Scaling::PerCore, Scaling::Processes];
+    pub const ALL: [Scaling; 4] = [
+        Scaling::Steal,
+        Scaling::PerCore,
+        Scaling::Processes,
+        Scaling::FairAccept,
+    ];
 }
 
 /// `/work` on `model` with `workers` workers: the decision table reads how
@@ -568,6 +576,7 @@ pub fn scaling(model: Scaling, workers: usize) -> Figure {
         Scaling::Steal => "steal",
         Scaling::PerCore => "per_core",
         Scaling::Processes => "processes",
+        Scaling::FairAccept => "processes_fair",
     };
     Figure::experiment(11, format!("scaling_{name}_{workers}"))
 }
@@ -577,7 +586,10 @@ pub fn figures_read(plan: Plan) -> Vec<Figure> {
     let cores = plan.cores.max(2);
     Scaling::ALL
         .into_iter()
-        .flat_map(|model| [scaling(model, 1), scaling(model, cores)])
+        .flat_map(|model| match model {
+            Scaling::FairAccept => vec![scaling(model, cores)],
+            _ => vec![scaling(model, 1), scaling(model, cores)],
+        })
         .collect()
 }
 
