@@ -26,6 +26,7 @@ use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
 use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
 use evt::defaults;
+use evt::load::schedule::{Arrivals, due_within};
 use evt::report::OverloadReport;
 
 pub const OVERLOAD: Example = Example::server(
@@ -120,21 +121,28 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
             pool(1, 8, "a blocking pool of 8 threads (chapter 2)"),
         ),
     ] {
+        // Poisson arrivals from fixed seeds: every server gets the same
+        // arrival times, and no light request is locked in step with the
+        // heavy ones, as two evenly spaced schedules at 19:1 would be.
+        let (light_arrivals, heavy_arrivals) =
+            (Arrivals::Poisson { seed: 1 }, Arrivals::Poisson { seed: 2 });
         let mut light = LoadSpec::new(
             "/".into(),
-            (LIGHT_RATE * run.as_secs_f64()) as u64,
+            due_within(LIGHT_RATE, light_arrivals, run),
             20,
             Duration::ZERO,
         );
         light.rate = Some(LIGHT_RATE);
+        light.arrivals = light_arrivals;
         light.duration = Some(run);
         let mut heavy = LoadSpec::new(
             format!("/work?us={HEAVY_US}"),
-            (HEAVY_RATE * run.as_secs_f64()) as u64,
+            due_within(HEAVY_RATE, heavy_arrivals, run),
             10,
             Duration::from_micros(HEAVY_US),
         );
         heavy.rate = Some(HEAVY_RATE);
+        heavy.arrivals = heavy_arrivals;
         heavy.duration = Some(run);
         let label = server.model.clone();
         out.push(
