@@ -174,8 +174,18 @@ impl LoadRun {
         if let (Some(_), Some(done)) = (self.shared.config.hold, last_answer) {
             finished = done;
         }
-        let duration =
+        let mut duration =
             finished.saturating_duration_since(requests_began.unwrap_or(self.shared.started));
+        // An open run lasts at least its schedule: with random arrivals the
+        // last one can fall well before the end of `-z`, and the time after
+        // it, with nothing due, is still part of the run its rates are over.
+        if let (Some(_), Stop::AfterDuration(length), false) = (
+            self.shared.config.rate,
+            self.shared.config.stop,
+            self.shared.cancelled.load(Ordering::Relaxed),
+        ) {
+            duration = duration.max(length);
+        }
         let hold = self.shared.config.hold.map(|idle| HoldPhase {
             idle,
             held: record.held,

@@ -270,6 +270,8 @@ fn poisson_arrivals_send_what_their_seed_makes_due() {
     open.stop = Stop::AfterDuration(length);
     let results = load::run(open).unwrap();
     assert_eq!(results.sent(), due_within(400.0, arrivals, length));
+    // The run lasts its schedule, even when the last arrival came early.
+    assert!(results.duration >= length, "{:?}", results.duration);
     assert_all_completed(&results, results.sent());
     let summary = Summary::of(&results);
     assert_eq!(summary.open.map(|o| o.arrivals), Some(arrivals));

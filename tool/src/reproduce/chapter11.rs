@@ -581,14 +581,26 @@ pub fn scaling(model: Scaling, workers: usize) -> Figure {
     Figure::experiment(11, format!("scaling_{name}_{workers}"))
 }
 
+/// One heavy connection among light ones on `model` with a worker per
+/// core: the decision table reads the light requests' p99.
+pub fn imbalance(model: Scaling) -> Figure {
+    let name = match model {
+        Scaling::Steal => "steal",
+        Scaling::PerCore => "per_core",
+        Scaling::Processes => "processes",
+        Scaling::FairAccept => "processes_fair",
+    };
+    Figure::experiment(11, format!("imbalance_{name}"))
+}
+
 /// Every figure other chapters read from this one.
 pub fn figures_read(plan: Plan) -> Vec<Figure> {
     let cores = plan.cores.max(2);
     Scaling::ALL
         .into_iter()
         .flat_map(|model| match model {
-            Scaling::FairAccept => vec![scaling(model, cores)],
-            _ => vec![scaling(model, 1), scaling(model, cores)],
+            Scaling::FairAccept => vec![scaling(model, cores), imbalance(model)],
+            _ => vec![scaling(model, 1), scaling(model, cores), imbalance(model)],
         })
         .collect()
 }

@@ -234,7 +234,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
         },
         Row {
             situation: "Using every core",
-            choose: "a loop per core, work stealing, or a process per core that shares its socket fairly: all scale (left to the kernel, one process can take every connection)",
+            choose: "a loop per core, work stealing, or a process per core that shares its socket fairly: all scale (left to the kernel, one process can take every connection); which keeps light requests fast beside a heavy one, two cores do not settle",
             verdict: Some((|| {
                 let one = |model| chapter11::scaling(model, 1).rps(records);
                 let all = |model| chapter11::scaling(model, cores).rps(records);
@@ -245,10 +245,18 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     // Fair accept has no one-worker row: it is the same process.
                     all(Scaling::FairAccept)? / one(Scaling::Processes)?,
                 );
+                let light_p99 = |model| chapter11::imbalance(model).p99_ms(records);
+                let tails = format!(
+                    "light requests' p99 beside one heavy connection: a loop per core {}, work stealing {}, a process per core {}, fair accept {}",
+                    ms(light_p99(Scaling::PerCore)?),
+                    ms(light_p99(Scaling::Steal)?),
+                    ms(light_p99(Scaling::Processes)?),
+                    ms(light_p99(Scaling::FairAccept)?),
+                );
                 Ok(Verdict {
                     figures: format!(
                         "1 → {cores} workers on 200 µs of CPU: a loop per core {per_core:.2} ×, work stealing {steal:.2} ×, \
-                         a process per core {processes:.2} × on a shared socket and {fair:.2} × with fair accept"
+                         a process per core {processes:.2} × on a shared socket and {fair:.2} × with fair accept; {tails}"
                     ),
                     rule: "a loop per core, work stealing and fair accept each gain at least half the ideal (1 + (workers − 1) ÷ 2)",
                     holds: rules::cores(cores, &[per_core, steal, fair]),
