@@ -303,7 +303,8 @@ fn with_a_budget_a_task_whose_socket_is_always_ready_gives_the_thread_up() {
                 let _ = reader.read(&mut [0u8; 1]).await;
                 reads += 1;
             }
-            assert!(reads > 128, "{reads} reads before the timer fired");
+            // It spent its budget at least once before the timer ran.
+            assert!(reads >= 128, "{reads} reads before the timer fired");
         })
     });
 }
