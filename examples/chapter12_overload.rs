@@ -223,7 +223,10 @@ fn timer_check() -> evt::report::TimerCheck {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .expect("a current-thread runtime starts");
+        .unwrap_or_else(|error| {
+            eprintln!("error: cannot start a tokio runtime for the timer check: {error}");
+            std::process::exit(1);
+        });
     let on_tokio = runtime.block_on(async {
         let started = std::time::Instant::now();
         for _ in 0..SAMPLES {
