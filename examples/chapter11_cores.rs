@@ -58,6 +58,17 @@ struct Flags {
     /// burst of connections cannot all go to the first worker that wakes.
     #[arg(long)]
     fair_accept: bool,
+    /// With `--model steal`: no LIFO slot, so a task a worker wakes goes to
+    /// the back of its queue, where another worker can steal it, instead of
+    /// running next on the same worker (needs tokio built with
+    /// `--cfg tokio_unstable`, as this book's `.cargo/config.toml` does).
+    #[arg(long)]
+    no_lifo_slot: bool,
+    /// With `--model steal`: the worker that holds the I/O driver hands it
+    /// on before it runs the tasks the driver woke, so another worker can
+    /// poll for I/O meanwhile (needs `--cfg tokio_unstable`).
+    #[arg(long)]
+    eager_driver_handoff: bool,
 }
 
 fn main() {
@@ -72,12 +83,23 @@ fn main() {
         );
         std::process::exit(2);
     }
+    let steal_only = flags.model == Model::Steal;
+    let why = "--no-lifo-slot and --eager-driver-handoff tune tokio's work stealing; they need --model steal";
+    evt::server::refuse_unless(flags.no_lifo_slot, steal_only, why);
+    evt::server::refuse_unless(flags.eager_driver_handoff, steal_only, why);
+    let unstable = cfg!(tokio_unstable);
+    let why = "--no-lifo-slot and --eager-driver-handoff need tokio built with --cfg tokio_unstable (this book's .cargo/config.toml sets it; a RUSTFLAGS in the environment replaces it)";
+    evt::server::refuse_unless(
+        flags.no_lifo_slot || flags.eager_driver_handoff,
+        unstable,
+        why,
+    );
     let workers = flags.workers.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
     match flags.model {
-        Model::Steal => steal(&flags.server, workers),
+        Model::Steal => steal(&flags, workers),
         Model::PerCore => {
             if let Some(warning) = evt::server::reuse_port_spread_warning() {
                 eprintln!("{warning}");
@@ -98,8 +120,8 @@ fn main() {
 // ANCHOR: steal
 /// One runtime, `workers` threads: every connection's task may run on any
 /// of them, and an idle thread steals queued tasks from a busy one.
-fn steal(server: &ServerArgs, workers: usize) {
-    let listener = server.bind_or_exit();
+fn steal(flags: &Flags, workers: usize) {
+    let listener = flags.server.bind_or_exit();
     let addr = listener
         .local_addr()
         .expect("a bound socket has an address");
@@ -107,14 +129,13 @@ fn steal(server: &ServerArgs, workers: usize) {
     let me = board.slot(0);
     me.started();
     me.serving_on(workers);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|error| {
-            eprintln!("error: cannot start {workers} worker threads: {error}");
-            std::process::exit(1);
-        });
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers).enable_all();
+    tune(&mut builder, flags);
+    let runtime = builder.build().unwrap_or_else(|error| {
+        eprintln!("error: cannot start {workers} worker threads: {error}");
+        std::process::exit(1);
+    });
     // The accept loop is a task on the workers too: run by `block_on`
     // itself it would stay on this main thread, and hand every connection
     // it accepts to a worker across threads.
@@ -128,6 +149,37 @@ fn steal(server: &ServerArgs, workers: usize) {
     });
 }
 // ANCHOR_END: steal
+
+// ANCHOR: tune
+/// The two settings that change whom a woken task runs on (tokio's
+/// unstable API: `main` refuses them in a build without it).
+#[cfg(tokio_unstable)]
+fn tune(builder: &mut tokio::runtime::Builder, flags: &Flags) {
+    if flags.no_lifo_slot {
+        builder.disable_lifo_slot();
+    }
+    if flags.eager_driver_handoff {
+        builder.enable_eager_driver_handoff();
+    }
+}
+// ANCHOR_END: tune
+
+#[cfg(not(tokio_unstable))]
+fn tune(_: &mut tokio::runtime::Builder, _: &Flags) {}
+
+/// Tasks each worker thread of this runtime stole; none on a loop of one.
+fn steals() -> Vec<u64> {
+    #[cfg(tokio_unstable)]
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let metrics = runtime.metrics();
+        if metrics.num_workers() > 1 {
+            return (0..metrics.num_workers())
+                .map(|worker| metrics.worker_steal_count(worker))
+                .collect();
+        }
+    }
+    Vec::new()
+}
 
 // ANCHOR: per_core
 /// `workers` threads, each with its own socket on the same port and its
@@ -215,6 +267,7 @@ async fn serve(listener: tokio::net::TcpListener, me: WorkerSlot, fair: bool) {
     let mut failures = AcceptFailures::default();
     loop {
         while fair && !me.should_accept() {
+            me.checked_share();
             tokio::time::sleep(FAIR_SHARE_CHECK).await;
         }
         let stream = match listener.accept().await {
@@ -244,10 +297,14 @@ async fn handle(method: Method, uri: Uri, me: WorkerSlot) -> (StatusCode, String
         tokio::time::sleep(delay).await;
     }
     let reply = match route {
-        Route::Report => Reply {
-            status: 200,
-            body: me.report() + "\n",
-        },
+        Route::Report => {
+            let mut report = me.counts();
+            report.steals = steals();
+            Reply {
+                status: 200,
+                body: serde_json::to_string(&report).unwrap_or_default() + "\n",
+            }
+        }
         _ => route.reply(),
     };
     me.answered();

@@ -15,8 +15,12 @@
 //!   (a bound on the wait for a slot, not on the whole request);
 //! - `--offload`: a request for CPU (`/work`) runs on tokio's blocking pool
 //!   (`spawn_blocking`), so the loop goes on answering the others;
+//! - `--cpu-pool N`: with `--offload`, at most N requests' CPU work runs at
+//!   once, the others wait their turn: a bounded pool, as tokio's docs
+//!   advise for CPU work (the blocking pool itself grows to 512 threads);
 //! - `--threads N`: tokio's multi-thread runtime with N workers instead of
-//!   one loop.
+//!   one loop (`--no-lifo-slot`, `--eager-driver-handoff`: chapter 11's two
+//!   settings of where a woken task runs).
 //!
 //! A 503 carries `Retry-After: 1`, so a well-behaved client waits a second
 //! before it asks again. `GET /report` says how it ran, how many requests
@@ -47,6 +51,16 @@ struct Flags {
     /// Run requests for CPU (`/work`) on tokio's blocking pool.
     #[arg(long)]
     offload: bool,
+    /// With --offload: at most N requests' CPU work at once; the others
+    /// wait in line (without it, each gets a blocking-pool thread).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=512))]
+    cpu_pool: Option<u32>,
+    /// With --threads above 1: no LIFO slot (needs tokio_unstable).
+    #[arg(long)]
+    no_lifo_slot: bool,
+    /// With --threads above 1: hand the I/O driver on eagerly (needs tokio_unstable).
+    #[arg(long)]
+    eager_driver_handoff: bool,
     /// Slots a request holds while it is served (a pool of N connections
     /// to a dependency); the others wait for one.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -77,6 +91,8 @@ struct Flags {
 /// What every request shares.
 struct Shared {
     offload: bool,
+    /// The bounded CPU pool's places, with --cpu-pool.
+    cpu_pool: Option<Arc<Semaphore>>,
     threads: usize,
     /// The admission limit: one permit per request held.
     limit: Option<(usize, Arc<Semaphore>)>,
@@ -157,6 +173,11 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> 
     let reply = if shared.offload && matches!(route, Route::Work(_)) {
         // The CPU runs on a thread of the blocking pool; this task waits
         // for it like for any other I/O, and the loop serves the others.
+        // With a bounded pool, it first waits for one of its places.
+        let _place = match &shared.cpu_pool {
+            Some(places) => Some(Arc::clone(places).acquire_owned().await),
+            None => None,
+        };
         tokio::task::spawn_blocking(move || route.reply())
             .await
             .unwrap_or_else(|_| Reply {
@@ -259,6 +280,9 @@ fn main() {
             || flags.limit.is_some()
             || flags.queue_timeout.is_some()
             || flags.offload
+            || flags.cpu_pool.is_some()
+            || flags.no_lifo_slot
+            || flags.eager_driver_handoff
             || flags.threads != 1;
         if serving {
             eprintln!("error: --timer-check serves nothing; it takes no server flags");
@@ -282,6 +306,22 @@ fn main() {
         eprintln!("error: --json prints --timer-check's means; the server reports at GET /report");
         std::process::exit(2);
     }
+    evt::server::refuse_unless(
+        flags.cpu_pool.is_some(),
+        flags.offload,
+        "--cpu-pool bounds the CPU work --offload sends to the blocking pool; it needs --offload",
+    );
+    let tuned = flags.no_lifo_slot || flags.eager_driver_handoff;
+    evt::server::refuse_unless(
+        tuned,
+        flags.threads > 1,
+        "--no-lifo-slot and --eager-driver-handoff tune work stealing; they need --threads 2 or more",
+    );
+    evt::server::refuse_unless(
+        tuned,
+        cfg!(tokio_unstable),
+        "--no-lifo-slot and --eager-driver-handoff need tokio built with --cfg tokio_unstable (this book's .cargo/config.toml sets it; a RUSTFLAGS in the environment replaces it)",
+    );
     if flags.queue_timeout.is_some() && flags.slots.is_none() {
         eprintln!(
             "error: --queue-timeout is how long a request may wait for a slot; it needs --slots"
@@ -292,6 +332,7 @@ fn main() {
     let semaphore = |n: u32| (n as usize, Arc::new(Semaphore::new(n as usize)));
     let shared = Arc::new(Shared {
         offload: flags.offload,
+        cpu_pool: flags.cpu_pool.map(|n| Arc::new(Semaphore::new(n as usize))),
         threads,
         limit: flags.limit.map(semaphore),
         slots: flags.slots.map(semaphore),
@@ -311,6 +352,15 @@ fn main() {
     } else {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.worker_threads(threads);
+        #[cfg(tokio_unstable)]
+        {
+            if flags.no_lifo_slot {
+                builder.disable_lifo_slot();
+            }
+            if flags.eager_driver_handoff {
+                builder.enable_eager_driver_handoff();
+            }
+        }
         builder
     };
     let runtime = match builder.enable_all().build() {

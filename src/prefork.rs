@@ -11,12 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::report::{WorkerCounts, WorkersReport};
 
 /// What the board keeps for one worker.
-const FIELDS: usize = 5;
+const FIELDS: usize = 7;
 const PID: usize = 0;
 const ACCEPTED: usize = 1;
 const OPEN: usize = 2;
 const REQUESTS: usize = 3;
 const THREADS: usize = 4;
+const MOST_OPEN: usize = 5;
+const SHARE_CHECKS: usize = 6;
 
 /// Counters every worker process can read and write: anonymous shared
 /// memory mapped before the fork, so the children share the same pages.
@@ -80,6 +82,8 @@ impl Board {
                     accepted: self.get(worker, ACCEPTED).saturating_sub(this_one),
                     open: self.get(worker, OPEN).saturating_sub(this_one),
                     requests: self.get(worker, REQUESTS),
+                    most_open: self.get(worker, MOST_OPEN),
+                    share_checks: self.get(worker, SHARE_CHECKS),
                 }
             })
             .collect();
@@ -90,6 +94,7 @@ impl Board {
         WorkersReport {
             threads_per_worker: threads as usize,
             workers,
+            steals: Vec::new(),
         }
     }
 }
@@ -119,7 +124,13 @@ impl WorkerSlot {
 
     pub fn accepted(&self) {
         self.add(ACCEPTED, 1);
-        self.add(OPEN, 1);
+        let open = self.board.cells[self.index * FIELDS + OPEN].fetch_add(1, Ordering::Relaxed) + 1;
+        self.board.cells[self.index * FIELDS + MOST_OPEN].fetch_max(open, Ordering::Relaxed);
+    }
+
+    /// A worker over its fair share looked again (see [`Self::should_accept`]).
+    pub fn checked_share(&self) {
+        self.add(SHARE_CHECKS, 1);
     }
 
     pub fn closed(&self) {
@@ -147,7 +158,12 @@ impl WorkerSlot {
     /// The whole board, as `/report` answers it (the asking connection,
     /// held by this worker, not counted).
     pub fn report(&self) -> String {
-        serde_json::to_string(&self.board.report(self.index)).unwrap_or_default()
+        serde_json::to_string(&self.counts()).unwrap_or_default()
+    }
+
+    /// The whole board as a report, for a server that adds to it.
+    pub fn counts(&self) -> WorkersReport {
+        self.board.report(self.index)
     }
 }
 

@@ -11,6 +11,10 @@ pub struct WorkersReport {
     /// Threads each worker serves requests on.
     pub threads_per_worker: usize,
     pub workers: Vec<WorkerCounts>,
+    /// Work stealing (tokio built with `--cfg tokio_unstable`): the tasks
+    /// each worker thread stole from another's queue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steals: Vec<u64>,
 }
 
 /// One worker's counters.
@@ -24,6 +28,13 @@ pub struct WorkerCounts {
     pub open: u64,
     /// Requests it answered.
     pub requests: u64,
+    /// The most connections it held open at once.
+    #[serde(default)]
+    pub most_open: u64,
+    /// Times it found itself over its fair share and waited to look again
+    /// (fair accept only).
+    #[serde(default)]
+    pub share_checks: u64,
 }
 
 /// Chapter 12's server: how it ran and what its limit turned away.

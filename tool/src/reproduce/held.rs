@@ -100,6 +100,14 @@ pub fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Stri
         "kernel stacks and page tables per connection",
         per_connection(|s, c| kib(s.kernel_per_connection_kib(c))),
     );
+    let slab = Column::new(
+        "kernel slab per connection (sockets, both ends)",
+        move |e: &ExperimentRecord| {
+            sampled(e.samples.as_ref(), |s| {
+                views::or_dash(s.slab_per_connection_kib(connections(e)), kib)
+            })
+        },
+    );
     let address = Column::new(
         "address space per connection",
         per_connection(|s, c| kib(s.vm_per_connection_kib(c))),
@@ -119,7 +127,7 @@ pub fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Stri
         views::table(
             members,
             &[
-                server, count, open, threads, peak, rss, kernel, address, syns,
+                server, count, open, threads, peak, rss, kernel, slab, address, syns,
             ],
         )
     } else {
@@ -147,7 +155,9 @@ pub fn cost_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Stri
         });
         let mut text = views::table(
             members,
-            &[server, count, law, steady, p99, threads, rss, kernel, cpu],
+            &[
+                server, count, law, steady, p99, threads, rss, kernel, slab, cpu,
+            ],
         );
         let over_run = Column::new("req/s over the run", move |e| {
             views::or_dash(measured(e), |m| thousands(m.rps.round() as u64))

@@ -199,6 +199,9 @@ pub struct ExperimentRecord {
     /// What the slow clients saw, where there were any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_clients: Option<super::slow::SlowRecord>,
+    /// Lowest-priority spinners that kept the idle cores busy, how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fillers: Option<usize>,
 }
 
 /// Which CPUs each side was kept on (`sched_setaffinity`).

@@ -33,6 +33,11 @@ impl Experiment {
         });
         let server_cpus = pinned.as_ref().map_or(&[][..], |p| &p.server[..]);
         let mut server = start_server(&self.server, &upstream_urls, server_cpus)?;
+        let fillers = if self.fill_idle_cores {
+            Some(Fillers::start()?)
+        } else {
+            None
+        };
         let overflows_before = sample::listen_overflows();
         let sampler = Sampler::start(server.pid());
         let started = std::time::Instant::now();
@@ -82,6 +87,7 @@ impl Experiment {
             loads.push(outcome);
         }
         let cpu = clock.and_then(sample::CpuClock::finish);
+        let fillers = fillers.map(Fillers::stop);
         let slow_clients = match slow.map(|slow| slow.join()) {
             None => None,
             Some(Ok(record)) => Some(record),
@@ -136,7 +142,49 @@ impl Experiment {
             cpu,
             pinned,
             slow_clients,
+            fillers,
         })
+    }
+}
+
+/// The command a reader runs, once per core but one, to keep the cores busy.
+pub const FILLER: [&str; 5] = ["nice", "-n", "19", "sh", "-c"];
+pub const FILLER_LOOP: &str = "while :; do :; done";
+
+/// Spinners at the lowest priority, one per core but one; stopped (and
+/// reaped) on `stop` or drop.
+struct Fillers(Vec<std::process::Child>);
+
+impl Fillers {
+    fn start() -> Result<Fillers, String> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut fillers = Fillers(Vec::new());
+        for _ in 1..cores {
+            let mut command = std::process::Command::new(FILLER[0]);
+            command
+                .args(&FILLER[1..])
+                .arg(FILLER_LOOP)
+                .stdin(std::process::Stdio::null());
+            evt::process::own_group(&mut command, Vec::new());
+            let child = command
+                .spawn()
+                .map_err(|error| format!("cannot start a spinner ({}): {error}", FILLER[0]))?;
+            fillers.0.push(child);
+        }
+        Ok(fillers)
+    }
+
+    fn stop(self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Drop for Fillers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

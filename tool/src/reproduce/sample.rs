@@ -28,6 +28,11 @@ pub struct Sample {
     /// (`KernelStack` + `PageTables` in `/proc/meminfo`): in no process's RSS.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub kernel_kib: u64,
+    /// Machine-wide kernel slab (`Slab` in `/proc/meminfo`): where a
+    /// socket, its file and its epoll entry live, for both ends of a
+    /// loopback connection.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slab_kib: u64,
     pub threads: u64,
     pub processes: u64,
     /// User + system CPU time used so far, in milliseconds.
@@ -44,6 +49,8 @@ pub struct ServerSamples {
     pub peak_vm_kib: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub peak_kernel_kib: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub peak_slab_kib: u64,
     pub peak_threads: u64,
     pub peak_processes: u64,
     /// CPU time the server used during the run, in milliseconds.
@@ -52,6 +59,11 @@ pub struct ServerSamples {
     /// (threads that ended before are not counted; a pool's are all there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_switches: Option<ContextSwitches>,
+    /// Interrupts one core sent another during the run, machine-wide
+    /// (`/proc/interrupts`' rescheduling and function-call rows): mostly a
+    /// thread waking a thread that waits on another core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_core_interrupts: Option<u64>,
     /// Every sample, thinned to at most [`KEPT_SAMPLES`]; kept in a record
     /// only where a view draws them over time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -87,6 +99,15 @@ impl ServerSamples {
             / connections.max(1) as f64
     }
 
+    /// Kernel slab the run added (machine-wide), per connection; `None`
+    /// where it was not sampled.
+    pub fn slab_per_connection_kib(&self, connections: usize) -> Option<f64> {
+        (self.before.slab_kib > 0).then(|| {
+            self.peak_slab_kib.saturating_sub(self.before.slab_kib) as f64
+                / connections.max(1) as f64
+        })
+    }
+
     /// Address space the run added, per connection: (peak − before) / connections.
     pub fn vm_per_connection_kib(&self, connections: usize) -> f64 {
         self.peak_vm_kib.saturating_sub(self.before.vm_kib) as f64 / connections.max(1) as f64
@@ -100,6 +121,7 @@ pub struct Sampler {
     thread: JoinHandle<Vec<Sample>>,
     before: Sample,
     switches_before: Option<ContextSwitches>,
+    interrupts_before: Option<u64>,
 }
 
 impl Sampler {
@@ -108,6 +130,7 @@ impl Sampler {
         let started = Instant::now();
         let before = look(pid, started)?;
         let switches_before = context_switches(pid);
+        let interrupts_before = cross_core_interrupts();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -130,6 +153,7 @@ impl Sampler {
             thread,
             before,
             switches_before,
+            interrupts_before,
         })
     }
 
@@ -143,6 +167,10 @@ impl Sampler {
             }),
             _ => None,
         };
+        let interrupts = self
+            .interrupts_before
+            .zip(cross_core_interrupts())
+            .map(|(before, after)| after.saturating_sub(before));
         let mut samples = self.thread.join().unwrap_or_default();
         samples.insert(0, self.before);
         let peak = |field: fn(&Sample) -> u64| samples.iter().map(field).max().unwrap_or(0);
@@ -159,10 +187,12 @@ impl Sampler {
             peak_rss_kib,
             peak_vm_kib,
             peak_kernel_kib,
+            peak_slab_kib: peak(|s| s.slab_kib),
             peak_threads,
             peak_processes,
             cpu_ms: last_cpu.saturating_sub(self.before.cpu_ms),
             context_switches: switches,
+            cross_core_interrupts: interrupts,
             samples: thin(samples, KEPT_SAMPLES),
         }
     }
@@ -183,6 +213,7 @@ fn look(pid: u32, started: Instant) -> Option<Sample> {
         rss_kib: 0,
         vm_kib: 0,
         kernel_kib: kernel_memory_kib(),
+        slab_kib: meminfo_kib(&["Slab:"]),
         threads: 0,
         processes: 0,
         cpu_ms: 0,
@@ -214,14 +245,43 @@ struct ProcessLook {
     cpu_ms: u64,
 }
 
+/// Rescheduling and function-call interrupts so far, summed over the
+/// cores (`RES` and `CAL` in `/proc/interrupts`); `None` where missing.
+pub fn cross_core_interrupts() -> Option<u64> {
+    interrupts_between_cores(&std::fs::read_to_string("/proc/interrupts").ok()?)
+}
+
+fn interrupts_between_cores(text: &str) -> Option<u64> {
+    let mut total = None;
+    for line in text.lines() {
+        let line = line.trim_start();
+        let Some(rest) = line
+            .strip_prefix("RES:")
+            .or_else(|| line.strip_prefix("CAL:"))
+        else {
+            continue;
+        };
+        let counts = rest
+            .split_whitespace()
+            .map_while(|field| field.parse::<u64>().ok());
+        *total.get_or_insert(0) += counts.sum::<u64>();
+    }
+    total
+}
+
 /// `KernelStack` + `PageTables` from `/proc/meminfo` (0 where missing).
 fn kernel_memory_kib() -> u64 {
+    meminfo_kib(&["KernelStack:", "PageTables:"])
+}
+
+/// The sum of `fields` of `/proc/meminfo`, in KiB (0 where missing).
+fn meminfo_kib(fields: &[&str]) -> u64 {
     let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else {
         return 0;
     };
     meminfo
         .lines()
-        .filter(|line| line.starts_with("KernelStack:") || line.starts_with("PageTables:"))
+        .filter(|line| fields.iter().any(|field| line.starts_with(field)))
         .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum()
 }
@@ -461,6 +521,16 @@ pub fn listen_overflows() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interrupts_between_cores_sum_the_two_rows_over_every_core() {
+        let text = "           CPU0       CPU1\n  0:         44          0   IO-APIC    2-edge      timer\nLOC:    2382944    2391567   Local timer interrupts\nRES:     513491     482584   Rescheduling interrupts\nCAL:       2217       2070   Function call interrupts\nTLB:     997244     998074   TLB shootdowns\n";
+        assert_eq!(
+            interrupts_between_cores(text),
+            Some(513_491 + 482_584 + 2_217 + 2_070)
+        );
+        assert_eq!(interrupts_between_cores("LOC: 1 2 Local timer\n"), None);
+    }
 
     #[test]
     fn the_cpu_split_counts_this_process_spinning() {

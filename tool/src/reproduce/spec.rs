@@ -301,6 +301,9 @@ pub struct Experiment {
     pub pin_server_cpus: Option<usize>,
     /// Slow clients holding connections while the loads run.
     pub slow_clients: Option<super::slow::SlowClients>,
+    /// Keep the cores the server leaves idle busy with spinners at the
+    /// lowest priority (`nice -n 19`), which yield to anything else.
+    pub fill_idle_cores: bool,
 }
 
 /// A stall the harness inflicts on a server: it stops every process of the
@@ -354,7 +357,15 @@ impl Experiment {
             pause: None,
             pin_server_cpus: None,
             slow_clients: None,
+            fill_idle_cores: false,
         }
+    }
+
+    /// The same experiment with one lowest-priority spinner on every core
+    /// but one, so no core ever sits idle while the loads run.
+    pub fn with_idle_cores_filled(mut self) -> Experiment {
+        self.fill_idle_cores = true;
+        self
     }
 
     /// The same experiment, with `connections` slow clients (half a request

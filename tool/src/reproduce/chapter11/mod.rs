@@ -5,6 +5,8 @@
 //! spread over the workers.
 
 mod figures;
+mod heavy;
+mod trials;
 pub use figures::{Scaling, figures_read, imbalance, scaling};
 
 use std::fmt::Write;
@@ -53,7 +55,7 @@ fn counts(cores: usize) -> Vec<usize> {
 }
 
 /// A server of the scaling table: file-name part, chart line, started as.
-fn scaling_servers(cores: usize) -> Vec<(String, &'static str, usize, ServerUnderTest)> {
+pub(super) fn scaling_servers(cores: usize) -> Vec<(String, &'static str, usize, ServerUnderTest)> {
     let mut out = vec![(
         "current".to_string(),
         "one loop (chapter 3)",
@@ -118,6 +120,18 @@ fn scaling_servers(cores: usize) -> Vec<(String, &'static str, usize, ServerUnde
     out
 }
 
+/// The scaling rows' load: 50 connections asking for `/work` for `run`.
+pub(super) fn work_load(run: Duration) -> LoadSpec {
+    let mut load = LoadSpec::new(
+        format!("/work?us={WORK_US}"),
+        (5_000.0 * run.as_secs_f64()) as u64,
+        50,
+        Duration::from_micros(WORK_US),
+    );
+    load.duration = Some(run);
+    load
+}
+
 fn experiments(plan: Plan) -> Vec<Experiment> {
     let scale = plan.scale;
     // 4 s a load (5 s for the held connections) keeps the chapter within a
@@ -125,13 +139,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     let run = scaled(4_000, scale);
     let mut experiments = Vec::new();
     for (name, line, n, server) in scaling_servers(plan.cores) {
-        let mut load = LoadSpec::new(
-            format!("/work?us={WORK_US}"),
-            (5_000.0 * run.as_secs_f64()) as u64,
-            50,
-            Duration::from_micros(WORK_US),
-        );
-        load.duration = Some(run);
+        let load = work_load(run);
         let label = server.model.clone();
         let mut experiment = Experiment::new(
             format!("scaling_{name}"),
@@ -145,19 +153,16 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         }
         experiments.push(experiment);
     }
+    // The rows at one worker and at every core twice more, round after
+    // round, and one worker with the idle cores kept busy.
+    experiments.extend(trials::experiments(plan, run));
     // One worker again, with the load client kept on a CPU of its own and
     // the server on another (where the machine has two).
     for (name, line, n, server) in scaling_servers(plan.cores) {
         if n != 1 || name.starts_with("current") || name.starts_with("pool") {
             continue;
         }
-        let mut load = LoadSpec::new(
-            format!("/work?us={WORK_US}"),
-            (5_000.0 * run.as_secs_f64()) as u64,
-            50,
-            Duration::from_micros(WORK_US),
-        );
-        load.duration = Some(run);
+        let load = work_load(run);
         let label = format!("{line}, 1 worker, pinned");
         let mut server = server;
         server.model.clone_from(&label);
@@ -197,52 +202,7 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
             .in_group(Group::new("hello", label).at(n as f64).on_line(line)),
         );
     }
-    // A heavy client among light ones: one connection always asking for
-    // 5 ms of CPU, while light requests arrive at a steady rate.
-    // Every core (two at least), as a server would be run.
-    let workers = plan.cores.max(2).to_string();
-    for (model, line, fair) in [
-        ("steal", "work stealing", false),
-        ("per-core", "a loop per core", false),
-        ("processes", "a process per core", false),
-        ("processes", "a process per core, fair accept", true),
-    ] {
-        let mut args = vec!["--model", model, "--workers", &workers];
-        if fair {
-            args.push("--fair-accept");
-        }
-        let server =
-            ServerUnderTest::of(&CORES).with_args(&args, &format!("{line}, {workers} workers"));
-        let mut heavy = LoadSpec::new(
-            "/work?us=5000".into(),
-            (200.0 * run.as_secs_f64()) as u64,
-            1,
-            Duration::from_millis(5),
-        );
-        heavy.duration = Some(run);
-        let mut light = LoadSpec::new(
-            "/work?us=50".into(),
-            (500.0 * run.as_secs_f64()) as u64,
-            50,
-            Duration::from_micros(50),
-        );
-        light.duration = Some(run);
-        light.rate = Some(500.0);
-        experiments.push(
-            Experiment::new(
-                format!(
-                    "imbalance_{}{}",
-                    model.replace('-', "_"),
-                    if fair { "_fair" } else { "" }
-                ),
-                format!("{line}: one heavy connection among light ones"),
-                server,
-                vec![light, heavy],
-            )
-            .with_report()
-            .in_group(Group::new("imbalance", line)),
-        );
-    }
+    experiments.extend(heavy::experiments(plan));
     // What each model holds for a thousand connections, each with a 1 s
     // request always in flight (chapter 8's measure).
     let delay = scaled(1000, scale);
@@ -293,6 +253,13 @@ fn views(record: &ChapterRecord) -> Vec<View> {
             balance_table(record, &scaling),
         ));
     }
+    let trials = views::group(record, trials::GROUP);
+    if !trials.is_empty() {
+        out.push(View::new(
+            file("trials.md"),
+            trials::table(record, &scaling, &trials),
+        ));
+    }
     let pinned = views::group(record, "pinned");
     if !pinned.is_empty() {
         out.push(View::new(file("pinned.md"), scaling_table(record, &pinned)));
@@ -312,14 +279,14 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     if !imbalance.is_empty() {
         out.push(View::new(
             file("imbalance.md"),
-            imbalance_table(record, &imbalance),
+            heavy::table(record, &imbalance),
         ));
     }
     out
 }
 
 /// Server CPU per completed request, µs.
-fn cpu_us(experiment: &ExperimentRecord) -> Option<f64> {
+pub(super) fn cpu_us(experiment: &ExperimentRecord) -> Option<f64> {
     let samples = experiment.samples.as_ref()?;
     let completed = experiment.load()?.measured.requests.completed;
     (samples.cpu_ms > 0 && completed > 0).then(|| samples.cpu_ms as f64 * 1000.0 / completed as f64)
@@ -339,6 +306,13 @@ fn switches_per_request(experiment: &ExperimentRecord) -> Option<f64> {
     let switches = experiment.samples.as_ref()?.context_switches?;
     let completed = experiment.load()?.measured.requests.completed;
     (completed > 0).then(|| switches.voluntary as f64 / completed as f64)
+}
+
+/// Interrupts between cores (machine-wide) per completed request.
+pub(super) fn interrupts_per_request(experiment: &ExperimentRecord) -> Option<f64> {
+    let interrupts = experiment.samples.as_ref()?.cross_core_interrupts?;
+    let completed = experiment.load()?.measured.requests.completed;
+    (completed > 0).then(|| interrupts as f64 / completed as f64)
 }
 
 /// The cores the load client used while this row ran (None: not measured).
@@ -392,8 +366,8 @@ fn predicted_from_one(
 fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let cores = record.machine.cores;
     let mut out = String::from(
-        "| server | threads serving | **req/s** | predicted from 1 worker: min(threads, cores − client) ÷ its CPU | req/s ÷ predicted | server CPU per request | cores used: server / client / idle | server's voluntary context switches per request | p99 | max |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| server | threads serving | **req/s** | predicted from 1 worker: min(threads, cores − client) ÷ its CPU | req/s ÷ predicted | server CPU per request | cores used: server / client / idle | server's voluntary context switches per request | interrupts between cores per request | p99 | max |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for experiment in members {
         let Some(load) = experiment.load() else {
@@ -402,7 +376,7 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
         let predicted = predicted_from_one(experiment, members, cores);
         let _ = writeln!(
             out,
-            "| {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
             threads_serving(experiment),
             thousands(load.measured.rps.round() as u64),
@@ -414,13 +388,14 @@ fn scaling_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
             views::or_dash(cpu_us(experiment), |us| format!("{us:.0} µs")),
             views::or_dash(cores_used(experiment), |s| s),
             views::or_dash(switches_per_request(experiment), |s| format!("{s:.2}")),
+            views::or_dash(interrupts_per_request(experiment), |s| format!("{s:.2}")),
             format_opt_ms(load.measured.latency_ms.p99),
             format_opt_ms(load.measured.latency_ms.max),
         );
     }
     let _ = writeln!(
         out,
-        "\nThe machine has {cores} cores, shared by the server and the load client (this process, with its sampler); cores used is CPU time over the run's wall time, from `/proc`. Each row: the server, then the load:\n"
+        "\nThe machine has {cores} cores, shared by the server and the load client (this process, with its sampler); cores used is CPU time over the run's wall time, from `/proc`; interrupts between cores are the machine's rescheduling and function-call interrupts (`/proc/interrupts`), mostly one thread waking another that waits on another core. Each row: the server, then the load:\n"
     );
     out.push_str(&views::row_commands(members));
     out.push('\n');
@@ -464,8 +439,9 @@ fn scaling_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Optio
 
 fn balance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| server | connections accepted, per worker | requests answered, per worker |\n|---|---|---|\n",
+        "| server | connections accepted, per worker | most held at once, per worker | fair share | share checks (1 ms apart), per worker | requests answered, per worker |\n|---|---|---|--:|---|---|\n",
     );
+    let mut connections = 0;
     for experiment in members {
         let Some(report) = experiment.report::<WorkersReport>() else {
             continue;
@@ -473,79 +449,30 @@ fn balance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
         if report.workers.len() < 2 {
             continue;
         }
-        let list = |values: Vec<u64>| {
-            values
+        let list = |value: fn(&evt::report::WorkerCounts) -> u64| {
+            report
+                .workers
                 .iter()
-                .map(|&v| thousands(v))
+                .map(|w| thousands(value(w)))
                 .collect::<Vec<_>>()
                 .join(" / ")
         };
+        connections = experiment.load().map_or(0, |load| load.connections);
         let _ = writeln!(
             out,
-            "| {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
-            list(report.workers.iter().map(|w| w.accepted).collect()),
-            list(report.workers.iter().map(|w| w.requests).collect()),
+            list(|w| w.accepted),
+            list(|w| w.most_open),
+            connections.div_ceil(report.workers.len()),
+            list(|w| w.share_checks),
+            list(|w| w.requests),
         );
     }
-    out.push('\n');
-    out.push_str(&stamp(record));
-    out
-}
-
-fn imbalance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
-    let mut out = String::from(
-        "| server | light: p50 | **light: p99** | light: max | heavy: answered req/s | connections accepted, per worker (50 light + 1 heavy) | requests answered, per worker |\n\
-         |---|--:|--:|--:|--:|---|---|\n",
+    let _ = writeln!(
+        out,
+        "\nFair share is the {connections} connections over the workers, rounded up. A worker with fair accept that holds its share or more waits and looks again a millisecond later: each look is a share check."
     );
-    for experiment in members {
-        let (Some(light), Some(heavy)) = (experiment.loads.first(), experiment.loads.get(1)) else {
-            continue;
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | **{}** | {} | {} | {} | {} |",
-            views::row_label(experiment),
-            format_opt_ms(light.measured.latency_ms.p50),
-            format_opt_ms(light.measured.latency_ms.p99),
-            format_opt_ms(light.measured.latency_ms.max),
-            thousands(heavy.measured.rps.round() as u64),
-            views::or_dash(experiment.report::<WorkersReport>(), |report| {
-                if report.workers.len() < 2 {
-                    "one runtime: any thread".to_string()
-                } else {
-                    report
-                        .workers
-                        .iter()
-                        .map(|w| thousands(w.accepted))
-                        .collect::<Vec<_>>()
-                        .join(" / ")
-                }
-            }),
-            views::or_dash(
-                experiment
-                    .report::<WorkersReport>()
-                    .filter(|r| r.workers.len() > 1),
-                |report| {
-                    report
-                        .workers
-                        .iter()
-                        .map(|w| thousands(w.requests))
-                        .collect::<Vec<_>>()
-                        .join(" / ")
-                }
-            ),
-        );
-    }
-    if let Some(experiment) = members.first() {
-        let _ = writeln!(
-            out,
-            "\nThe two loads, started together (in two terminals, by hand):\n"
-        );
-        for load in &experiment.loads {
-            let _ = writeln!(out, "- `{}`", load.command);
-        }
-    }
     out.push('\n');
     out.push_str(&stamp(record));
     out

@@ -7,6 +7,7 @@
 
 pub mod decision;
 mod figures;
+mod hol;
 mod slow;
 mod timers;
 
@@ -27,7 +28,6 @@ use super::record::{ChapterRecord, ExperimentRecord, Group, LoadOutcome};
 use super::spec::{Experiment, LoadSpec, Plan, ServerUnderTest, scaled};
 use super::views::{self, Lines, View, add_point, format_opt_ms, stamp, thousands};
 use evt::defaults;
-use evt::load::schedule::{Arrivals, due_within};
 use evt::report::OverloadReport;
 
 pub const OVERLOAD: Example = Example::server(
@@ -46,10 +46,6 @@ pub const CHAPTER: Chapter = Chapter {
     ..Chapter::planned(12, "When threads win, and overload")
 };
 
-/// The heavy requests' CPU, µs, and the two rates (5 % heavy).
-const HEAVY_US: u64 = 20_000;
-const LIGHT_RATE: f64 = 190.0;
-const HEAVY_RATE: f64 = 10.0;
 /// The dependency: slots, and how long each call holds one.
 const SLOTS: usize = 16;
 const CALL_MS: u64 = 20;
@@ -73,11 +69,11 @@ fn call_path() -> String {
     format!("/sleep?ms={CALL_MS}")
 }
 
-fn loop_server(args: &[&str], label: &str) -> ServerUnderTest {
+pub(super) fn loop_server(args: &[&str], label: &str) -> ServerUnderTest {
     ServerUnderTest::of(&OVERLOAD).with_args(args, label)
 }
 
-fn pool(workers: usize, threads: usize, label: &str) -> ServerUnderTest {
+pub(super) fn pool(workers: usize, threads: usize, label: &str) -> ServerUnderTest {
     ServerUnderTest::of(&chapter2::THREADS)
         .with_args(
             &[
@@ -98,64 +94,9 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     let run = scaled(5_000, scale);
     let mut out = Vec::new();
     let slots = SLOTS.to_string();
-    let cores = plan.cores.max(2).to_string();
 
     // 1. Head-of-line blocking: 5 % of requests need 20 ms of CPU.
-    for (name, server) in [
-        (
-            "loop",
-            ServerUnderTest::of(&chapter3::ASYNC).with_args(&[], "one loop (chapter 3)"),
-        ),
-        (
-            "offload",
-            loop_server(&["--offload"], "one loop, CPU work on the blocking pool"),
-        ),
-        (
-            "steal",
-            loop_server(
-                &["--threads", &cores],
-                &format!("work stealing, {cores} threads"),
-            ),
-        ),
-        (
-            "pool",
-            pool(1, 8, "a blocking pool of 8 threads (chapter 2)"),
-        ),
-    ] {
-        // Poisson arrivals from fixed seeds: every server gets the same
-        // arrival times, and no light request is locked in step with the
-        // heavy ones, as two evenly spaced schedules at 19:1 would be.
-        let (light_arrivals, heavy_arrivals) =
-            (Arrivals::Poisson { seed: 1 }, Arrivals::Poisson { seed: 2 });
-        let mut light = LoadSpec::new(
-            "/".into(),
-            due_within(LIGHT_RATE, light_arrivals, run),
-            20,
-            Duration::ZERO,
-        );
-        light.rate = Some(LIGHT_RATE);
-        light.arrivals = light_arrivals;
-        light.duration = Some(run);
-        let mut heavy = LoadSpec::new(
-            format!("/work?us={HEAVY_US}"),
-            due_within(HEAVY_RATE, heavy_arrivals, run),
-            10,
-            Duration::from_micros(HEAVY_US),
-        );
-        heavy.rate = Some(HEAVY_RATE);
-        heavy.arrivals = heavy_arrivals;
-        heavy.duration = Some(run);
-        let label = server.model.clone();
-        out.push(
-            Experiment::new(
-                format!("hol_{name}"),
-                format!("{label}: 5 % of requests need 20 ms of CPU"),
-                server,
-                vec![light, heavy],
-            )
-            .in_group(Group::new("hol", label)),
-        );
-    }
+    out.extend(hol::experiments(plan));
 
     // 2. The bottleneck is elsewhere: a dependency of 16 slots, 20 ms each;
     // then Grinberg's variation, the wait with no slot limit.
@@ -323,9 +264,11 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
 fn views(record: &ChapterRecord) -> Vec<View> {
     let file = |name: &str| format!("chapter{}_{name}", record.chapter);
     let mut out = Vec::new();
-    let hol = views::group(record, "hol");
-    if !hol.is_empty() {
-        out.push(View::new(file("hol.md"), hol_table(record, &hol)));
+    for (group, name) in [("hol", "hol.md"), (hol::BUSY, "hol_busy.md")] {
+        let members = views::group(record, group);
+        if !members.is_empty() {
+            out.push(View::new(file(name), hol::table(record, &members)));
+        }
     }
     out.extend(timers::view(record));
     let downstream = views::group(record, "downstream");
@@ -356,7 +299,7 @@ fn views(record: &ChapterRecord) -> Vec<View> {
 }
 
 /// The commands of a group's rows: the server, then each load.
-fn commands(members: &[&ExperimentRecord]) -> String {
+pub(super) fn commands(members: &[&ExperimentRecord]) -> String {
     format!(
         "\nEach row: the server, then the loads:\n\n{}",
         views::row_commands(members)
@@ -369,35 +312,8 @@ fn peak_rss(experiment: &ExperimentRecord) -> String {
     })
 }
 
-fn peak_threads(experiment: &ExperimentRecord) -> String {
+pub(super) fn peak_threads(experiment: &ExperimentRecord) -> String {
     views::or_dash(experiment.samples.as_ref(), |s| s.peak_threads.to_string())
-}
-
-fn hol_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
-    let mut out = String::from(
-        "| server | light: p50 | **light: p99** | light: max | heavy: p50 | heavy: p99 | threads |\n\
-         |---|--:|--:|--:|--:|--:|--:|\n",
-    );
-    for experiment in members {
-        let (Some(light), Some(heavy)) = (experiment.loads.first(), experiment.loads.get(1)) else {
-            continue;
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | **{}** | {} | {} | {} | {} |",
-            views::row_label(experiment),
-            format_opt_ms(light.measured.latency_ms.p50),
-            format_opt_ms(light.measured.latency_ms.p99),
-            format_opt_ms(light.measured.latency_ms.max),
-            format_opt_ms(heavy.measured.latency_ms.p50),
-            format_opt_ms(heavy.measured.latency_ms.p99),
-            peak_threads(experiment),
-        );
-    }
-    out.push_str(&commands(members));
-    out.push('\n');
-    out.push_str(&stamp(record));
-    out
 }
 
 fn downstream_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
