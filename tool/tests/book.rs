@@ -401,6 +401,7 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     "20 s",
     "3 s",
     "5 s",
+    "12 s",
     "1 s",
     "30 s",
     "2 MiB",

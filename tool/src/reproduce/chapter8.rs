@@ -330,6 +330,22 @@ pub fn idle_10000(server: Held) -> Figure {
     Figure::experiment(8, super::held::slug(true, server.name(), 10_000))
 }
 
+/// 10,000 connections, each with a request always in flight, against
+/// `server`: the decision table reads their memory too.
+pub fn busy_10000(server: Held) -> Figure {
+    Figure::experiment(8, super::held::slug(false, server.name(), 10_000))
+}
+
+/// Kernel slab per connection (KiB) of a held-connection row: the
+/// sockets, their files and epoll entries, both ends (machine-wide).
+pub fn slab_per_connection_kib(experiment: &ExperimentRecord) -> Option<f64> {
+    let connections = experiment.load()?.connections;
+    experiment
+        .samples
+        .as_ref()?
+        .slab_per_connection_kib(connections)
+}
+
 /// Resident and kernel memory per connection (KiB) of a held-connection row.
 pub fn memory_per_connection_kib(experiment: &ExperimentRecord) -> Option<f64> {
     let connections = experiment.load()?.connections;
@@ -342,5 +358,8 @@ pub fn memory_per_connection_kib(experiment: &ExperimentRecord) -> Option<f64> {
 
 /// Every figure other chapters read from this one.
 pub fn figures_read(_plan: Plan) -> Vec<Figure> {
-    Held::ALL.into_iter().map(idle_10000).collect()
+    Held::ALL
+        .into_iter()
+        .flat_map(|server| [idle_10000(server), busy_10000(server)])
+        .collect()
 }

@@ -23,6 +23,8 @@ struct Row {
     choose: &'static str,
     /// None: no figure can say it, a judgment, said as one.
     verdict: Option<Result<Verdict, Missing>>,
+    /// What stands in for the figures where the row is a judgment.
+    judgment: &'static str,
     chapter: u32,
 }
 
@@ -78,8 +80,9 @@ pub mod rules {
         one_loop >= 0.8 * thread_each && one_loop >= 2.0 * small_pool
     }
 
-    /// Idle connections: every loop under half of a thread's memory.
-    pub fn idle(thread: f64, loops: &[f64]) -> bool {
+    /// Many connections held (idle, or each with a request in flight):
+    /// every loop under half of a thread's memory.
+    pub fn held(thread: f64, loops: &[f64]) -> bool {
         loops.iter().all(|&kib| kib < 0.5 * thread)
     }
 
@@ -123,6 +126,37 @@ pub mod rules {
 }
 // ANCHOR_END: rules
 
+/// Chapter 8's 10,000 held connections (idle or busy): resident memory,
+/// kernel stacks and page tables per connection for a thread each and the
+/// two loops, and the sockets' own slab beside them where it was sampled.
+fn held_memory(
+    records: &[ChapterRecord],
+    figure: fn(Held) -> super::super::figure::Figure,
+    kind: &str,
+) -> Result<Verdict, Missing> {
+    let memory = |server| figure(server).value(records, chapter8::memory_per_connection_kib);
+    let (thread, axum, hand) = (
+        memory(Held::Threads)?,
+        memory(Held::Axum)?,
+        memory(Held::Loop)?,
+    );
+    let slab = |server| figure(server).value(records, chapter8::slab_per_connection_kib);
+    let sockets = match (slab(Held::Threads), slab(Held::Axum), slab(Held::Loop)) {
+        (Ok(a), Ok(b), Ok(c)) => format!(
+            "; beside them, the sockets (kernel slab, both ends of each connection, not in those figures): {a:.1}, {b:.1} and {c:.1} KiB"
+        ),
+        _ => "; the sockets' own kernel memory was not sampled in this record".to_string(),
+    };
+    Ok(Verdict {
+        figures: format!(
+            "resident memory, kernel stacks and page tables per {kind} connection at 10,000: \
+             a thread each {thread:.1} KiB, axum on one loop {axum:.1} KiB, the hand-written loop {hand:.1} KiB{sockets}"
+        ),
+        rule: "each loop under half a thread's memory",
+        holds: rules::held(thread, &[axum, hand]),
+    })
+}
+
 /// Every figure the table shows, read through the chapters' typed figures,
 /// with the rule of its row.
 fn rows(records: &[ChapterRecord]) -> Vec<Row> {
@@ -138,8 +172,6 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
     let good = |name| -> Result<f64, Missing> {
         twelve(Read::Overload(name, 20)).value(records, |e| goodput(e.load()?))
     };
-    let memory =
-        |server| chapter8::idle_10000(server).value(records, chapter8::memory_per_connection_kib);
     let ms = |value: f64| format_opt_ms(Some(value));
     let rps = |value: f64| thousands(value.round() as u64);
     vec![
@@ -163,26 +195,21 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     holds: rules::waiting(one_loop, small, each),
                 })
             })()),
+            judgment: "",
             chapter: 12,
         },
         Row {
             situation: "Many connections open at once, mostly idle",
             choose: "a loop",
-            verdict: Some((|| {
-                let (thread, axum, hand) = (
-                    memory(Held::Threads)?,
-                    memory(Held::Axum)?,
-                    memory(Held::Loop)?,
-                );
-                Ok(Verdict {
-                    figures: format!(
-                        "resident memory, kernel stacks and page tables per idle connection at 10,000 (socket buffers not counted): \
-                         a thread each {thread:.1} KiB, axum on one loop {axum:.1} KiB, the hand-written loop {hand:.1} KiB"
-                    ),
-                    rule: "each loop under half a thread's memory",
-                    holds: rules::idle(thread, &[axum, hand]),
-                })
-            })()),
+            verdict: Some(held_memory(records, chapter8::idle_10000, "idle")),
+            judgment: "",
+            chapter: 8,
+        },
+        Row {
+            situation: "Many connections, each with a request in flight",
+            choose: "a loop",
+            verdict: Some(held_memory(records, chapter8::busy_10000, "busy")),
+            judgment: "",
             chapter: 8,
         },
         Row {
@@ -206,6 +233,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     holds: rules::slow(pool, &[one_loop, front]),
                 })
             })()),
+            judgment: "",
             chapter: 12,
         },
         Row {
@@ -230,6 +258,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     holds: rules::cpu(&[one_loop, steal], &[offload, pool]),
                 })
             })()),
+            judgment: "",
             chapter: 12,
         },
         Row {
@@ -262,6 +291,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     holds: rules::cores(cores, &[per_core, steal, fair]),
                 })
             })()),
+            judgment: "",
             chapter: 11,
         },
         Row {
@@ -285,6 +315,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     holds: rules::downstream(loop_rps, pool_rps, loop_p99, pool_p99),
                 })
             })()),
+            judgment: "",
             chapter: 12,
         },
         Row {
@@ -314,6 +345,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     holds: rules::overload(none, limit, timeout),
                 })
             })()),
+            judgment: "",
             chapter: 12,
         },
         Row {
@@ -330,12 +362,14 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     holds: rules::switching(&[free, pinned]),
                 })
             })()),
+            judgment: "",
             chapter: 9,
         },
         Row {
             situation: "Simple code, readable stack traces, blocking libraries",
             choose: "threads",
             verdict: None,
+            judgment: "no figure: a blocked thread's stack shows where it waits, a task's shows the runtime; chapter 4 measured what one blocking call does to a loop",
             chapter: 4,
         },
     ]
@@ -385,7 +419,7 @@ pub fn decision_table(records: &[ChapterRecord]) -> Option<View> {
             None => (
                 row.choose.to_string(),
                 "a judgment".to_string(),
-                "no figure: a blocked thread's stack shows where it waits, a task's shows the runtime; chapter 4 measured what one blocking call does to a loop".to_string(),
+                row.judgment.to_string(),
             ),
         };
         let _ = writeln!(
@@ -418,8 +452,8 @@ mod tests {
     fn every_rule_can_hold_and_can_fail() {
         assert!(rules::waiting(4_800.0, 800.0, 5_000.0));
         assert!(!rules::waiting(2_000.0, 800.0, 5_000.0));
-        assert!(rules::idle(30.0, &[11.0, 0.1]));
-        assert!(!rules::idle(30.0, &[20.0, 0.1]));
+        assert!(rules::held(30.0, &[11.0, 0.1]));
+        assert!(!rules::held(30.0, &[20.0, 0.1]));
         assert!(rules::slow(6_000.0, &[5.0, 3.0]));
         assert!(!rules::slow(6_000.0, &[5.0, 900.0]));
         assert!(rules::cpu(&[18.0, 21.0], &[2.0, 4.0]));
