@@ -80,10 +80,17 @@ pub mod rules {
         one_loop >= 0.8 * thread_each && one_loop >= 2.0 * small_pool
     }
 
-    /// Many connections held (idle, or each with a request in flight):
-    /// every loop under half of a thread's memory.
+    /// Many idle connections: every loop under half of a thread's memory.
     pub fn held(thread: f64, loops: &[f64]) -> bool {
         loops.iter().all(|&kib| kib < 0.5 * thread)
+    }
+
+    /// Many busy connections: every loop under a thread's memory, and the
+    /// leanest loop under a tenth of it (a busy loop's memory is its
+    /// buffers' choice).
+    pub fn busy(thread: f64, loops: &[f64]) -> bool {
+        let leanest = loops.iter().copied().fold(f64::INFINITY, f64::min);
+        loops.iter().all(|&kib| kib < thread) && leanest < 0.1 * thread
     }
 
     /// Slow clients: every loop's slowest answer under a tenth of the pool's.
@@ -95,6 +102,12 @@ pub mod rules {
     /// of each loop's (one loop, work stealing).
     pub fn cpu(loops: &[f64], threaded: &[f64]) -> bool {
         threaded.iter().all(|&t| loops.iter().all(|&l| t < 0.5 * l))
+    }
+
+    /// More CPU work than cores: a pool bounded to the cores finishes the
+    /// heavy requests no later, at the p99, than a thread each.
+    pub fn bounded(thread_each: f64, bounded: f64) -> bool {
+        bounded <= thread_each
     }
 
     /// Every core: each model gains at least half of the ideal from 1 to
@@ -118,6 +131,12 @@ pub mod rules {
         limit >= 2.0 * none && timeout >= 2.0 * none
     }
 
+    /// Clients that give up: the loop finishes fewer than half as many of
+    /// the abandoned handlers as the threads do.
+    pub fn cancel(loop_finished: f64, threads_finished: f64) -> bool {
+        2.0 * loop_finished < threads_finished
+    }
+
     /// Switching: a thread's hop (less the baseline) costs more than a
     /// task's, free and pinned: (thread, task) pairs.
     pub fn switching(hops: &[(f64, f64)]) -> bool {
@@ -126,6 +145,9 @@ pub mod rules {
 }
 // ANCHOR_END: rules
 
+/// A rule over a thread's memory per connection and the loops'.
+type MemoryRule = fn(f64, &[f64]) -> bool;
+
 /// Chapter 8's 10,000 held connections (idle or busy): resident memory,
 /// kernel stacks and page tables per connection for a thread each and the
 /// two loops, and the sockets' own slab beside them where it was sampled.
@@ -133,6 +155,7 @@ fn held_memory(
     records: &[ChapterRecord],
     figure: fn(Held) -> super::super::figure::Figure,
     kind: &str,
+    rule: (&'static str, MemoryRule),
 ) -> Result<Verdict, Missing> {
     let memory = |server| figure(server).value(records, chapter8::memory_per_connection_kib);
     let (thread, axum, hand) = (
@@ -143,7 +166,7 @@ fn held_memory(
     let slab = |server| figure(server).value(records, chapter8::slab_per_connection_kib);
     let sockets = match (slab(Held::Threads), slab(Held::Axum), slab(Held::Loop)) {
         (Ok(a), Ok(b), Ok(c)) => format!(
-            "; beside them, the sockets (kernel slab, both ends of each connection, not in those figures): {a:.1}, {b:.1} and {c:.1} KiB"
+            "; beside them, the kernel slab, not in those figures (both ends' sockets; a thread's own record too): {a:.1}, {b:.1} and {c:.1} KiB"
         ),
         _ => "; the sockets' own kernel memory was not sampled in this record".to_string(),
     };
@@ -152,8 +175,8 @@ fn held_memory(
             "resident memory, kernel stacks and page tables per {kind} connection at 10,000: \
              a thread each {thread:.1} KiB, axum on one loop {axum:.1} KiB, the hand-written loop {hand:.1} KiB{sockets}"
         ),
-        rule: "each loop under half a thread's memory",
-        holds: rules::held(thread, &[axum, hand]),
+        rule: rule.0,
+        holds: (rule.1)(thread, &[axum, hand]),
     })
 }
 
@@ -201,20 +224,33 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
         Row {
             situation: "Many connections open at once, mostly idle",
             choose: "a loop",
-            verdict: Some(held_memory(records, chapter8::idle_10000, "idle")),
+            verdict: Some(held_memory(
+                records,
+                chapter8::idle_10000,
+                "idle",
+                ("each loop under half a thread's memory", rules::held),
+            )),
             judgment: "",
             chapter: 8,
         },
         Row {
             situation: "Many connections, each with a request in flight",
-            choose: "a loop",
-            verdict: Some(held_memory(records, chapter8::busy_10000, "busy")),
+            choose: "a loop, for the least memory: a thread each costs the most, and how much a loop saves is its buffers' choice (axum's keep more than the hand-written loop's)",
+            verdict: Some(held_memory(
+                records,
+                chapter8::busy_10000,
+                "busy",
+                (
+                    "each loop under a thread's memory, the leanest under a tenth of it",
+                    rules::busy,
+                ),
+            )),
             judgment: "",
             chapter: 8,
         },
         Row {
             situation: "Clients that send slowly (slowloris), or hold a connection",
-            choose: "a loop, or a loop in front of the threads",
+            choose: "a loop, or a loop in front of the threads; either way a deadline on the whole request head (a per-read timeout is reset by every byte a slowloris sends)",
             verdict: Some((|| {
                 let (pool, one_loop, front) = (
                     twelve(Read::Slow("pool")).max_ms(records)?,
@@ -238,7 +274,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
         },
         Row {
             situation: "Handlers that need CPU, among light ones",
-            choose: "threads (a pool, or the loop's blocking pool), not a bare loop, one or many",
+            choose: "threads (a pool, or the loop sending its CPU work to a pool bounded to the cores), not a bare loop, one or many",
             verdict: Some((|| {
                 let (one_loop, steal, offload, pool) = (
                     light_p99("loop")?,
@@ -246,16 +282,32 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                     light_p99("offload")?,
                     light_p99("pool")?,
                 );
+                let heavy_p99 = |name| -> Result<f64, Missing> {
+                    twelve(Read::Hol(name))
+                        .value(records, |e| e.loads.get(1)?.measured.latency_ms.p99)
+                };
+                let (busy_each, busy_bounded) = (
+                    heavy_p99("busy_offload")?,
+                    heavy_p99("busy_offload_bounded")?,
+                );
                 Ok(Verdict {
                     figures: format!(
-                        "p99 of light requests beside 20 ms CPU ones: one loop {}, work stealing {}, CPU offloaded {}, a pool of 8 threads {}",
+                        "p99 of light requests beside 20 ms CPU ones: one loop {}, work stealing {} ({} with the eager driver hand-off), CPU offloaded {}, a pool of 8 threads {}; \
+                         the heavy requests' own p99: one loop {}, offloaded {}, the pool {}; with heavy requests for 1.6 cores, their p99 with a thread each {}, with a pool of a place per core {}",
                         ms(one_loop),
                         ms(steal),
+                        ms(light_p99("steal_eager")?),
                         ms(offload),
                         ms(pool),
+                        ms(heavy_p99("loop")?),
+                        ms(heavy_p99("offload")?),
+                        ms(heavy_p99("pool")?),
+                        ms(busy_each),
+                        ms(busy_bounded),
                     ),
-                    rule: "offloaded and pool each under half of one loop's and of work stealing's",
-                    holds: rules::cpu(&[one_loop, steal], &[offload, pool]),
+                    rule: "offloaded and pool each under half of one loop's and of work stealing's light p99; the bounded pool's heavy p99 at most the unbounded one's",
+                    holds: rules::cpu(&[one_loop, steal], &[offload, pool])
+                        && rules::bounded(busy_each, busy_bounded),
                 })
             })()),
             judgment: "",
@@ -349,6 +401,33 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
             chapter: 12,
         },
         Row {
+            situation: "Clients that give up (a timeout, a closed tab)",
+            choose: "a loop: a task is dropped at its next await when its connection closes; a thread finishes the work nobody will read",
+            verdict: Some((|| {
+                let finished = |name| -> Result<f64, Missing> {
+                    twelve(Read::Cancel(name))
+                        .value(records, |e| super::cancel::finished(e).map(|n| n as f64))
+                };
+                let given_up = twelve(Read::Cancel("loop"))
+                    .value(records, |e| super::cancel::given_up(e).map(|n| n as f64))?;
+                let (one_loop, threads) = (finished("loop")?, finished("threads")?);
+                Ok(Verdict {
+                    figures: format!(
+                        "{} clients give up on a {} ms wait after {} ms: handlers that ran to the end anyway, one loop {}, a thread per connection {}",
+                        rps(given_up),
+                        super::cancel::WAIT_MS,
+                        super::cancel::GIVE_UP_MS,
+                        rps(one_loop),
+                        rps(threads),
+                    ),
+                    rule: "the loop finishes under half as many abandoned handlers as the threads",
+                    holds: rules::cancel(one_loop, threads),
+                })
+            })()),
+            judgment: "",
+            chapter: 12,
+        },
+        Row {
             situation: "Switching between many waiting things",
             choose: "tasks: a switch costs less",
             verdict: Some((|| {
@@ -411,11 +490,7 @@ pub fn decision_table(records: &[ChapterRecord]) -> Option<View> {
                 verdict.rule.to_string(),
                 verdict.figures.clone(),
             ),
-            Some(Err(missing)) => (
-                row.choose.to_string(),
-                "—".to_string(),
-                missing.to_string(),
-            ),
+            Some(Err(missing)) => (row.choose.to_string(), "—".to_string(), missing.to_string()),
             None => (
                 row.choose.to_string(),
                 "a judgment".to_string(),
@@ -458,6 +533,8 @@ mod tests {
         assert!(!rules::slow(6_000.0, &[5.0, 900.0]));
         assert!(rules::cpu(&[18.0, 21.0], &[2.0, 4.0]));
         assert!(!rules::cpu(&[18.0, 6.0], &[2.0, 4.0]));
+        assert!(rules::bounded(348.0, 234.0));
+        assert!(!rules::bounded(234.0, 348.0));
         assert!(rules::cores(2, &[1.8, 1.9, 1.97]));
         assert!(!rules::cores(2, &[1.8, 1.2]));
         assert!(rules::downstream(740.0, 785.0, 150.0, 5_000.0));
@@ -465,6 +542,11 @@ mod tests {
         assert!(!rules::downstream(740.0, 785.0, 150.0, 300.0));
         assert!(rules::overload(276.0, 760.0, 777.0));
         assert!(!rules::overload(276.0, 400.0, 777.0));
+        assert!(rules::busy(31.0, &[16.1, 0.2]));
+        assert!(!rules::busy(31.0, &[16.1, 5.0]));
+        assert!(!rules::busy(31.0, &[32.0, 0.2]));
+        assert!(rules::cancel(0.0, 50.0));
+        assert!(!rules::cancel(50.0, 50.0));
         assert!(rules::switching(&[(20.0, 4.0), (10.0, 4.0)]));
         assert!(!rules::switching(&[(20.0, 4.0), (3.0, 4.0)]));
     }

@@ -15,6 +15,8 @@ pub enum Read {
     Overload(&'static str, u32),
     /// Slow clients beside a probe.
     Slow(&'static str),
+    /// Clients that give up on a slow request.
+    Cancel(&'static str),
 }
 
 /// Every experiment the decision table reads: the names are the ones the
@@ -24,6 +26,9 @@ pub const READ: &[Read] = &[
     Read::Hol("steal"),
     Read::Hol("offload"),
     Read::Hol("pool"),
+    Read::Hol("steal_eager"),
+    Read::Hol("busy_offload"),
+    Read::Hol("busy_offload_bounded"),
     Read::Downstream("loop_free"),
     Read::Downstream("loop_slots"),
     Read::Downstream("threads"),
@@ -35,6 +40,8 @@ pub const READ: &[Read] = &[
     Read::Slow("pool"),
     Read::Slow("loop"),
     Read::Slow("front"),
+    Read::Cancel("loop"),
+    Read::Cancel("threads"),
 ];
 
 /// The figure of one of [`READ`]. Only those can be made.
@@ -47,6 +54,7 @@ pub fn figure(read: Read) -> Figure {
             Read::Downstream(name) => format!("downstream_{name}"),
             Read::Overload(name, factor) => format!("overload_{name}_{factor}"),
             Read::Slow(name) => format!("slow_{name}"),
+            Read::Cancel(name) => format!("cancel_{name}"),
         },
     )
 }

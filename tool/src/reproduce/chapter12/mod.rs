@@ -5,6 +5,7 @@
 //! The decision table that ends the book reads every chapter's record
 //! (`decision.rs`).
 
+mod cancel;
 pub mod decision;
 mod figures;
 mod hol;
@@ -97,6 +98,8 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
 
     // 1. Head-of-line blocking: 5 % of requests need 20 ms of CPU.
     out.extend(hol::experiments(plan));
+    // Clients that give up: does the server stop the work?
+    out.extend(cancel::experiments(plan));
 
     // 2. The bottleneck is elsewhere: a dependency of 16 slots, 20 ms each;
     // then Grinberg's variation, the wait with no slot limit.
@@ -269,6 +272,13 @@ fn views(record: &ChapterRecord) -> Vec<View> {
         if !members.is_empty() {
             out.push(View::new(file(name), hol::table(record, &members)));
         }
+    }
+    let cancelled = views::group(record, cancel::GROUP);
+    if !cancelled.is_empty() {
+        out.push(View::new(
+            file("cancel.md"),
+            cancel::table(record, &cancelled),
+        ));
     }
     out.extend(timers::view(record));
     let downstream = views::group(record, "downstream");
