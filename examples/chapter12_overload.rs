@@ -173,17 +173,21 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> 
     let reply = if shared.offload && matches!(route, Route::Work(_)) {
         // The CPU runs on a thread of the blocking pool; this task waits
         // for it like for any other I/O, and the loop serves the others.
-        // With a bounded pool, it first waits for one of its places.
-        let _place = match &shared.cpu_pool {
+        // With a bounded pool, it first waits for one of its places, and
+        // the work holds it until done, even if this task is dropped.
+        let place = match &shared.cpu_pool {
             Some(places) => Some(Arc::clone(places).acquire_owned().await),
             None => None,
         };
-        tokio::task::spawn_blocking(move || route.reply())
-            .await
-            .unwrap_or_else(|_| Reply {
-                status: 500,
-                body: "the work panicked\n".into(),
-            })
+        tokio::task::spawn_blocking(move || {
+            let _place = place;
+            route.reply()
+        })
+        .await
+        .unwrap_or_else(|_| Reply {
+            status: 500,
+            body: "the work panicked\n".into(),
+        })
     } else {
         // On the loop's own thread: nothing else runs until it is done.
         route.reply()
@@ -373,6 +377,12 @@ fn main() {
     runtime.block_on(async {
         let app = Router::new().fallback(handle).with_state(shared);
         announce(addr);
-        axum_serve::serve(axum_serve::into_tokio(listener), app).await;
+        // The accept loop is a task: on several threads it runs on a worker
+        // (as chapter 11's does), not on this main thread.
+        let accepting = tokio::spawn(axum_serve::serve(axum_serve::into_tokio(listener), app));
+        if let Err(error) = accepting.await {
+            eprintln!("error: the accept loop ended: {error}");
+            std::process::exit(1);
+        }
     });
 }

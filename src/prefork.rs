@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::report::{WorkerCounts, WorkersReport};
 
 /// What the board keeps for one worker.
-const FIELDS: usize = 7;
+const FIELDS: usize = 8;
 const PID: usize = 0;
 const ACCEPTED: usize = 1;
 const OPEN: usize = 2;
@@ -19,6 +19,7 @@ const REQUESTS: usize = 3;
 const THREADS: usize = 4;
 const MOST_OPEN: usize = 5;
 const SHARE_CHECKS: usize = 6;
+const MOST_OVER: usize = 7;
 
 /// Counters every worker process can read and write: anonymous shared
 /// memory mapped before the fork, so the children share the same pages.
@@ -84,6 +85,7 @@ impl Board {
                     requests: self.get(worker, REQUESTS),
                     most_open: self.get(worker, MOST_OPEN),
                     share_checks: self.get(worker, SHARE_CHECKS),
+                    most_over_share: self.get(worker, MOST_OVER),
                 }
             })
             .collect();
@@ -126,6 +128,13 @@ impl WorkerSlot {
         self.add(ACCEPTED, 1);
         let open = self.board.cells[self.index * FIELDS + OPEN].fetch_add(1, Ordering::Relaxed) + 1;
         self.board.cells[self.index * FIELDS + MOST_OPEN].fetch_max(open, Ordering::Relaxed);
+        // How far over its fair share of the connections open now this
+        // accept left the worker.
+        let board = &self.board;
+        let workers = board.workers() as u64;
+        let total: u64 = (0..board.workers()).map(|w| board.get(w, OPEN)).sum();
+        let over = open.saturating_sub(total.div_ceil(workers));
+        self.board.cells[self.index * FIELDS + MOST_OVER].fetch_max(over, Ordering::Relaxed);
     }
 
     /// A worker over its fair share looked again (see [`Self::should_accept`]).

@@ -35,6 +35,11 @@ pub struct WorkerCounts {
     /// (fair accept only).
     #[serde(default)]
     pub share_checks: u64,
+    /// The most connections past its fair share of those open (the open
+    /// connections over the workers, rounded up) that an accept left it
+    /// holding.
+    #[serde(default)]
+    pub most_over_share: u64,
 }
 
 /// Chapter 12's server: how it ran and what its limit turned away.

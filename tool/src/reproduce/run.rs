@@ -33,10 +33,9 @@ impl Experiment {
         });
         let server_cpus = pinned.as_ref().map_or(&[][..], |p| &p.server[..]);
         let mut server = start_server(&self.server, &upstream_urls, server_cpus)?;
-        let fillers = if self.fill_idle_cores {
-            Some(Fillers::start()?)
-        } else {
-            None
+        let fillers = match self.fill_idle_cores {
+            Some(spinner) => Some(Fillers::start(spinner)?),
+            None => None,
         };
         let overflows_before = sample::listen_overflows();
         let sampler = Sampler::start(server.pid());
@@ -147,29 +146,33 @@ impl Experiment {
     }
 }
 
-/// The command a reader runs, once per core but one, to keep the cores busy.
-pub const FILLER: [&str; 5] = ["nice", "-n", "19", "sh", "-c"];
-pub const FILLER_LOOP: &str = "while :; do :; done";
-
-/// Spinners at the lowest priority, one per core but one; stopped (and
-/// reaped) on `stop` or drop.
+/// Spinners, one per core but one; stopped (and reaped) on `stop` or drop.
 struct Fillers(Vec<std::process::Child>);
 
 impl Fillers {
-    fn start() -> Result<Fillers, String> {
+    fn start(spinner: super::spec::Spinner) -> Result<Fillers, String> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let line = spinner.command();
         let mut fillers = Fillers(Vec::new());
         for _ in 1..cores {
-            let mut command = std::process::Command::new(FILLER[0]);
-            command
-                .args(&FILLER[1..])
-                .arg(FILLER_LOOP)
-                .stdin(std::process::Stdio::null());
+            let mut command = std::process::Command::new(line[0]);
+            command.args(&line[1..]).stdin(std::process::Stdio::null());
             evt::process::own_group(&mut command, Vec::new());
-            let child = command
-                .spawn()
-                .map_err(|error| format!("cannot start a spinner ({}): {error}", FILLER[0]))?;
+            let child = command.spawn().map_err(|error| {
+                format!("cannot start a spinner (`{}`): {error}", spinner.shell())
+            })?;
             fillers.0.push(child);
+        }
+        // A spinner that cannot run (no `chrt`, a policy refused) exits at
+        // once: say so rather than measure an idle core as a busy one.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        for child in &mut fillers.0 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "the spinner `{}` exited at once ({status})",
+                    spinner.shell()
+                ));
+            }
         }
         Ok(fillers)
     }

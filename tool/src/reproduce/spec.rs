@@ -301,9 +301,38 @@ pub struct Experiment {
     pub pin_server_cpus: Option<usize>,
     /// Slow clients holding connections while the loads run.
     pub slow_clients: Option<super::slow::SlowClients>,
-    /// Keep the cores the server leaves idle busy with spinners at the
-    /// lowest priority (`nice -n 19`), which yield to anything else.
-    pub fill_idle_cores: bool,
+    /// Keep the cores the server leaves idle busy with spinners that yield
+    /// to anything else.
+    pub fill_idle_cores: Option<Spinner>,
+}
+
+/// A spinner on a core the server leaves idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spinner {
+    /// `nice -n 19`: the lowest priority of the normal class. Its core is
+    /// busy, so the kernel places a woken thread elsewhere if it can.
+    Nice,
+    /// `chrt -i 0` (SCHED_IDLE): runs only when nothing else wants the
+    /// core, and the kernel still counts the core as idle when it places a
+    /// woken thread; the core never halts.
+    Idle,
+}
+
+impl Spinner {
+    /// The command line that runs one spinner.
+    pub fn command(self) -> [&'static str; 6] {
+        const LOOP: &str = "while :; do :; done";
+        match self {
+            Spinner::Nice => ["nice", "-n", "19", "sh", "-c", LOOP],
+            Spinner::Idle => ["chrt", "-i", "0", "sh", "-c", LOOP],
+        }
+    }
+
+    /// The command as a reader types it.
+    pub fn shell(self) -> String {
+        let [a, b, c, d, e, body] = self.command();
+        format!("{a} {b} {c} {d} {e} '{body}'")
+    }
 }
 
 /// A stall the harness inflicts on a server: it stops every process of the
@@ -357,14 +386,14 @@ impl Experiment {
             pause: None,
             pin_server_cpus: None,
             slow_clients: None,
-            fill_idle_cores: false,
+            fill_idle_cores: None,
         }
     }
 
-    /// The same experiment with one lowest-priority spinner on every core
-    /// but one, so no core ever sits idle while the loads run.
-    pub fn with_idle_cores_filled(mut self) -> Experiment {
-        self.fill_idle_cores = true;
+    /// The same experiment with a `spinner` on every core but one, so no
+    /// core ever halts while the loads run.
+    pub fn with_idle_cores_filled(mut self, spinner: Spinner) -> Experiment {
+        self.fill_idle_cores = Some(spinner);
         self
     }
 

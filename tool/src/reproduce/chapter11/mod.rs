@@ -38,6 +38,9 @@ pub const CHAPTER: Chapter = Chapter {
     ..Chapter::planned(11, "All the cores")
 };
 
+/// The slug of the rows whose connections close after every request.
+const CHURN: &str = "churn_processes";
+
 /// CPU per request of the scaling runs, in µs.
 const WORK_US: u64 = 200;
 
@@ -156,6 +159,31 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
     // The rows at one worker and at every core twice more, round after
     // round, and one worker with the idle cores kept busy.
     experiments.extend(trials::experiments(plan, run));
+    // Fair accept again, where connections close all the time (a new one
+    // for every request): can a worker end up past its share?
+    for fair in [false, true] {
+        let workers = plan.cores.max(2).to_string();
+        let mut args = vec!["--model", "processes", "--workers", &workers];
+        let mut label = format!("a process per core, {workers} workers, a connection per request");
+        if fair {
+            args.push("--fair-accept");
+            label = format!(
+                "a process per core, fair accept, {workers} workers, a connection per request"
+            );
+        }
+        let mut load = work_load(run);
+        load.no_keepalive = true;
+        experiments.push(
+            Experiment::new(
+                format!("{CHURN}{}", if fair { "_fair" } else { "" }),
+                format!("{label}, /work?us={WORK_US}"),
+                ServerUnderTest::of(&CORES).with_args(&args, &label),
+                vec![load],
+            )
+            .with_report()
+            .in_group(Group::new("churn", label)),
+        );
+    }
     // One worker again, with the load client kept on a CPU of its own and
     // the server on another (where the machine has two).
     for (name, line, n, server) in scaling_servers(plan.cores) {
@@ -248,9 +276,11 @@ fn views(record: &ChapterRecord) -> Vec<View> {
         if let Some(svg) = scaling_chart(record, &scaling) {
             out.push(View::new(file("scaling.svg"), svg));
         }
+        let mut balance = scaling.clone();
+        balance.extend(views::group(record, "churn"));
         out.push(View::new(
             file("balance.md"),
-            balance_table(record, &scaling),
+            balance_table(record, &balance),
         ));
     }
     let trials = views::group(record, trials::GROUP);
@@ -439,9 +469,8 @@ fn scaling_chart(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Optio
 
 fn balance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
     let mut out = String::from(
-        "| server | connections accepted, per worker | most held at once, per worker | fair share | share checks (1 ms apart), per worker | requests answered, per worker |\n|---|---|---|--:|---|---|\n",
+        "| server | connections accepted, per worker | most held at once, per worker | most past its fair share after an accept, per worker | share checks (1 ms apart), per worker | requests answered, per worker |\n|---|---|---|---|---|---|\n",
     );
-    let mut connections = 0;
     for experiment in members {
         let Some(report) = experiment.report::<WorkersReport>() else {
             continue;
@@ -457,22 +486,29 @@ fn balance_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> Strin
                 .collect::<Vec<_>>()
                 .join(" / ")
         };
-        connections = experiment.load().map_or(0, |load| load.connections);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} |",
             views::row_label(experiment),
             list(|w| w.accepted),
             list(|w| w.most_open),
-            connections.div_ceil(report.workers.len()),
+            list(|w| w.most_over_share),
             list(|w| w.share_checks),
             list(|w| w.requests),
         );
     }
-    let _ = writeln!(
-        out,
-        "\nFair share is the {connections} connections over the workers, rounded up. A worker with fair accept that holds its share or more waits and looks again a millisecond later: each look is a share check."
+    out.push_str(
+        "\nA worker's fair share is the connections open at that moment over the workers, rounded up; each accept compares the worker's own count with it. A worker with fair accept that does not hold less than its share (of the open connections plus the next one) waits and looks again a millisecond later: each look is a share check.\n",
     );
+    let churn: Vec<&ExperimentRecord> = members
+        .iter()
+        .filter(|e| e.slug.starts_with(CHURN))
+        .copied()
+        .collect();
+    if !churn.is_empty() {
+        out.push_str("\nThe last rows' load opens a new connection for every request:\n\n");
+        out.push_str(&views::row_commands(&churn));
+    }
     out.push('\n');
     out.push_str(&stamp(record));
     out

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use super::{cpu_us, interrupts_per_request, scaling_servers, work_load};
 use crate::reproduce::record::{ChapterRecord, ExperimentRecord, Group};
-use crate::reproduce::run::{FILLER, FILLER_LOOP};
-use crate::reproduce::spec::{Experiment, Plan};
+use crate::reproduce::spec::{Experiment, Plan, Spinner};
 use crate::reproduce::views::{self, stamp, thousands};
 
 /// The group of the repeated rows (the first round is the scaling group).
@@ -19,8 +18,19 @@ pub const GROUP: &str = "trials";
 /// How many times each repeated row runs, the scaling table's own included.
 pub const TRIALS: usize = 3;
 
-/// The row with the idle cores kept busy.
-const FILLED: &str = "work stealing, 1 worker, idle cores kept busy";
+/// The rows with the idle cores kept busy: slug part, label, spinner.
+const FILLED: [(&str, &str, Spinner); 2] = [
+    (
+        "nice",
+        "work stealing, 1 worker, other cores busy at nice 19",
+        Spinner::Nice,
+    ),
+    (
+        "idle",
+        "work stealing, 1 worker, other cores busy at SCHED_IDLE",
+        Spinner::Idle,
+    ),
+];
 
 pub fn experiments(plan: Plan, run: Duration) -> Vec<Experiment> {
     let mut out = Vec::new();
@@ -42,21 +52,23 @@ pub fn experiments(plan: Plan, run: Duration) -> Vec<Experiment> {
                 );
             }
         }
-        let (_, line, _, mut server) = scaling_servers(plan.cores)
-            .into_iter()
-            .find(|(name, ..)| name == "steal_1")
-            .expect("work stealing at one worker is a scaling row");
-        server.model = FILLED.to_string();
-        out.push(
-            Experiment::new(
-                format!("filled_steal_1_trial{trial}"),
-                format!("{FILLED}, /work: trial {trial}"),
-                server,
-                vec![work_load(run)],
-            )
-            .with_idle_cores_filled()
-            .in_group(Group::new(GROUP, FILLED).at(1.0).on_line(line)),
-        );
+        for (slug, label, spinner) in FILLED {
+            let (_, line, _, mut server) = scaling_servers(plan.cores)
+                .into_iter()
+                .find(|(name, ..)| name == "steal_1")
+                .expect("work stealing at one worker is a scaling row");
+            server.model = label.to_string();
+            out.push(
+                Experiment::new(
+                    format!("filled_{slug}_steal_1_trial{trial}"),
+                    format!("{label}, /work: trial {trial}"),
+                    server,
+                    vec![work_load(run)],
+                )
+                .with_idle_cores_filled(spinner)
+                .in_group(Group::new(GROUP, label).at(1.0).on_line(line)),
+            );
+        }
     }
     out
 }
@@ -87,6 +99,7 @@ pub fn table(
     scaling: &[&ExperimentRecord],
     trials: &[&ExperimentRecord],
 ) -> String {
+    // The models first, in the order they ran; the spinners' rows last.
     let mut labels: Vec<&str> = Vec::new();
     for experiment in trials {
         let label = views::row_label(experiment);
@@ -94,9 +107,11 @@ pub fn table(
             labels.push(label);
         }
     }
+    let spinner = |label: &str| FILLED.iter().any(|(_, l, _)| *l == label);
+    labels.sort_by_key(|label| spinner(label));
     let mut out = String::from(
-        "| server | trials | req/s | server CPU per request | interrupts between cores per request | idle cores |\n\
-         |---|--:|--:|--:|--:|--:|\n",
+        "| server | trials | req/s | server CPU per request | server's cores used | server's involuntary switches per request | interrupts between cores per request | idle cores |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for label in labels {
         let runs: Vec<&ExperimentRecord> = scaling
@@ -108,27 +123,42 @@ pub fn table(
         let of = |value: fn(&ExperimentRecord) -> Option<f64>| -> Vec<f64> {
             runs.iter().filter_map(|e| value(e)).collect()
         };
+        let two = |v: f64| format!("{v:.2}");
         let _ = writeln!(
             out,
-            "| {label} | {} | {} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} | {} | {} |",
             runs.len(),
             spread(of(|e| e.load().map(|l| l.measured.rps)), |v| thousands(
                 v.round() as u64
             )),
             spread(of(cpu_us), |v| format!("{v:.0} µs")),
-            spread(of(interrupts_per_request), |v| format!("{v:.2}")),
-            spread(of(|e| e.cpu.map(|c| c.cores(c.idle_ms))), |v| format!(
-                "{v:.2}"
-            )),
+            spread(of(server_cores), two),
+            spread(of(involuntary_per_request), two),
+            spread(of(interrupts_per_request), two),
+            spread(of(|e| e.cpu.map(|c| c.cores(c.idle_ms))), two),
         );
     }
-    let filler = format!("{} '{FILLER_LOOP}'", FILLER.join(" "));
     let _ = writeln!(
         out,
-        "\nEach model's runs alternate with the others', round after round; bold is the median, the range in brackets. Idle cores are the machine's idle time over the run's wall time. For the last row, one `{filler}` per core but one runs beside the server: at the lowest priority it yields to the server and the client whenever they want a core, and keeps that core from ever going idle.\n"
+        "\nEach model's runs alternate with the others', round after round; bold is the median, the range in brackets. Cores used and idle are CPU time over the run's wall time; involuntary switches are the server's threads' (the scheduler took the core away); interrupts between cores are the machine's rescheduling and function-call interrupts (`/proc/interrupts`). For the last two rows, one spinner per core but one runs beside the server: `{}`, or `{}`.\n",
+        Spinner::Nice.shell(),
+        Spinner::Idle.shell(),
     );
     out.push_str(&stamp(record));
     out
+}
+
+/// The cores' worth of CPU time the server used over the run.
+fn server_cores(experiment: &ExperimentRecord) -> Option<f64> {
+    let cpu = experiment.cpu?;
+    Some(cpu.cores(experiment.samples.as_ref()?.cpu_ms))
+}
+
+/// The server's involuntary context switches per completed request.
+fn involuntary_per_request(experiment: &ExperimentRecord) -> Option<f64> {
+    let switches = experiment.samples.as_ref()?.context_switches?;
+    let completed = experiment.load()?.measured.requests.completed;
+    (completed > 0).then(|| switches.involuntary as f64 / completed as f64)
 }
 
 #[cfg(test)]
@@ -151,13 +181,13 @@ mod tests {
         };
         let out = experiments(plan, Duration::from_secs(4));
         // Two more rounds of the ten rows at 1 and 2 workers (no 4), and
-        // three runs of the filled row.
-        assert_eq!(out.len(), 2 * 10 + 3);
-        let filled: Vec<_> = out.iter().filter(|e| e.fill_idle_cores).collect();
-        assert_eq!(filled.len(), TRIALS);
+        // three runs of each spinner's row.
+        assert_eq!(out.len(), 2 * 10 + 2 * 3);
+        let filled: Vec<_> = out.iter().filter(|e| e.fill_idle_cores.is_some()).collect();
+        assert_eq!(filled.len(), 2 * TRIALS);
         assert!(out.iter().all(|e| !e.slug.contains("_4")));
         // Round 2 ends with its filled run before round 3 starts.
         let first_trial3 = out.iter().position(|e| e.slug.ends_with("trial3")).unwrap();
-        assert_eq!(out[first_trial3 - 1].slug, "filled_steal_1_trial2");
+        assert_eq!(out[first_trial3 - 1].slug, "filled_idle_steal_1_trial2");
     }
 }

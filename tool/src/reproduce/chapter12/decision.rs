@@ -276,10 +276,12 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
             situation: "Handlers that need CPU, among light ones",
             choose: "threads (a pool, or the loop sending its CPU work to a pool bounded to the cores), not a bare loop, one or many",
             verdict: Some((|| {
-                let (one_loop, steal, offload, pool) = (
+                let (one_loop, steal, eager, offload, bounded, pool) = (
                     light_p99("loop")?,
                     light_p99("steal")?,
+                    light_p99("steal_eager")?,
                     light_p99("offload")?,
+                    light_p99("offload_bounded")?,
                     light_p99("pool")?,
                 );
                 let heavy_p99 = |name| -> Result<f64, Missing> {
@@ -292,12 +294,13 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                 );
                 Ok(Verdict {
                     figures: format!(
-                        "p99 of light requests beside 20 ms CPU ones: one loop {}, work stealing {} ({} with the eager driver hand-off), CPU offloaded {}, a pool of 8 threads {}; \
+                        "p99 of light requests beside 20 ms CPU ones: one loop {}, work stealing {} ({} with the eager driver hand-off), CPU offloaded {} ({} to a pool of a place per core), a pool of 8 threads {}; \
                          the heavy requests' own p99: one loop {}, offloaded {}, the pool {}; with heavy requests for 1.6 cores, their p99 with a thread each {}, with a pool of a place per core {}",
                         ms(one_loop),
                         ms(steal),
-                        ms(light_p99("steal_eager")?),
+                        ms(eager),
                         ms(offload),
+                        ms(bounded),
                         ms(pool),
                         ms(heavy_p99("loop")?),
                         ms(heavy_p99("offload")?),
@@ -305,8 +308,8 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                         ms(busy_each),
                         ms(busy_bounded),
                     ),
-                    rule: "offloaded and pool each under half of one loop's and of work stealing's light p99; the bounded pool's heavy p99 at most the unbounded one's",
-                    holds: rules::cpu(&[one_loop, steal], &[offload, pool])
+                    rule: "offloaded (either way) and pool each under half of every loop's light p99 (one loop, work stealing with either setting); the bounded pool's heavy p99 at most the unbounded one's",
+                    holds: rules::cpu(&[one_loop, steal, eager], &[offload, bounded, pool])
                         && rules::bounded(busy_each, busy_bounded),
                 })
             })()),
@@ -402,7 +405,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
         },
         Row {
             situation: "Clients that give up (a timeout, a closed tab)",
-            choose: "a loop: a task is dropped at its next await when its connection closes; a thread finishes the work nobody will read",
+            choose: "a loop, for work that waits: a task waiting when its connection closes is dropped at that await, while a thread finishes its wait for nobody (CPU work runs on in both)",
             verdict: Some((|| {
                 let finished = |name| -> Result<f64, Missing> {
                     twelve(Read::Cancel(name))

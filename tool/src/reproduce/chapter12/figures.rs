@@ -27,6 +27,7 @@ pub const READ: &[Read] = &[
     Read::Hol("offload"),
     Read::Hol("pool"),
     Read::Hol("steal_eager"),
+    Read::Hol("offload_bounded"),
     Read::Hol("busy_offload"),
     Read::Hol("busy_offload_bounded"),
     Read::Downstream("loop_free"),
