@@ -47,8 +47,10 @@ struct Args {
     /// directory) to FILE, for a workshop's room to compare.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["compare", "views_only"])]
     export: Option<PathBuf>,
-    /// Measure nothing: put the files several machines exported side by side
-    /// (compare.md and compare.svg in --out, default target/compare).
+    /// Measure nothing: put several machines' figures side by side, each
+    /// judged against the first (files written by --export, chapter records,
+    /// or directories of them; with one, the book's own records come first),
+    /// in compare.md and compare.svg in --out (default target/compare).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "views_only")]
     compare: Vec<PathBuf>,
     /// Write the run's progress as one JSON event a line (what the served
@@ -96,7 +98,11 @@ fn main() -> ExitCode {
     };
     if !args.compare.is_empty() {
         let out = args.out.unwrap_or_else(|| root.join("target/compare"));
-        return finish(room::compare_files(&args.compare, &out));
+        return finish(room::compare_files(
+            &args.compare,
+            &room::book_records(&root),
+            &out,
+        ));
     }
     let default_out = if args.quick {
         root.join("target/reproduce-quick")

@@ -5,6 +5,7 @@
 
 use super::chapter::{Chapter, Example};
 use super::charts;
+use super::judge::SetBy;
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group};
 use super::seeds::{five_sleeps, sleeper_then_activer};
@@ -139,20 +140,28 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
         experiments.push(five);
         let mut load = LoadSpec::sleeps(50, 10, delay);
         load.fixed_share = true;
-        experiments.push(
-            Experiment::new(
-                format!("fifty_{name}"),
-                format!(
-                    "{in_words}, `-n 50 -c 10` at {}",
-                    format_ms(delay.as_secs_f64() * 1000.0)
-                ),
-                server(),
-                vec![load],
-            )
-            .of_seed("002")
-            .with_report()
-            .in_group(Group::new("fifty", in_words)),
-        );
+        let fifty = Experiment::new(
+            format!("fifty_{name}"),
+            format!(
+                "{in_words}, `-n 50 -c 10` at {}",
+                format_ms(delay.as_secs_f64() * 1000.0)
+            ),
+            server(),
+            vec![load],
+        )
+        .of_seed("002")
+        .with_report()
+        .in_group(Group::new("fifty", in_words));
+        // Blocking handlers on two workers: which tasks share a blocked
+        // worker is chance, and the median moves with it.
+        experiments.push(if name == "std_multi" || name == "cpu_multi" {
+            fifty
+                .latencies_set_by(SetBy::Chance)
+                .repeated(3)
+                .varies_because("which tasks share a blocked worker thread is chance")
+        } else {
+            fifty
+        });
     }
     let blocked = sleeper_then_activer(
         ServerUnderTest::of(&BLOCKING)

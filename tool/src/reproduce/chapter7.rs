@@ -4,6 +4,7 @@
 //! 0 ms (the seed's nginx) and 100 ms. Seed 004's own rows stand under the
 //! 0 ms table.
 
+use super::judge::SetBy;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub const CHAPTER: Chapter = Chapter {
     ..Chapter::planned(7, "A proxy under high I/O")
 };
 
+/// Seed 004's connections.
+const CONNECTIONS: usize = 400;
+
 /// The proxy with `model_args`, in front of an upstream that sleeps
 /// `delay`; loaded like seed 004 (400 connections for `duration`).
 fn proxy_run(
@@ -51,7 +55,7 @@ fn proxy_run(
     let server = ServerUnderTest::of(&PROXY)
         .with_args(&arg_refs, &in_words)
         .with_capacity(capacity);
-    let connections = 400;
+    let connections = CONNECTIONS;
     // The model's estimate of how many requests fit in the run, for its
     // prediction. With no upstream delay the model (which knows no overhead)
     // has nothing to say: one round stands in, and the table shows "—".
@@ -206,6 +210,16 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
             if let Some(group) = experiment.group.as_mut() {
                 // Only the delayed upstream has a prediction worth charting.
                 group.x = if delay_ms > 0 { x } else { None };
+            }
+            // A pool smaller than the connections serves some of them over
+            // and over while others wait: which is chance.
+            if delay_ms > 0
+                && matches!(capacity, Capacity::Limited(threads) if threads < CONNECTIONS)
+            {
+                experiment = experiment
+                    .latencies_set_by(SetBy::Chance)
+                    .repeated(3)
+                    .varies_because("which waiting connections the pool serves next is chance");
             }
             experiments.push(experiment);
         }

@@ -14,13 +14,16 @@
 //! Adding a chapter: its example(s), its `chapterN.rs`, one line in [`ALL`],
 //! its page in `book/`.
 
+pub mod calibrate;
 pub mod chapter;
 pub mod charts;
 pub mod columns;
 pub mod figure;
 pub mod format;
 pub mod harness;
+pub mod headline;
 pub mod held;
+pub mod judge;
 pub mod model;
 pub mod peers;
 pub mod progress;

@@ -19,6 +19,15 @@ pub enum Event {
     Building,
     /// The machine the run measures.
     Machine { describe: String },
+    /// The machine's probe, taken before anything else.
+    Calibrated {
+        hello_us: f64,
+        work_wall_per_us: f64,
+        switch_us: f64,
+        /// The book's machine's, where the book's records have one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        book_hello_us: Option<f64>,
+    },
     /// Step `step` of `steps` begins: an experiment (a server under load) or
     /// a measuring program.
     Step {
@@ -40,6 +49,16 @@ pub enum Event {
     Wrote { path: String },
     /// Not every experiment of a chapter ran, so its record was not written.
     Incomplete { chapter: u32 },
+    /// A chapter's figures, judged against the book's records.
+    Judged {
+        chapter: u32,
+        /// Whose records: the book's machine and date.
+        against: String,
+        /// As expected, outside, not judged: one line.
+        tally: String,
+        /// One line for each figure outside its range.
+        outside: Vec<String>,
+    },
     /// The views were rewritten.
     Views { dir: String },
     /// Something the reader should know that did not stop the run.
@@ -146,6 +165,25 @@ impl fmt::Display for Event {
         match self {
             Event::Building => write!(f, "building the examples…"),
             Event::Machine { describe } => write!(f, "Machine: {describe}"),
+            Event::Calibrated {
+                hello_us,
+                work_wall_per_us,
+                switch_us,
+                book_hello_us,
+            } => {
+                write!(
+                    f,
+                    "Calibrated: {hello_us:.1} µs of CPU per hello request, {work_wall_per_us:.2} µs of wall time per µs of /work, {switch_us:.1} µs for a thread's round trip"
+                )?;
+                match book_hello_us {
+                    Some(book) => write!(
+                        f,
+                        "\n      (the book's machine: {book:.1} µs per hello; figures the CPU sets should come out about {:.2} × as fast here)",
+                        book / hello_us
+                    ),
+                    None => Ok(()),
+                }
+            }
             Event::Step {
                 step,
                 steps,
@@ -169,6 +207,18 @@ impl fmt::Display for Event {
                 f,
                 "chapter {chapter}: not every experiment ran, so its record was not written"
             ),
+            Event::Judged {
+                chapter,
+                against,
+                tally,
+                outside,
+            } => {
+                write!(f, "chapter {chapter} beside {against}: {tally}")?;
+                for line in outside {
+                    write!(f, "\n  {line}")?;
+                }
+                Ok(())
+            }
             Event::Views { dir } => write!(f, "wrote the views in {dir}"),
             Event::Warning { message } => write!(f, "warning: {message}"),
             Event::Failed { message } => write!(f, "error: {message}"),
@@ -286,6 +336,18 @@ mod tests {
                 path: "book/generated/chapter7.json".into(),
             },
             Event::Incomplete { chapter: 7 },
+            Event::Calibrated {
+                hello_us: 20.0,
+                work_wall_per_us: 1.01,
+                switch_us: 12.0,
+                book_hello_us: Some(30.0),
+            },
+            Event::Judged {
+                chapter: 3,
+                against: "the book's".into(),
+                tally: "3 as expected".into(),
+                outside: vec!["chapter 3 x p50: …".into()],
+            },
             Event::Views { dir: "x".into() },
             Event::Warning {
                 message: "w".into(),

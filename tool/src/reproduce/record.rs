@@ -202,6 +202,37 @@ pub struct ExperimentRecord {
     /// Lowest-priority spinners that kept the idle cores busy, how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fillers: Option<usize>,
+    /// The headline figures of the further trials, where the experiment ran
+    /// more than once (its first run is the rest of this record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<Trial>,
+}
+
+/// One further trial's first load: its rate, median and p99.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Trial {
+    pub rps: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+impl Trial {
+    pub fn of(load: &LoadOutcome) -> Trial {
+        Trial {
+            rps: load.measured.rps,
+            p50_ms: load.measured.latency_ms.p50,
+            p99_ms: load.measured.latency_ms.p99,
+        }
+    }
+
+    /// The figure named `req/s`, `p50` or `p99`.
+    pub fn figure(&self, figure: &str) -> Option<f64> {
+        match figure {
+            "p50" => self.p50_ms,
+            "p99" => self.p99_ms,
+            _ => Some(self.rps),
+        }
+    }
 }
 
 /// Which CPUs each side was kept on (`sched_setaffinity`).

@@ -8,7 +8,7 @@ use clap::Parser;
 
 use super::harness::{self, ServerProcess};
 use super::model::Prediction;
-use super::record::{ExperimentRecord, LoadOutcome, PauseRecord, Pinning, ProgramRecord};
+use super::record::{ExperimentRecord, LoadOutcome, PauseRecord, Pinning, ProgramRecord, Trial};
 use super::sample::{self, Sampler, ServerSamples};
 use super::spec::{Driver, Experiment, LoadSpec, Program, ServerUnderTest, command_line};
 use evt::load::cli::LoadArgs;
@@ -16,9 +16,23 @@ use evt::load::record::{Bucket, Span};
 use evt::load::{self, Summary};
 
 impl Experiment {
+    /// Runs the experiment, and again for each further trial it asks for:
+    /// the record is the first run's, with the later runs' headline figures
+    /// kept in `trials`.
+    pub fn run(&self) -> Result<ExperimentRecord, String> {
+        let mut record = self.run_once()?;
+        for _ in 1..self.trials {
+            let again = self.run_once()?;
+            if let Some(load) = again.load() {
+                record.trials.push(Trial::of(load));
+            }
+        }
+        Ok(record)
+    }
+
     /// Starts the upstreams and the server, runs every load (each on its
     /// own schedule) while sampling the server, and stops them all.
-    pub fn run(&self) -> Result<ExperimentRecord, String> {
+    fn run_once(&self) -> Result<ExperimentRecord, String> {
         let mut upstreams = Vec::new();
         for upstream in &self.upstreams {
             upstreams.push(start_server(upstream, &[], &[])?);
@@ -142,6 +156,7 @@ impl Experiment {
             pinned,
             slow_clients,
             fillers,
+            trials: Vec::new(),
         })
     }
 }

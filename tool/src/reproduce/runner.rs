@@ -100,6 +100,32 @@ fn measure(options: &Options) -> bool {
     say(Event::Machine {
         describe: machine.describe(),
     });
+    let root = crate::root();
+    let generated = root.join("book/generated");
+    if options.out == generated {
+        super::room::keep_reference(&generated, &super::room::reference_dir(&root));
+    }
+    let reference = Reference::at(&super::room::book_records(&root));
+    let calibration = match super::calibrate::probe() {
+        Ok(calibration) => {
+            say(Event::Calibrated {
+                hello_us: calibration.hello_us,
+                work_wall_per_us: calibration.work_wall_per_us,
+                switch_us: calibration.switch_us,
+                book_hello_us: reference.book_hello_us(),
+            });
+            if let Err(message) = super::calibrate::write(&options.out, &calibration) {
+                say(Event::Warning { message });
+            }
+            Some(calibration)
+        }
+        Err(message) => {
+            say(Event::Warning {
+                message: format!("{message}; the CPU-set figures will not be judged"),
+            });
+            None
+        }
+    };
     let planned: Vec<Experiment> = options
         .chapters
         .iter()
@@ -200,9 +226,14 @@ fn measure(options: &Options) -> bool {
             wall_s: Some(started.elapsed().as_secs_f64().round()),
         };
         match record::write(&options.out, &record) {
-            Ok(path) => say(Event::Wrote {
-                path: path.display().to_string(),
-            }),
+            Ok(path) => {
+                say(Event::Wrote {
+                    path: path.display().to_string(),
+                });
+                if let Some(judged) = reference.judge(&record, calibration.as_ref()) {
+                    say(judged);
+                }
+            }
             Err(message) => {
                 say(Event::Failed { message });
                 all_ran = false;
@@ -210,6 +241,76 @@ fn measure(options: &Options) -> bool {
         }
     }
     all_ran
+}
+
+/// The book's records a run is judged against, and their calibrations.
+struct Reference {
+    records: Vec<ChapterRecord>,
+    calibrations: Vec<super::calibrate::Calibration>,
+}
+
+impl Reference {
+    /// The records in `dir`; none where they cannot be read (a run does
+    /// not need them, and the judging says so).
+    fn at(dir: &Path) -> Reference {
+        Reference {
+            records: record::read_all(dir).unwrap_or_default(),
+            calibrations: super::calibrate::read_all(dir).unwrap_or_default(),
+        }
+    }
+
+    /// The book's machine's CPU per hello, from its first record's machine.
+    fn book_hello_us(&self) -> Option<f64> {
+        let machine = self.records.first()?.machine.describe();
+        super::calibrate::of(&self.calibrations, &machine).map(|c| c.hello_us)
+    }
+
+    /// `record`'s figures judged against the book's record of its chapter:
+    /// None where the book has none or it is this very run.
+    fn judge(
+        &self,
+        record: &ChapterRecord,
+        calibration: Option<&super::calibrate::Calibration>,
+    ) -> Option<Event> {
+        let book = self.records.iter().find(|r| r.chapter == record.chapter)?;
+        if book.measured_at == record.measured_at {
+            return None;
+        }
+        let against = format!(
+            "the book's records ({}, {})",
+            book.machine.describe(),
+            book.measured_at
+        );
+        if book.quick != record.quick {
+            return Some(Event::Judged {
+                chapter: record.chapter,
+                against,
+                tally: "not judged: a quick run's delays are a tenth of a full run's".into(),
+                outside: Vec::new(),
+            });
+        }
+        let side = |records: &[ChapterRecord], calibrations: Vec<_>| super::room::Side {
+            name: String::new(),
+            calibrations,
+            headlines: super::room::headlines(records),
+        };
+        let judged = super::room::judge_side(
+            &side(std::slice::from_ref(book), self.calibrations.clone()),
+            &side(
+                std::slice::from_ref(record),
+                calibration.into_iter().cloned().collect(),
+            ),
+        );
+        Some(Event::Judged {
+            chapter: record.chapter,
+            against,
+            tally: super::room::tally(&judged),
+            outside: judged
+                .iter()
+                .filter_map(super::room::outside_line)
+                .collect(),
+        })
+    }
 }
 
 /// Runs `work` with a spinner on stderr (drawn only on a terminal, and only

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::judge::FiguresSetBy;
 use super::model::{self, Capacity, ClientStream, Prediction};
 pub use super::record::Group;
 use evt::load::schedule::Arrivals;
@@ -304,6 +305,16 @@ pub struct Experiment {
     /// Keep the cores the server leaves idle busy with spinners that yield
     /// to anything else.
     pub fill_idle_cores: Option<Spinner>,
+    /// What sets its headline figures, where the rule of thumb (timers when
+    /// the model predicts a median of 10 ms or more) is wrong.
+    pub set_by: Option<FiguresSetBy>,
+    /// How many times it runs (its figures' range, where chance sets them).
+    pub trials: usize,
+    /// The experiments that are trials of one thing share this name (the
+    /// experiment's own slug when it is not one of several).
+    pub family: Option<String>,
+    /// Why its figures vary from machine to machine, where known.
+    pub varies_because: Option<&'static str>,
 }
 
 /// A spinner on a core the server leaves idle.
@@ -387,6 +398,10 @@ impl Experiment {
             pin_server_cpus: None,
             slow_clients: None,
             fill_idle_cores: None,
+            set_by: None,
+            trials: 1,
+            family: None,
+            varies_because: None,
         }
     }
 

@@ -24,8 +24,8 @@ pub struct Paths {
     pub overlay: PathBuf,
     /// `target/serve/quick/`: where the lab's quick runs write.
     pub quick_out: PathBuf,
-    /// `target/serve/reference/`: the book's records as they were when
-    /// `serve` first ran, for comparing a reader's run with them.
+    /// `target/reference/`: the book's records as they were when `serve` or
+    /// a run first started, for comparing a reader's run with them.
     pub reference: PathBuf,
 }
 
@@ -39,7 +39,7 @@ impl Paths {
             site: serve.join("site"),
             overlay: serve.join("overlay"),
             quick_out: serve.join("quick"),
-            reference: serve.join("reference"),
+            reference: crate::reproduce::room::reference_dir(root),
         }
     }
 
@@ -211,23 +211,10 @@ pub fn fingerprint(dirs: &[&Path]) -> u64 {
 }
 
 /// Keeps a copy of the book's records as they are the first time `serve`
-/// runs in this clone: the reference a reader's runs are compared with.
+/// (or a run) starts in this clone: the reference a reader's runs are
+/// compared with.
 pub fn keep_reference(paths: &Paths) {
-    if paths.reference.is_dir() {
-        return;
-    }
-    let _ = std::fs::create_dir_all(&paths.reference);
-    for entry in std::fs::read_dir(paths.generated())
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("chapter") && name.ends_with(".json") && !name.contains('_') {
-            let _ = std::fs::copy(entry.path(), paths.reference.join(&*name));
-        }
-    }
+    crate::reproduce::room::keep_reference(&paths.generated(), &paths.reference);
 }
 
 /// Whether `file` is one of chapter `n`'s generated files

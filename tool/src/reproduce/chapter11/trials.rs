@@ -48,7 +48,8 @@ pub fn experiments(plan: Plan, run: Duration) -> Vec<Experiment> {
                         server,
                         vec![work_load(run)],
                     )
-                    .in_group(Group::new(GROUP, label).at(n as f64).on_line(line)),
+                    .in_group(Group::new(GROUP, label).at(n as f64).on_line(line))
+                    .trial_of(format!("scaling_{name}")),
                 );
             }
         }
@@ -66,7 +67,8 @@ pub fn experiments(plan: Plan, run: Duration) -> Vec<Experiment> {
                     vec![work_load(run)],
                 )
                 .with_idle_cores_filled(spinner)
-                .in_group(Group::new(GROUP, label).at(1.0).on_line(line)),
+                .in_group(Group::new(GROUP, label).at(1.0).on_line(line))
+                .trial_of(format!("filled_{slug}_steal_1")),
             );
         }
     }
