@@ -274,8 +274,20 @@ fn every_generated_file_is_a_view_of_the_records_that_a_page_shows() {
     // be exactly what the records say, so no number was edited by hand; and
     // each is shown by some page, so nothing is kept that nobody reads.
     let dir = root().join("book/generated");
-    let all = evt_book::reproduce::all_views(&generated());
+    let mut all = evt_book::reproduce::all_views(&generated());
     assert!(all.len() >= 40, "the chapters' tables and charts");
+    // The reproducing appendix's, from the records, their calibrations and
+    // the second run's export.
+    let reproducing = evt_book::reproduce::reproducing::views(&generated(), &dir).unwrap();
+    assert!(
+        ["kinds", "chance", "calibration", "second"]
+            .iter()
+            .all(|name| reproducing
+                .iter()
+                .any(|v| v.name == format!("reproducing_{name}.md"))),
+        "the reproducing appendix's four tables"
+    );
+    all.extend(reproducing);
     // What pages show: their includes, and their pictures (`](generated/X.svg)`).
     let mut included: Vec<String> = includes()
         .iter()
@@ -327,7 +339,9 @@ fn every_generated_file_is_a_view_of_the_records_that_a_page_shows() {
                 || name == quick.name
                 || name == evt_book::reproduce::run_times::QUICK_RECORD
                 || name == "load_help.txt"
-                || name == "load_client_bench.md",
+                || name == "load_client_bench.md"
+                || name == evt_book::reproduce::calibrate::FILE
+                || name == evt_book::reproduce::reproducing::SECOND_RUN,
             "{name} in book/generated is made by nothing"
         );
     }

@@ -258,7 +258,14 @@ fn the_rooms_files_export_and_compare() {
     ]);
     assert!(output.status.success(), "{output:?}");
     let table = std::fs::read_to_string(out.join("compare.md")).unwrap();
-    assert!(table.starts_with("| chapter | experiment | figure | set by | laptop | desktop |"));
+    assert!(
+        table.contains(
+            "| chapter | experiment | figure | set by | laptop | desktop | desktop: judged |"
+        ),
+        "{table}"
+    );
+    // The same run twice is not judged against itself.
+    assert!(table.contains("| same run |"), "{table}");
     // Chapter 3's five sleeps are set by timers, and both machines have them.
     let row = table
         .lines()
@@ -288,6 +295,60 @@ fn the_rooms_files_export_and_compare() {
         stderr.contains("quick run") && stderr.lines().count() == 1,
         "{stderr}"
     );
+    // A record from another machine, judged against the book's record as
+    // it is: its five sleeps' median 10 % slower, the rest as the book's.
+    let book = evt_book::root().join("book/generated/chapter3.json");
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&book).unwrap()).unwrap();
+    other["machine"] =
+        serde_json::json!({"cpu": "another CPU", "cores": 2, "os": "another OS", "rustc": "rustc"});
+    let five = other["experiments"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["slug"] == "five_sleeps")
+        .unwrap();
+    let p50 = &mut five["loads"][0]["measured"]["latency_ms"]["p50"];
+    *p50 = serde_json::json!(p50.as_f64().unwrap() * 1.10);
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("chapter3.json"), other.to_string()).unwrap();
+    let output = reproduce(&[
+        "--compare",
+        book.to_str().unwrap(),
+        elsewhere.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("1 outside") && said.contains("chapter 3 five_sleeps p50:"),
+        "{said}"
+    );
+    let table = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    let row = |figure: &str| {
+        table
+            .lines()
+            .find(|line| line.starts_with(&format!("| 3 | five_sleeps | {figure} | timers |")))
+            .unwrap_or_else(|| panic!("no five_sleeps {figure} in {table}"))
+            .to_string()
+    };
+    assert!(row("p50").ends_with("| outside, +7 % |"), "{}", row("p50"));
+    assert!(
+        row("req/s").ends_with("| as expected |"),
+        "{}",
+        row("req/s")
+    );
+    // One path: the book's own records come first.
+    let output = reproduce(&[
+        "--compare",
+        elsewhere.join("chapter3.json").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("chapter3 against the book:"));
     // A file that is not an export is one line.
     let output = reproduce(&["--compare", out.join("compare.md").to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));

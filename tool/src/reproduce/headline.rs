@@ -41,6 +41,9 @@ pub struct Headline {
     /// Why it varies between machines, where the book knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub varies_because: Option<String>,
+    /// The name its experiment's trials share, where it is one of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
 }
 
 impl Headline {
@@ -140,6 +143,7 @@ pub fn headlines(records: &[ChapterRecord]) -> Vec<Headline> {
                     trials: Vec::new(),
                     predicted: model,
                     varies_because: spec.and_then(|e| e.varies_because).map(str::to_string),
+                    family: (family != experiment.slug).then(|| family.clone()),
                 });
             }
         }

@@ -28,6 +28,7 @@ pub mod model;
 pub mod peers;
 pub mod progress;
 pub mod record;
+pub mod reproducing;
 pub mod room;
 pub mod run;
 pub mod run_times;

@@ -93,12 +93,16 @@ pub fn tally(judged: &[Judged]) -> String {
             kinds.push(format!("{words} {fine}/{}", all.len()));
         }
     }
+    let by_kind = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" (as expected by kind: {})", kinds.join(", "))
+    };
     format!(
-        "{} as expected, {} outside, {} not judged ({})",
+        "{} as expected, {} outside, {} not judged{by_kind}",
         count(&|v| *v == Verdict::AsExpected),
         count(&|v| matches!(v, Verdict::Outside { .. })),
         count(&|v| matches!(v, Verdict::NoRange(_))),
-        kinds.join(", ")
     )
 }
 
@@ -491,6 +495,7 @@ mod tests {
             trials: Vec::new(),
             predicted: None,
             varies_because: None,
+            family: None,
         }
     }
 

@@ -381,7 +381,9 @@ pub fn rewrite_views(out: &Path) -> Result<usize, String> {
             out.display()
         ));
     }
-    views::write_all(out, &super::all_views(&records))?;
+    let mut all = super::all_views(&records);
+    all.extend(super::reproducing::views(&records, out)?);
+    views::write_all(out, &all)?;
     Ok(records.len())
 }
 

@@ -33,7 +33,7 @@
       "padding:.6em 1em;margin:1em 0;border-radius:4px;font-size:.9em}" +
       ".evt-lab button{margin-right:.5em}.evt-lab progress{width:100%}" +
       ".evt-lab pre{max-height:10em;overflow:auto;font-size:.8em;margin:.4em 0}" +
-      ".evt-lab table{font-size:.85em}.evt-lab .off{opacity:.6}";
+      ".evt-lab table{font-size:.85em}.evt-lab .off td:last-child{color:#a00;font-weight:bold}";
     document.head.appendChild(style);
     const box = el("div", { class: "evt-lab", id: "evt-lab" });
     box.appendChild(el("strong", {}, "Run this chapter on my machine"));
@@ -105,16 +105,17 @@
     const box = panel.compare;
     box.textContent = "";
     box.appendChild(el("p", {}, `Yours: ${c.yours}. The book's: ${c.book || "no record"}.` +
-      (c.quick ? " A quick run divides the chapter's long delays by ten, so the figures they set should be a tenth of the book's; a row near 1 is one whose short delay a quick run keeps." : "")));
+      (c.quick ? " A quick run divides the chapter's long delays by ten, so its figures are not judged against the book's full run; a row near 1 is one whose short delay a quick run keeps." : "") +
+      (c.tally ? ` Judged against the book's: ${c.tally}.` : "")));
     const table = el("table");
     const head = el("tr");
-    ["experiment", "figure", "yours", "the book's", "yours ÷ book's", "set by"].forEach((h) => head.appendChild(el("th", {}, h)));
+    ["experiment", "figure", "yours", "the book's", "yours ÷ book's", "set by", "should land in", "verdict"].forEach((h) => head.appendChild(el("th", {}, h)));
     table.appendChild(head);
     const fmt = (v, unit) => (v === null || v === undefined ? "—" : `${v >= 100 ? Math.round(v).toLocaleString("en") : v.toPrecision(3)} ${unit}`);
     c.rows.forEach((r) => {
-      const tr = el("tr", r.timer_bound ? {} : { class: "off" });
+      const tr = el("tr", r.verdict.startsWith("outside") ? { class: "off" } : {});
       [r.experiment, r.figure, fmt(r.yours, r.unit), fmt(r.book, r.unit),
-        r.book ? (r.yours / r.book).toFixed(2) : "—", r.timer_bound ? "timers" : "the machine"]
+        r.book ? (r.yours / r.book).toFixed(2) : "—", r.set_by, r.range || "—", r.reason ? `${r.verdict}: ${r.reason}` : r.verdict]
         .forEach((v) => tr.appendChild(el("td", {}, v)));
       table.appendChild(tr);
     });

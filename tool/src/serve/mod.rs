@@ -364,7 +364,7 @@ struct CompareAsk {
     chapter: u32,
 }
 
-/// One headline figure, the reader's beside the book's machine's.
+/// One headline figure, the reader's beside the book's machine's, judged.
 #[derive(Serialize)]
 struct CompareRow {
     experiment: String,
@@ -373,6 +373,14 @@ struct CompareRow {
     yours: f64,
     book: Option<f64>,
     timer_bound: bool,
+    /// What sets it, in words (`timers`, `chance`, `CPU (hello)`).
+    set_by: String,
+    /// Where it should have landed, as "low–high".
+    range: Option<String>,
+    /// `as expected`, `outside, +12 %`, or why it was not judged.
+    verdict: String,
+    /// Why it may land outside, where it did.
+    reason: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -380,12 +388,16 @@ struct Comparison {
     yours: String,
     book: Option<String>,
     quick: bool,
+    /// As expected, outside, not judged, as one line.
+    tally: Option<String>,
     rows: Vec<CompareRow>,
 }
 
 /// The reader's record of a chapter (a quick run's, else the book's own
-/// directory's when it is not the reference) beside the reference.
+/// directory's when it is not the reference) beside the reference, each
+/// figure judged against the book's.
 async fn compare(State(app): State<Arc<App>>, Query(ask): Query<CompareAsk>) -> Response {
+    use crate::reproduce::{calibrate, judge::Verdict, room};
     let read = |path: PathBuf| -> Option<ChapterRecord> {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     };
@@ -404,22 +416,73 @@ async fn compare(State(app): State<Arc<App>>, Query(ask): Query<CompareAsk>) -> 
             "no run of yours for this chapter yet",
         );
     };
-    let book_rows = reference
-        .as_ref()
-        .map(|r| crate::reproduce::room::headlines(std::slice::from_ref(r)))
-        .unwrap_or_default();
-    let rows = crate::reproduce::room::headlines(std::slice::from_ref(&yours))
-        .into_iter()
-        .map(|mine| CompareRow {
-            book: book_rows
-                .iter()
-                .find(|b| b.experiment == mine.experiment && b.figure == mine.figure)
-                .map(|b| b.value),
-            experiment: mine.experiment,
-            figure: mine.figure,
-            unit: mine.unit,
-            yours: mine.value,
-            timer_bound: mine.timer_bound,
+    let calibrations = |dirs: &[PathBuf]| -> Vec<calibrate::Calibration> {
+        dirs.iter()
+            .flat_map(|dir| calibrate::read_all(dir).unwrap_or_default())
+            .collect()
+    };
+    let book_side = room::Side {
+        name: "the book".into(),
+        calibrations: calibrations(std::slice::from_ref(&app.paths.reference)),
+        headlines: reference
+            .as_ref()
+            .map(|r| room::headlines(std::slice::from_ref(r)))
+            .unwrap_or_default(),
+    };
+    let your_side = room::Side {
+        name: "yours".into(),
+        calibrations: calibrations(&[
+            app.paths.overlay.clone(),
+            app.paths.quick_out.clone(),
+            app.paths.generated(),
+        ]),
+        headlines: room::headlines(std::slice::from_ref(&yours)),
+    };
+    let kinds_differ = reference.as_ref().is_some_and(|r| r.quick != yours.quick);
+    let judged = if kinds_differ {
+        Vec::new()
+    } else {
+        room::judge_side(&book_side, &your_side)
+    };
+    let rows = your_side
+        .headlines
+        .iter()
+        .map(|mine| {
+            let judgment = judged.iter().find(|j| j.mine.same_figure(mine));
+            CompareRow {
+                book: book_side
+                    .headlines
+                    .iter()
+                    .find(|b| b.same_figure(mine))
+                    .map(|b| b.value),
+                experiment: mine.experiment.clone(),
+                figure: mine.figure.clone(),
+                unit: mine.unit.clone(),
+                yours: mine.value,
+                timer_bound: mine.timer_bound,
+                set_by: judgment
+                    .map_or(mine.set_by(), |j| j.set_by)
+                    .words()
+                    .to_string(),
+                range: judgment.and_then(|j| j.expected.as_ref().ok()).map(|e| {
+                    format!(
+                        "{}–{}",
+                        room::number(e.low, &mine.unit),
+                        room::number(e.high, &mine.unit)
+                    )
+                }),
+                verdict: match judgment {
+                    Some(j) => j.verdict.words(),
+                    None if kinds_differ => {
+                        "not judged: a quick run beside the book's full one".into()
+                    }
+                    None => "not judged: the book has no such figure".into(),
+                },
+                reason: judgment.and_then(|j| match &j.verdict {
+                    Verdict::Outside { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                }),
+            }
         })
         .collect();
     let describe = |r: &ChapterRecord| format!("{}, {}", r.machine.describe(), r.measured_at);
@@ -427,6 +490,7 @@ async fn compare(State(app): State<Arc<App>>, Query(ask): Query<CompareAsk>) -> 
         yours: describe(&yours),
         book: reference.as_ref().map(describe),
         quick: yours.quick,
+        tally: (!judged.is_empty()).then(|| room::tally(&judged)),
         rows,
     })
     .into_response()
