@@ -272,6 +272,12 @@ pub fn checks(examples_dir: &Path, examples: &[&str]) -> Vec<Check> {
             )
         });
     }
+    // SAFETY: sysconf only reads a system value.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let usable = std::thread::available_parallelism().map_or(0, |n| n.get());
+    if online > 0 && usable > 0 {
+        out.push(cores_check(usable, online as usize));
+    }
     if on_battery() {
         out.push(check(
             Verdict::Warn,
@@ -332,6 +338,30 @@ pub fn checks(examples_dir: &Path, examples: &[&str]) -> Vec<Check> {
         )
     });
     out
+}
+
+/// How many of the machine's cores this process may use: fewer than are
+/// online means `taskset`, a cpuset or a CPU quota (a container's, a VM's)
+/// holds it back, and the CPU's figures will follow the cores it may use.
+fn cores_check(usable: usize, online: usize) -> Check {
+    if usable < online {
+        check(
+            Verdict::Warn,
+            "cores",
+            format!(
+                "this process may use {usable} of the machine's {online} cores (taskset, a cpuset or a CPU quota): \
+                 figures the CPU sets will follow the {usable}, and the run's probe measures the same"
+            ),
+            Some("run without taskset, or give the container or VM its whole CPU"),
+        )
+    } else {
+        check(
+            Verdict::Ok,
+            "cores",
+            format!("all {online} cores usable"),
+            None,
+        )
+    }
 }
 
 /// Whether a laptop is running on its battery (Linux's power-supply class).
@@ -410,5 +440,16 @@ mod tests {
         assert_eq!(code, 1);
         assert!(text.contains("FAIL  x: 5 is below the 10") && text.contains("fix: fix it"));
         assert!(text.trim_end().ends_with("fixed: x."), "{text}");
+    }
+
+    #[test]
+    fn a_process_held_to_fewer_cores_is_warned() {
+        let held = cores_check(1, 2);
+        assert_eq!(held.verdict, Verdict::Warn);
+        assert!(
+            held.detail
+                .starts_with("this process may use 1 of the machine's 2 cores")
+        );
+        assert_eq!(cores_check(2, 2).verdict, Verdict::Ok);
     }
 }

@@ -53,6 +53,15 @@ struct Args {
     /// in compare.md and compare.svg in --out (default target/compare).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "views_only")]
     compare: Vec<PathBuf>,
+    /// Measure only the machine: the few seconds' probe a run begins with,
+    /// kept in the output directory's calibration.json.
+    #[arg(long, conflicts_with_all = ["compare", "views_only", "export"])]
+    probe: bool,
+    /// Measure nothing: calibrate the machine that measured the records in
+    /// the output directory (records from before the probe) from DIR, this
+    /// machine's run of the same chapters with its probe.
+    #[arg(long, value_name = "DIR", hide = true)]
+    derive_calibration: Option<PathBuf>,
     /// Write the run's progress as one JSON event a line (what the served
     /// book's lab reads) instead of lines for a reader.
     #[arg(long, hide = true)]
@@ -119,6 +128,23 @@ fn main() -> ExitCode {
     };
     if let Some(file) = &args.export {
         return finish(room::export_from(&out, file));
+    }
+    if args.probe {
+        return finish(reproduce::calibrate::probe().and_then(|c| {
+            reproduce::calibrate::write(&out, &c)?;
+            Ok(format!(
+                "{}: {:.1} µs of the machine per hello request ({:.1} µs of CPU), {:.2} µs per µs of /work on every core, {:.1} µs a thread's round trip; kept in {}",
+                c.machine,
+                c.hello_wall_us,
+                c.hello_us,
+                c.work_wall_per_us,
+                c.switch_us,
+                out.join(reproduce::calibrate::FILE).display()
+            ))
+        }));
+    }
+    if let Some(here) = &args.derive_calibration {
+        return finish(reproduce::calibrate::derive_into(&out, here));
     }
     if args.views_only {
         return finish(runner::views_only(&out, quick_times_to.as_deref(), sink));

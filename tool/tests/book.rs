@@ -280,12 +280,12 @@ fn every_generated_file_is_a_view_of_the_records_that_a_page_shows() {
     // the second run's export.
     let reproducing = evt_book::reproduce::reproducing::views(&generated(), &dir).unwrap();
     assert!(
-        ["kinds", "chance", "calibration", "second"]
+        ["kinds", "chance", "calibration", "second", "one_core"]
             .iter()
             .all(|name| reproducing
                 .iter()
                 .any(|v| v.name == format!("reproducing_{name}.md"))),
-        "the reproducing appendix's four tables"
+        "the reproducing appendix's five tables"
     );
     all.extend(reproducing);
     // What pages show: their includes, and their pictures (`](generated/X.svg)`).
@@ -341,7 +341,9 @@ fn every_generated_file_is_a_view_of_the_records_that_a_page_shows() {
                 || name == "load_help.txt"
                 || name == "load_client_bench.md"
                 || name == evt_book::reproduce::calibrate::FILE
-                || name == evt_book::reproduce::reproducing::SECOND_RUN,
+                || name == evt_book::reproduce::reproducing::SECOND_RUN
+                || name == evt_book::reproduce::reproducing::ALL_CORES
+                || name == evt_book::reproduce::reproducing::ONE_CORE,
             "{name} in book/generated is made by nothing"
         );
     }

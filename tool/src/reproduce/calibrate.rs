@@ -1,9 +1,11 @@
-//! A few seconds' probe of this machine at the start of a run: what a
-//! hello request costs in CPU (both ends, over loopback), how long `/work`
-//! takes per µs of CPU asked, and how long one thread takes to wake another
-//! and hear back. A figure the book marks as set by the CPU is predicted for
+//! A few seconds' probe of this machine at the start of a run: how much of
+//! the machine's time a hello request takes over loopback with every core
+//! busy (and how much CPU), how long `/work` takes per µs of CPU asked when
+//! every core runs it, and how long one thread takes to wake another and
+//! hear back. A figure the book marks as set by the CPU is predicted for
 //! this machine from the book's figure and the two machines' probes
-//! ([`super::judge`]).
+//! ([`super::judge`]): the probes measure the machine as a whole, the speed
+//! of its cores and how many there are, as a saturated experiment uses it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::judge::Probe;
+use super::record::ChapterRecord;
 use evt::blocking::Connection;
 use evt::sys::Machine;
 
@@ -35,17 +40,25 @@ pub struct Calibration {
     pub measured_at: String,
     /// CPU per hello request, the server's and the client's together, µs.
     pub hello_us: f64,
-    /// Wall time per µs of `/work`'s CPU, alone on a core.
+    /// Wall time per hello request with every core busy (the inverse of
+    /// the probe's rate), µs.
+    #[serde(default)]
+    pub hello_wall_us: f64,
+    /// Wall time per µs of `/work`'s CPU with every core running it.
     pub work_wall_per_us: f64,
     /// One round trip between two threads (a wake-up each way), µs.
     pub switch_us: f64,
+    /// Not probed but derived, and from what: a machine whose records
+    /// predate the probe is calibrated by the figures both machines recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
 }
 
 impl Calibration {
     /// What `probe` measured.
     pub fn probe(&self, probe: Probe) -> f64 {
         match probe {
-            Probe::Hello => self.hello_us,
+            Probe::Hello => self.hello_wall_us,
             Probe::Work => self.work_wall_per_us,
             Probe::Switch => self.switch_us,
         }
@@ -54,16 +67,134 @@ impl Calibration {
 
 /// Probes this machine (about three seconds).
 pub fn probe() -> Result<Calibration, String> {
-    let hello = median((0..ROUNDS).map(|_| hello_us()).collect::<Result<_, _>>()?);
+    let hellos = (0..ROUNDS)
+        .map(|_| hello())
+        .collect::<Result<Vec<_>, _>>()?;
+    let hello = median(hellos.iter().map(|h| h.0).collect());
+    let hello_wall = median(hellos.iter().map(|h| h.1).collect());
     let work = median((0..ROUNDS).map(|_| work_wall_per_us()).collect());
     let switch = median((0..ROUNDS).map(|_| switch_us()).collect());
     Ok(Calibration {
         machine: Machine::this().describe(),
         measured_at: evt::sys::now_utc(),
         hello_us: hello,
+        hello_wall_us: hello_wall,
         work_wall_per_us: work,
         switch_us: switch,
+        derived_from: None,
     })
+}
+
+/// What a record measured that tracks each probe, by experiment or
+/// program: the wall time per request (the inverse of the rate) of every
+/// hello load and of every `/work` load, and every thread hop a program
+/// timed.
+fn tracked(records: &[ChapterRecord]) -> [BTreeMap<String, f64>; 3] {
+    let mut out: [BTreeMap<String, f64>; 3] = Default::default();
+    for record in records {
+        for experiment in &record.experiments {
+            let Some(load) = experiment.load() else {
+                continue;
+            };
+            if load.measured.rps <= 0.0 {
+                continue;
+            }
+            let per_request = 1e6 / load.measured.rps;
+            let slot = if load.path == "/" {
+                0
+            } else if load.path.starts_with("/work") {
+                1
+            } else {
+                continue;
+            };
+            out[slot].insert(
+                format!("{}/{}", record.chapter, experiment.slug),
+                per_request,
+            );
+        }
+        for program in &record.programs {
+            if let Some(hop) = program
+                .output
+                .get("baseline_hop_ns")
+                .and_then(|v| v.as_f64())
+            {
+                out[2].insert(format!("{}/{}", record.chapter, program.slug), hop);
+            }
+        }
+    }
+    out
+}
+
+/// The calibration of the machine that measured `theirs`, derived from
+/// `mine` (this machine's records, of the same chapters) and this machine's
+/// probe: each probe scaled by the median ratio, theirs over mine, of what
+/// both records measured that tracks it.
+pub fn derive(
+    theirs: &[ChapterRecord],
+    mine: &[ChapterRecord],
+    probe: &Calibration,
+) -> Result<Calibration, String> {
+    let machine = theirs
+        .first()
+        .map(|r| r.machine.describe())
+        .ok_or("no records to calibrate from")?;
+    let (their, my) = (tracked(theirs), tracked(mine));
+    let mut ratios = [0.0; 3];
+    let mut used = Vec::new();
+    for (index, name) in ["hello loads", "/work loads", "thread hops"]
+        .iter()
+        .enumerate()
+    {
+        let pairs: Vec<f64> = their[index]
+            .iter()
+            .filter_map(|(key, t)| Some(t / my[index].get(key)?))
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .collect();
+        if pairs.is_empty() {
+            return Err(format!("no {name} that both machines measured"));
+        }
+        used.push(format!("{} {name}", pairs.len()));
+        ratios[index] = median(pairs);
+    }
+    Ok(Calibration {
+        machine,
+        measured_at: probe.measured_at.clone(),
+        hello_us: probe.hello_us * ratios[0],
+        hello_wall_us: probe.hello_wall_us * ratios[0],
+        work_wall_per_us: probe.work_wall_per_us * ratios[1],
+        switch_us: probe.switch_us * ratios[2],
+        derived_from: Some(format!(
+            "{}'s probe, times the median ratio of what both recorded ({})",
+            probe.machine,
+            used.join(", ")
+        )),
+    })
+}
+
+/// `--derive-calibration DIR`: the calibration of the machine that measured
+/// the records in `book` (which predate the probe), from DIR's records and
+/// probe (this machine's run of the same chapters), kept in `book`.
+pub fn derive_into(book: &Path, here: &Path) -> Result<String, String> {
+    let theirs = super::record::read_all(book)?;
+    let mine = super::record::read_all(here)?;
+    let machine = Machine::this().describe();
+    let all = read_all(here)?;
+    let probe = of(&all, &machine).ok_or_else(|| {
+        format!(
+            "no probe of this machine in {}: run the chapters there first",
+            here.display()
+        )
+    })?;
+    let derived = derive(&theirs, &mine, probe)?;
+    write(book, &derived)?;
+    Ok(format!(
+        "calibrated {} from {}: {:.1} µs of the machine per hello, {:.2} µs per µs of /work, {:.1} µs a round trip",
+        derived.machine,
+        derived.derived_from.as_deref().unwrap_or(""),
+        derived.hello_wall_us,
+        derived.work_wall_per_us,
+        derived.switch_us
+    ))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -85,8 +216,8 @@ fn process_cpu() -> Duration {
 /// Hello over loopback: a thread per connection on the server side (the
 /// book's blocking connection code), one client thread per connection
 /// sending a request and reading the answer, in turn. The process's CPU over
-/// the requests, per request.
-fn hello_us() -> Result<f64, String> {
+/// the requests, per request, and the wall time per request.
+fn hello() -> Result<(f64, f64), String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .map_err(|error| format!("the calibration cannot listen on loopback: {error}"))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
@@ -114,6 +245,7 @@ fn hello_us() -> Result<f64, String> {
         .map_err(|error| format!("the calibration cannot start a thread: {error}"))?;
     let per_connection = HELLO_REQUESTS / CONNECTIONS as u64;
     let started = process_cpu();
+    let wall = Instant::now();
     let clients: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
             std::thread::spawn(move || -> Result<(), String> {
@@ -137,8 +269,13 @@ fn hello_us() -> Result<f64, String> {
             .map_err(|error| format!("the calibration's hello failed: {error}"))?;
     }
     let spent = process_cpu().saturating_sub(started);
+    let took = wall.elapsed();
     let _ = server.join();
-    Ok(spent.as_secs_f64() * 1e6 / (per_connection * CONNECTIONS as u64) as f64)
+    let requests = (per_connection * CONNECTIONS as u64) as f64;
+    Ok((
+        spent.as_secs_f64() * 1e6 / requests,
+        took.as_secs_f64() * 1e6 / requests,
+    ))
 }
 
 /// Reads one answer to hello: its head, then its `Content-Length` bytes.
@@ -170,14 +307,25 @@ fn read_one_answer(stream: &mut TcpStream, buffer: &mut [u8]) -> Result<(), Stri
     }
 }
 
-/// `/work`'s own loop, 20 × 1 ms of CPU, timed by the wall clock.
+/// `/work`'s own loop, 20 × 1 ms of CPU on a thread per core this process
+/// may use, timed by the wall clock: per µs asked of all of them.
 fn work_wall_per_us() -> f64 {
     let asked = Duration::from_millis(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
-    for _ in 0..20 {
-        std::hint::black_box(evt::routes::spend_cpu(asked));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    std::hint::black_box(evt::routes::spend_cpu(asked));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
     }
-    started.elapsed().as_secs_f64() / (20.0 * asked.as_secs_f64())
+    started.elapsed().as_secs_f64() / (20.0 * threads as f64 * asked.as_secs_f64())
 }
 
 /// Two threads passing a token back and forth through channels.
@@ -228,8 +376,21 @@ pub fn write(dir: &Path, calibration: &Calibration) -> Result<(), String> {
 }
 
 /// The probe of the machine described as `machine`, among `all`.
+/// The probe measures the hardware: a machine is found by its CPU and
+/// cores (`AMD EPYC (2 cores)`), whatever kernel build it ran that day.
 pub fn of<'a>(all: &'a [Calibration], machine: &str) -> Option<&'a Calibration> {
-    all.iter().find(|c| c.machine == machine)
+    all.iter().find(|c| c.machine == machine).or_else(|| {
+        all.iter()
+            .find(|c| hardware(&c.machine) == hardware(machine))
+    })
+}
+
+/// The CPU and cores of a machine as [`Machine::describe`] says it: the
+/// text up to the cores' closing parenthesis.
+pub fn hardware(describe: &str) -> &str {
+    describe
+        .find(" cores)")
+        .map_or(describe, |at| &describe[..at + " cores)".len()])
 }
 
 #[cfg(test)]
@@ -242,8 +403,11 @@ mod tests {
         // A hello over loopback costs CPU at both ends: more than a
         // microsecond, less than a second, on any machine.
         assert!(c.hello_us > 1.0 && c.hello_us < 1e6, "{c:?}");
-        // /work spends at least the CPU it asks for.
-        assert!(c.work_wall_per_us >= 1.0, "{c:?}");
+        // The machine's time per hello is less than a second, and all its
+        // cores together spend /work's CPU no faster than one core per core.
+        assert!(c.hello_wall_us > 0.0 && c.hello_wall_us < 1e6, "{c:?}");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(c.work_wall_per_us >= 0.99 / cores, "{c:?}");
         assert!(c.switch_us > 0.0, "{c:?}");
     }
 
@@ -255,8 +419,10 @@ mod tests {
             machine: machine.into(),
             measured_at: String::new(),
             hello_us,
+            hello_wall_us: hello_us,
             work_wall_per_us: 1.0,
             switch_us: 5.0,
+            derived_from: None,
         };
         assert_eq!(read_all(&dir).unwrap(), []);
         write(&dir, &c("book", 30.0)).unwrap();
@@ -265,8 +431,74 @@ mod tests {
         let all = read_all(&dir).unwrap();
         assert_eq!(all, [c("book", 30.0), c("mine", 12.0)]);
         assert_eq!(of(&all, "book").map(|c| c.hello_us), Some(30.0));
+        // Another kernel build of the same hardware is the same machine.
+        assert_eq!(
+            hardware("AMD EPYC (2 cores), Debian 12, Linux 6.18.44-fc-v657"),
+            "AMD EPYC (2 cores)"
+        );
+        let epyc = |os: &str| Calibration {
+            machine: format!("AMD EPYC (2 cores), {os}"),
+            ..c("x", 6.0)
+        };
+        let kept = [epyc("Linux 6.18.44-fc-v1147")];
+        assert!(of(&kept, "AMD EPYC (2 cores), Linux 6.18.44-fc-v657").is_some());
+        assert!(of(&kept, "AMD EPYC (4 cores), Linux 6.18.44-fc-v1147").is_none());
         std::fs::write(dir.join(FILE), "not json").unwrap();
         assert!(read_all(&dir).unwrap_err().starts_with("cannot read"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_machine_without_a_probe_is_calibrated_from_what_both_recorded() {
+        let dir = crate::root().join("book/generated");
+        let theirs: Vec<ChapterRecord> = super::super::record::read_all(&dir)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.chapter == 9 || r.chapter == 11)
+            .collect();
+        // This machine did everything twice as fast.
+        let mut mine = theirs.clone();
+        for record in &mut mine {
+            for experiment in &mut record.experiments {
+                for load in &mut experiment.loads {
+                    load.measured.rps *= 2.0;
+                }
+            }
+            for program in &mut record.programs {
+                if let Some(hop) = program
+                    .output
+                    .get("baseline_hop_ns")
+                    .and_then(|v| v.as_f64())
+                {
+                    program.output["baseline_hop_ns"] = serde_json::json!(hop / 2.0);
+                }
+            }
+        }
+        let probe = Calibration {
+            machine: "mine".into(),
+            measured_at: String::new(),
+            hello_us: 10.0,
+            hello_wall_us: 10.0,
+            work_wall_per_us: 1.0,
+            switch_us: 40.0,
+            derived_from: None,
+        };
+        let derived = derive(&theirs, &mine, &probe).unwrap();
+        assert_eq!(derived.machine, theirs[0].machine.describe());
+        assert!(
+            (derived.hello_wall_us / 20.0 - 1.0).abs() < 1e-9,
+            "{derived:?}"
+        );
+        assert!(
+            (derived.work_wall_per_us / 2.0 - 1.0).abs() < 1e-9,
+            "{derived:?}"
+        );
+        assert!((derived.switch_us / 80.0 - 1.0).abs() < 1e-9, "{derived:?}");
+        assert!(derived.derived_from.unwrap().starts_with("mine's probe"));
+        // Nothing in common: no calibration, and it says why.
+        assert_eq!(
+            derive(&theirs[..1], &[], &probe).unwrap_err(),
+            "no hello loads that both machines measured"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! and the sticky-connection model that predicts it); keep-alive starvation;
 //! a thread sweep to 1,024.
 
-use super::judge::SetBy;
+use super::judge::{ChanceRange, Probe, SetBy};
 use std::time::Duration;
 
 use super::chapter::{Chapter, Example};
@@ -163,24 +163,75 @@ fn worker_spread(scale: f64) -> Vec<Experiment> {
             args.extend_from_slice(flags);
             let mut load = LoadSpec::sleeps(50, 10, delay);
             load.fixed_share = fixed_share;
-            experiments.push(
-                Experiment::new(
-                    format!("spread_{name}_{trial}"),
-                    format!("4 × 2, {in_words}: trial {trial}"),
-                    threads_server(&args, in_words, 8),
-                    vec![load],
-                )
-                .with_report()
-                .in_group(Group::new("spread", in_words))
-                .set_by(SetBy::Chance)
-                .trial_of(format!("spread_{name}"))
-                .varies_because(
-                    "which worker each connection lands on is chance (the accept queue's order or the SO_REUSEPORT hash), and the spread sets the rest",
-                ),
-            );
+            let load_for_range = load.clone();
+            let experiment = Experiment::new(
+                format!("spread_{name}_{trial}"),
+                format!("4 × 2, {in_words}: trial {trial}"),
+                threads_server(&args, in_words, 8),
+                vec![load],
+            )
+            .with_report()
+            .in_group(Group::new("spread", in_words))
+            .trial_of(format!("spread_{name}"));
+            // A worker that accepts only with a thread free takes no more
+            // than its share, so the spread is fixed and the timers set the
+            // rest; the other ways leave the spread to chance.
+            experiments.push(if name == "accept" || name == "shared_count" {
+                experiment.set_by(SetBy::Timers)
+            } else {
+                experiment
+                    .chance_between_if(spread_range(4, 2, &load_for_range, name == "close"))
+                    .set_by(SetBy::Chance)
+                    .varies_because(
+                        "which worker each connection lands on is chance (the accept queue's order or the SO_REUSEPORT hash), and the spread sets the rest",
+                    )
+            });
         }
     }
     experiments
+}
+
+/// What the sticky model allows for `load` over `workers` × `threads`,
+/// from every connection on one worker to as even a spread as there can be:
+/// the rate from [`sticky_total_s`], a request's latency from how many
+/// rounds its worker's threads take to reach it. A new connection per
+/// request (`churn`) stays with no worker: no range beyond the trials'.
+fn spread_range(
+    workers: usize,
+    threads: usize,
+    load: &LoadSpec,
+    churn: bool,
+) -> Option<ChanceRange> {
+    if churn || workers == 0 || threads == 0 {
+        return None;
+    }
+    let connections = load.connections;
+    let worst: Vec<usize> = std::iter::once(connections)
+        .chain(std::iter::repeat_n(0, workers - 1))
+        .collect();
+    let best: Vec<usize> = (0..workers)
+        .map(|i| connections / workers + usize::from(i < connections % workers))
+        .collect();
+    let rate = |spread: &[usize]| {
+        load.requests as f64
+            / sticky_total_s(
+                spread,
+                threads,
+                load.requests,
+                load.service,
+                load.fixed_share,
+            )
+    };
+    let service_ms = load.service.as_secs_f64() * 1000.0;
+    let wait = |spread: &[usize]| {
+        let most = spread.iter().copied().max().unwrap_or(0);
+        service_ms * most.div_ceil(threads).max(1) as f64
+    };
+    Some(ChanceRange {
+        rps: Some((rate(&worst), rate(&best))),
+        p50_ms: Some((service_ms, wait(&worst))),
+        p99_ms: Some((wait(&best), wait(&worst))),
+    })
 }
 
 /// The thread sweep: one worker with T = 1, 2, 4 … 1,024 threads under 256
@@ -212,11 +263,19 @@ fn thread_sweep(scale: f64) -> Vec<Experiment> {
             // median sits on the edge between a request served at once and
             // one that waited a round: which connections a thread serves
             // first decides it.
-            if (64..=connections).contains(&threads) {
+            if (64..connections).contains(&threads) {
                 experiment
                     .latencies_set_by(SetBy::Chance)
                     .repeated(3)
+                    .latencies_within_the_model()
                     .varies_because("which connections the threads serve first is chance, and it decides whether the median waited a round")
+            } else if threads >= connections {
+                // A thread for every connection: every request at once, and
+                // the tail above the sleep is the scheduler waking hundreds
+                // of threads.
+                experiment
+                    .tail_set_by(SetBy::Cpu(Probe::Switch))
+                    .varies_because("hundreds of threads wake at once: the tail above the sleep is the scheduler's")
             } else {
                 experiment
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::calibrate::Calibration;
+use super::calibrate::{self, Calibration};
 use super::judge::{self, SetBy};
 use super::record::ChapterRecord;
 use super::spec::Plan;
@@ -41,6 +41,9 @@ pub struct Headline {
     /// Why it varies between machines, where the book knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub varies_because: Option<String>,
+    /// Where chance sets it: the lowest and highest the model allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_range: Option<(f64, f64)>,
     /// The name its experiment's trials share, where it is one of several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
@@ -144,6 +147,7 @@ pub fn headlines(records: &[ChapterRecord]) -> Vec<Headline> {
                     predicted: model,
                     varies_because: spec.and_then(|e| e.varies_because).map(str::to_string),
                     family: (family != experiment.slug).then(|| family.clone()),
+                    model_range: spec.and_then(|e| e.chance_range).and_then(|r| r.of(figure)),
                 });
             }
         }
@@ -170,11 +174,8 @@ pub struct Side {
 impl Side {
     /// The calibration of the machine that measured `headline`.
     pub fn calibration_of(&self, headline: &Headline) -> Option<&Calibration> {
-        self.calibrations.iter().find(|c| {
-            headline
-                .machine
-                .strip_prefix(c.machine.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(", "))
-        })
+        self.calibrations
+            .iter()
+            .find(|c| calibrate::hardware(&headline.machine) == calibrate::hardware(&c.machine))
     }
 }

@@ -80,6 +80,11 @@ pub const ALL: &[Chapter] = &[
         &[],
     ),
     Chapter::page("Appendix: running a workshop", "appendix_workshop.md", &[]),
+    Chapter::page(
+        "Appendix: reproducing the book's numbers",
+        "appendix_reproducing.md",
+        &[],
+    ),
 ];
 
 /// The numbers of the chapters that measure something, in order.

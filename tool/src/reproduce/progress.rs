@@ -22,11 +22,13 @@ pub enum Event {
     /// The machine's probe, taken before anything else.
     Calibrated {
         hello_us: f64,
+        hello_wall_us: f64,
         work_wall_per_us: f64,
         switch_us: f64,
-        /// The book's machine's, where the book's records have one.
+        /// The book's machine's time per hello, where the book's records
+        /// have a calibration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        book_hello_us: Option<f64>,
+        book_hello_wall_us: Option<f64>,
     },
     /// Step `step` of `steps` begins: an experiment (a server under load) or
     /// a measuring program.
@@ -167,19 +169,20 @@ impl fmt::Display for Event {
             Event::Machine { describe } => write!(f, "Machine: {describe}"),
             Event::Calibrated {
                 hello_us,
+                hello_wall_us,
                 work_wall_per_us,
                 switch_us,
-                book_hello_us,
+                book_hello_wall_us,
             } => {
                 write!(
                     f,
-                    "Calibrated: {hello_us:.1} µs of CPU per hello request, {work_wall_per_us:.2} µs of wall time per µs of /work, {switch_us:.1} µs for a thread's round trip"
+                    "Calibrated: {hello_wall_us:.1} µs of the machine per hello request ({hello_us:.1} µs of CPU), {work_wall_per_us:.2} µs per µs of /work on every core, {switch_us:.1} µs for a thread's round trip"
                 )?;
-                match book_hello_us {
+                match book_hello_wall_us {
                     Some(book) => write!(
                         f,
                         "\n      (the book's machine: {book:.1} µs per hello; figures the CPU sets should come out about {:.2} × as fast here)",
-                        book / hello_us
+                        book / hello_wall_us
                     ),
                     None => Ok(()),
                 }
@@ -338,9 +341,10 @@ mod tests {
             Event::Incomplete { chapter: 7 },
             Event::Calibrated {
                 hello_us: 20.0,
-                work_wall_per_us: 1.01,
+                hello_wall_us: 11.0,
+                work_wall_per_us: 0.51,
                 switch_us: 12.0,
-                book_hello_us: Some(30.0),
+                book_hello_wall_us: Some(30.0),
             },
             Event::Judged {
                 chapter: 3,

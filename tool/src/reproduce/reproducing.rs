@@ -15,6 +15,11 @@ use super::view::View;
 
 /// An export of a second machine's run, kept beside the records.
 pub const SECOND_RUN: &str = "second_run.json";
+/// Two exports of one machine, the same chapters run on all its cores and
+/// then held to one (`taskset -c 0`): a slower machine the book's
+/// calibration never saw, judged against the first by the two runs' probes.
+pub const ALL_CORES: &str = "all_cores.json";
+pub const ONE_CORE: &str = "one_core.json";
 
 /// Every table of the appendix that the files in `dir` allow.
 pub fn views(records: &[ChapterRecord], dir: &Path) -> Result<Vec<View>, String> {
@@ -61,9 +66,44 @@ pub fn views(records: &[ChapterRecord], dir: &Path) -> Result<Vec<View>, String>
             calibrations,
             headlines,
         };
+        let machine = side
+            .headlines
+            .first()
+            .map_or_else(String::new, |h| h.machine.clone());
         views.push(View::new(
             "reproducing_second.md".into(),
-            second_run(&book, &side),
+            judged_run(&format!("A second run: {machine}."), &book, &side),
+        ));
+    }
+    let (all_cores, one_core) = (dir.join(ALL_CORES), dir.join(ONE_CORE));
+    if all_cores.is_file() && one_core.is_file() {
+        let (all_cores, one_core) = (room::read(&all_cores)?, room::read(&one_core)?);
+        let probe = |side: &Side| {
+            side.calibrations.first().map_or_else(
+                || "no probe".to_string(),
+                |c| {
+                    format!(
+                        "{:.1} µs per hello, {:.2} µs per µs of /work, {:.1} µs a round trip",
+                        c.hello_wall_us, c.work_wall_per_us, c.switch_us
+                    )
+                },
+            )
+        };
+        let machine = all_cores
+            .headlines
+            .first()
+            .map_or_else(String::new, |h| h.machine.clone());
+        views.push(View::new(
+            "reproducing_one_core.md".into(),
+            judged_run(
+                &format!(
+                    "Held to one core, judged against all cores: {machine}. Probed on all cores: {}; on one: {}.",
+                    probe(&all_cores),
+                    probe(&one_core)
+                ),
+                &all_cores,
+                &one_core,
+            ),
         ));
     }
     Ok(views)
@@ -166,7 +206,10 @@ fn chance(headlines: &[Headline]) -> String {
             show(trials[0]),
             show(trials[trials.len() / 2]),
             show(trials[trials.len() - 1]),
-            headline.predicted.map_or_else(|| "—".to_string(), show)
+            match headline.model_range {
+                Some((low, high)) => format!("{}–{}", show(low), show(high)),
+                None => headline.predicted.map_or_else(|| "—".to_string(), show),
+            }
         );
     }
     out
@@ -174,31 +217,39 @@ fn chance(headlines: &[Headline]) -> String {
 
 fn calibration_table(all: &[calibrate::Calibration]) -> String {
     let mut out = String::from(
-        "| machine | probed | CPU per hello request (both ends) | wall time per µs of `/work` | a thread's round trip |\n|---|---|--:|--:|--:|\n",
+        "| machine | when | the machine's time per hello request (what scales) | CPU per hello request (both ends) | wall time per µs of `/work` | a thread's round trip | how |\n|---|---|--:|--:|--:|--:|---|\n",
     );
     for c in all {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} µs | {:.2} µs | {:.1} µs |",
-            c.machine, c.measured_at, c.hello_us, c.work_wall_per_us, c.switch_us
+            "| {} | {} | {:.1} µs | {:.1} µs | {:.2} µs | {:.1} µs | {} |",
+            c.machine,
+            if c.derived_from.is_some() {
+                format!("{} (the probe it is derived from)", c.measured_at)
+            } else {
+                c.measured_at.clone()
+            },
+            c.hello_wall_us,
+            c.hello_us,
+            c.work_wall_per_us,
+            c.switch_us,
+            c.derived_from
+                .as_deref()
+                .map_or_else(|| "probed".to_string(), |from| format!("derived: {from}"))
         );
     }
     out
 }
 
-/// The second run judged against the book's: a tally per chapter, then
-/// every figure outside its range.
-fn second_run(book: &Side, second: &Side) -> String {
+/// A run judged against a reference: a tally per chapter, then every figure
+/// outside its range.
+fn judged_run(intro: &str, book: &Side, second: &Side) -> String {
     let judged = room::judge_side(book, second);
     let mut chapters: BTreeMap<u32, Vec<room::Judged>> = BTreeMap::new();
     for j in &judged {
         chapters.entry(j.mine.chapter).or_default().push(j.clone());
     }
-    let machine = second
-        .headlines
-        .first()
-        .map_or_else(String::new, |h| h.machine.clone());
-    let mut out = format!("*A second run: {machine}.*\n\n");
+    let mut out = format!("*{intro}*\n\n");
     out.push_str("| chapter | figures judged | as expected | outside | not judged | by kind, as expected |\n|--:|--:|--:|--:|--:|---|\n");
     for (chapter, judged) in &chapters {
         let count = |f: &dyn Fn(&room::Judged) -> bool| judged.iter().filter(|j| f(j)).count();
@@ -224,4 +275,41 @@ fn second_run(book: &Side, second: &Side) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_figure_is_counted_once_by_its_kind() {
+        // Chapters 1 to 4 hold every kind; the later chapters' plans take
+        // long to rebuild in a test build (the book test reads them all).
+        let records: Vec<_> = super::super::record::read_all(&crate::root().join("book/generated"))
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.chapter <= 4)
+            .collect();
+        let headlines = room::headlines(&records);
+        let table = kinds(&headlines);
+        let all = table.lines().last().unwrap();
+        assert!(
+            all.starts_with(&format!("| all | {} |", headlines.len())),
+            "{all}"
+        );
+        let counts: Vec<usize> = all
+            .split('|')
+            .filter_map(|cell| cell.trim().parse().ok())
+            .collect();
+        assert_eq!(counts[1] + counts[2] + counts[3], counts[0]);
+        // Each kind is somewhere in the book.
+        assert!(counts[1..].iter().all(|&n| n > 0), "{table}");
+        // A directory with no calibration and no second run: two tables.
+        let empty = std::env::temp_dir().join(format!("evt-reproducing-{}", std::process::id()));
+        let views = views(&records, &empty).unwrap();
+        assert_eq!(
+            views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+            ["reproducing_kinds.md", "reproducing_chance.md"]
+        );
+    }
 }

@@ -49,6 +49,7 @@ pub fn judge_side(reference: &Side, mine: &Side) -> Vec<Judged> {
                 value: book.value,
                 trials,
                 predicted: book.predicted,
+                model_range: book.model_range,
             },
             reference.calibration_of(book),
             mine.calibration_of(headline),
@@ -113,11 +114,16 @@ pub fn outside_line(judged: &Judged) -> Option<String> {
     };
     let range = judged.expected.as_ref().ok()?;
     Some(format!(
-        "chapter {} {} {}: {} is {off_pct:+.0} % outside {}–{} ({}): {reason}",
+        "chapter {} {} {}: {} is {} % outside {}–{} ({}): {reason}",
         judged.mine.chapter,
         judged.mine.experiment,
         judged.mine.figure,
         number(judged.mine.value, &judged.mine.unit),
+        if off_pct.abs() < 10.0 {
+            format!("{off_pct:+.1}")
+        } else {
+            format!("{off_pct:+.0}")
+        },
         number(range.low, &judged.mine.unit),
         number(range.high, &judged.mine.unit),
         judged.set_by.words(),
@@ -260,7 +266,18 @@ pub fn compare(sides: &[Side]) -> (String, Option<String>) {
                 row.3[index] = judged[index]
                     .iter()
                     .find(|j| j.mine.same_figure(headline))
-                    .map_or_else(|| "same run".to_string(), |j| j.verdict.words());
+                    .map_or_else(
+                        || "same run".to_string(),
+                        |j| match &j.expected {
+                            Ok(range) => format!(
+                                "{} (range {}–{})",
+                                j.verdict.words(),
+                                number(range.low, &headline.unit),
+                                number(range.high, &headline.unit)
+                            ),
+                            Err(_) => j.verdict.words(),
+                        },
+                    );
             }
         }
     }
@@ -422,23 +439,34 @@ pub fn keep_reference(generated: &Path, reference: &Path) {
     }
 }
 
+/// The word that stands for the book's own records in `--compare`.
+pub const BOOK: &str = "book";
+
 /// `--compare PATH...`: several sides (exported files, records, or
 /// directories of records) side by side, each judged against the first,
-/// written to `out`. With one path, the first side is the book's own
-/// records in `book_dir`.
+/// written to `out`. The word [`BOOK`] stands for the book's own records in
+/// `book_dir`; with one path, they come first.
 pub fn compare_files(
     paths: &[std::path::PathBuf],
     book_dir: &Path,
     out: &Path,
 ) -> Result<String, String> {
-    let mut sides = Vec::new();
-    if paths.len() == 1 {
+    let book = || -> Result<Side, String> {
         let mut book = read(book_dir)?;
         book.name = "the book".to_string();
-        sides.push(book);
+        Ok(book)
+    };
+    let mut sides = Vec::new();
+    if paths.len() == 1 && paths[0] != Path::new(BOOK) {
+        sides.push(book()?);
     }
     for path in paths {
-        sides.push(read(path)?);
+        // `book/` itself holds the pages, not records: the word is the book's.
+        if path == Path::new(BOOK) {
+            sides.push(book()?);
+        } else {
+            sides.push(read(path)?);
+        }
     }
     if let Some(reason) = mixed_kinds(&sides) {
         return Err(reason);
@@ -478,177 +506,5 @@ pub fn compare_files(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headline(machine: &str, figure: &str, value: f64, timer_bound: bool) -> Headline {
-        Headline {
-            chapter: 3,
-            experiment: "five_sleeps".into(),
-            figure: figure.into(),
-            value,
-            unit: if figure == "req/s" { "req/s" } else { "ms" }.into(),
-            machine: machine.into(),
-            timer_bound,
-            quick: false,
-            set_by: None,
-            trials: Vec::new(),
-            predicted: None,
-            varies_because: None,
-            family: None,
-        }
-    }
-
-    fn side(name: &str, headlines: Vec<Headline>) -> Side {
-        Side {
-            name: name.into(),
-            calibrations: Vec::new(),
-            headlines,
-        }
-    }
-
-    #[test]
-    fn two_machines_side_by_side() {
-        let a = vec![
-            headline("a", "p50", 2000.0, true),
-            headline("a", "req/s", 12.4, true),
-        ];
-        let b = vec![headline("b", "p50", 2100.0, true)];
-        let (table, chart) = compare(&[side("laptop", a), side("desktop", b)]);
-        assert!(
-            table.contains("| laptop | desktop | desktop: judged |"),
-            "{table}"
-        );
-        assert!(
-            table.contains(
-                "| 3 | five_sleeps | p50 | timers | 2000.0 ms | 2100.0 ms | outside, +2 % |"
-            ),
-            "{table}"
-        );
-        // A figure one machine lacks is a dash, not a zero.
-        assert!(
-            table.contains("| 3 | five_sleeps | req/s | timers | 12 | — | — |"),
-            "{table}"
-        );
-        assert!(table.starts_with("desktop against laptop: 0 as expected, 1 outside"));
-        assert!(chart.is_some_and(|svg| svg.starts_with("<svg")));
-    }
-
-    #[test]
-    fn a_figure_of_the_same_run_is_not_judged_against_itself() {
-        let book = side("book", vec![headline("a", "p50", 2000.0, true)]);
-        let mine = side(
-            "mine",
-            vec![
-                headline("a", "p50", 2000.0, true),
-                headline("b", "p99", 1.0, true),
-            ],
-        );
-        assert_eq!(judge_side(&book, &mine), []);
-    }
-
-    #[test]
-    fn a_chance_figure_is_judged_against_the_trials_and_a_cpu_one_by_calibration() {
-        let calibration = |machine: &str, hello_us| Calibration {
-            machine: machine.into(),
-            measured_at: String::new(),
-            hello_us,
-            work_wall_per_us: 1.0,
-            switch_us: 10.0,
-        };
-        let mut spread = headline("book, 2026-12-01", "p50", 150.0, false);
-        spread.set_by = Some(SetBy::Chance);
-        spread.trials = vec![150.0, 260.0, 110.0];
-        let mut hello = headline("book, 2026-12-01", "req/s", 50_000.0, false);
-        hello.experiment = "hello".into();
-        let book = Side {
-            name: "book".into(),
-            calibrations: vec![calibration("book", 20.0)],
-            headlines: vec![spread.clone(), hello.clone()],
-        };
-        let mine = |p50, rate| Side {
-            name: "mine".into(),
-            calibrations: vec![calibration("mine", 10.0)],
-            headlines: vec![
-                Headline {
-                    machine: "mine, 2026-12-04".into(),
-                    value: p50,
-                    ..spread.clone()
-                },
-                Headline {
-                    machine: "mine, 2026-12-04".into(),
-                    value: rate,
-                    ..hello.clone()
-                },
-            ],
-        };
-        let verdicts = |side: &Side| -> Vec<Verdict> {
-            judge_side(&book, side)
-                .into_iter()
-                .map(|j| j.verdict)
-                .collect()
-        };
-        // Half the CPU per request here: about twice the book's rate.
-        assert_eq!(
-            verdicts(&mine(250.0, 95_000.0)),
-            [Verdict::AsExpected, Verdict::AsExpected]
-        );
-        let judged = judge_side(&book, &mine(400.0, 50_000.0));
-        assert!(matches!(judged[0].verdict, Verdict::Outside { off_pct, .. } if off_pct > 0.0));
-        assert!(matches!(judged[1].verdict, Verdict::Outside { off_pct, .. } if off_pct < 0.0));
-        let line = outside_line(&judged[1]).unwrap();
-        assert!(
-            line.starts_with("chapter 3 hello req/s: 50000 req/s is -33 % outside 75000 req/s–125000 req/s (CPU (hello))"),
-            "{line}"
-        );
-        assert!(
-            tally(&judged)
-                .starts_with("0 as expected, 2 outside, 0 not judged (chance 0/1, CPU 0/1)")
-        );
-    }
-
-    #[test]
-    fn a_quick_run_is_not_put_beside_a_full_one() {
-        let full = vec![headline("a", "p50", 2000.0, true)];
-        let mut quick = vec![headline("b", "p50", 200.0, true)];
-        assert_eq!(
-            mixed_kinds(&[side("a", full.clone()), side("c", full.clone())]),
-            None
-        );
-        quick[0].quick = true;
-        let reason = mixed_kinds(&[side("a", full), side("b", quick)]).unwrap();
-        assert!(
-            reason.starts_with("b is from a quick run and a from a full one"),
-            "{reason}"
-        );
-    }
-
-    #[test]
-    fn only_this_machines_records_are_exported() {
-        let machine = |cpu: &str| Machine {
-            cpu: cpu.into(),
-            cores: 2,
-            os: "linux".into(),
-            rustc: "rustc".into(),
-        };
-        let record = |chapter, cpu: &str| ChapterRecord {
-            chapter,
-            machine: machine(cpu),
-            measured_at: String::new(),
-            command: String::new(),
-            quick: false,
-            experiments: vec![],
-            limits: vec![],
-            programs: vec![],
-            wall_s: None,
-        };
-        let mut here = machine("mine");
-        here.rustc = "a newer rustc".into();
-        let (mine, others) = measured_on(
-            vec![record(1, "book"), record(3, "mine"), record(4, "book")],
-            &here,
-        );
-        assert_eq!(mine.iter().map(|r| r.chapter).collect::<Vec<_>>(), [3]);
-        assert_eq!(others, [1, 4]);
-    }
-}
+#[path = "room_tests.rs"]
+mod tests;

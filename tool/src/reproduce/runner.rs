@@ -110,9 +110,10 @@ fn measure(options: &Options) -> bool {
         Ok(calibration) => {
             say(Event::Calibrated {
                 hello_us: calibration.hello_us,
+                hello_wall_us: calibration.hello_wall_us,
                 work_wall_per_us: calibration.work_wall_per_us,
                 switch_us: calibration.switch_us,
-                book_hello_us: reference.book_hello_us(),
+                book_hello_wall_us: reference.book_hello_wall_us(),
             });
             if let Err(message) = super::calibrate::write(&options.out, &calibration) {
                 say(Event::Warning { message });
@@ -259,10 +260,12 @@ impl Reference {
         }
     }
 
-    /// The book's machine's CPU per hello, from its first record's machine.
-    fn book_hello_us(&self) -> Option<f64> {
+    /// The book's machine's time per hello, from its first record's machine.
+    fn book_hello_wall_us(&self) -> Option<f64> {
         let machine = self.records.first()?.machine.describe();
-        super::calibrate::of(&self.calibrations, &machine).map(|c| c.hello_us)
+        super::calibrate::of(&self.calibrations, &machine)
+            .map(|c| c.hello_wall_us)
+            .filter(|us| *us > 0.0)
     }
 
     /// `record`'s figures judged against the book's record of its chapter:

@@ -315,6 +315,8 @@ pub struct Experiment {
     pub family: Option<String>,
     /// Why its figures vary from machine to machine, where known.
     pub varies_because: Option<&'static str>,
+    /// Where chance sets its figures: the lowest and highest the model allows.
+    pub chance_range: Option<super::judge::ChanceRange>,
 }
 
 /// A spinner on a core the server leaves idle.
@@ -402,6 +404,7 @@ impl Experiment {
             trials: 1,
             family: None,
             varies_because: None,
+            chance_range: None,
         }
     }
 
