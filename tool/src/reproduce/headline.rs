@@ -172,6 +172,13 @@ pub struct Side {
 }
 
 impl Side {
+    /// The machine and date of its first figure (empty without figures).
+    pub fn machine(&self) -> String {
+        self.headlines
+            .first()
+            .map_or_else(String::new, |h| h.machine.clone())
+    }
+
     /// The calibration of the machine that measured `headline`.
     pub fn calibration_of(&self, headline: &Headline) -> Option<&Calibration> {
         self.calibrations

@@ -3,15 +3,7 @@
 use super::*;
 
 fn calibration(hello_us: f64) -> Calibration {
-    Calibration {
-        machine: "m".into(),
-        measured_at: String::new(),
-        hello_us,
-        hello_wall_us: hello_us,
-        work_wall_per_us: 1.0,
-        switch_us: 10.0,
-        derived_from: None,
-    }
+    super::super::calibrate::for_tests("m", hello_us)
 }
 
 fn reference(set_by: SetBy, unit: &str, value: f64, trials: &[f64]) -> Expected {

@@ -66,10 +66,7 @@ pub fn views(records: &[ChapterRecord], dir: &Path) -> Result<Vec<View>, String>
             calibrations,
             headlines,
         };
-        let machine = side
-            .headlines
-            .first()
-            .map_or_else(String::new, |h| h.machine.clone());
+        let machine = side.machine();
         views.push(View::new(
             "reproducing_second.md".into(),
             judged_run(&format!("A second run: {machine}."), &book, &side),
@@ -89,10 +86,7 @@ pub fn views(records: &[ChapterRecord], dir: &Path) -> Result<Vec<View>, String>
                 },
             )
         };
-        let machine = all_cores
-            .headlines
-            .first()
-            .map_or_else(String::new, |h| h.machine.clone());
+        let machine = all_cores.machine();
         views.push(View::new(
             "reproducing_one_core.md".into(),
             judged_run(

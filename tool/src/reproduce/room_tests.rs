@@ -71,15 +71,7 @@ fn a_figure_of_the_same_run_is_not_judged_against_itself() {
 
 #[test]
 fn a_chance_figure_is_judged_against_the_trials_and_a_cpu_one_by_calibration() {
-    let calibration = |machine: &str, hello_us| Calibration {
-        machine: machine.into(),
-        measured_at: String::new(),
-        hello_us,
-        hello_wall_us: hello_us,
-        work_wall_per_us: 1.0,
-        switch_us: 10.0,
-        derived_from: None,
-    };
+    let calibration = super::super::calibrate::for_tests;
     let mut spread = headline("book (2 cores), 2026-12-01", "p50", 150.0, false);
     spread.set_by = Some(SetBy::Chance);
     spread.trials = vec![150.0, 260.0, 110.0];
