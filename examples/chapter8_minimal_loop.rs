@@ -9,6 +9,9 @@
 //! shares, so a connection that waits (idle, or sleeping on a timer) holds no
 //! buffer at all: what it costs is its entry in the table below and the
 //! kernel's socket.
+//!
+//! `GET /report` answers the loop's count of its own system calls (chapter
+//! 13 sets them beside a loop on io_uring).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,6 +20,7 @@ use std::time::Instant;
 
 use evt::blocking::{BodyLength, Parsed, parse, response_bytes};
 use evt::defaults;
+use evt::report::SyscallReport;
 use evt::routes::{MAX_HEADER_BYTES, Reply, Route};
 use evt::server::{AcceptFailures, ServerArgs, announce};
 use mio::net::{TcpListener, TcpStream};
@@ -70,6 +74,10 @@ fn main() {
         timers: BinaryHeap::new(),
         scratch: vec![0u8; 16 * 1024],
         failures: AcceptFailures::default(),
+        report: SyscallReport {
+            loop_kind: "epoll".into(),
+            ..SyscallReport::default()
+        },
     }
     .run();
 }
@@ -89,6 +97,8 @@ struct EventLoop {
     timers: Timers,
     scratch: Vec<u8>,
     failures: AcceptFailures,
+    /// Every system call the loop makes, counted (`GET /report`).
+    report: SyscallReport,
 }
 
 impl EventLoop {
@@ -100,12 +110,15 @@ impl EventLoop {
                 .timers
                 .peek()
                 .map(|Reverse((due, ..))| due.saturating_duration_since(Instant::now()));
+            self.report.call("epoll_wait");
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() != ErrorKind::Interrupted {
                     eprintln!("error: epoll failed: {error}");
                     std::process::exit(1);
                 }
             }
+            self.report.waits += 1;
+            self.report.events += events.iter().count() as u64;
             for event in events.iter() {
                 if event.token() == LISTENER {
                     self.accept_all();
@@ -143,14 +156,17 @@ impl EventLoop {
 
     fn accept_all(&mut self) {
         loop {
+            self.report.call("accept");
             match self.listener.accept() {
                 Ok((mut stream, _peer)) => {
+                    self.report.call("setsockopt");
                     let _ = stream.set_nodelay(true);
                     let index = self.free.pop().unwrap_or_else(|| {
                         self.connections.push(None);
                         self.connections.len() - 1
                     });
                     let interest = Interest::READABLE | Interest::WRITABLE;
+                    self.report.call("epoll_ctl");
                     if self
                         .poll
                         .registry()
@@ -185,12 +201,12 @@ impl EventLoop {
         let Some(Some(connection)) = self.connections.get_mut(index) else {
             return;
         };
-        let (scratch, timers) = (&mut self.scratch, &mut self.timers);
+        let (scratch, timers, report) = (&mut self.scratch, &mut self.timers, &mut self.report);
         while !connection.waiting && !connection.closing {
             // A request kept from before (pipelined, or in pieces) comes first.
             if !connection.unread.is_empty() {
                 let kept = std::mem::take(&mut connection.unread);
-                match handle(connection, index, &kept, timers) {
+                match handle(connection, index, &kept, timers, report) {
                     Some(used) => {
                         if used < kept.len() {
                             connection.unread = kept[used..].to_vec();
@@ -200,6 +216,7 @@ impl EventLoop {
                     None => connection.unread = kept,
                 }
             }
+            report.call("read");
             let read = match connection.stream.read(scratch) {
                 Ok(read @ 1..) => read,
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
@@ -215,7 +232,7 @@ impl EventLoop {
                 continue;
             }
             // The usual case: a whole request in the shared buffer, nothing kept.
-            match handle(connection, index, &scratch[..read], timers) {
+            match handle(connection, index, &scratch[..read], timers, report) {
                 Some(used) if used < read => connection.unread = scratch[used..read].to_vec(),
                 Some(_) => {}
                 // Only a request that arrives in pieces gets memory of its own.
@@ -235,6 +252,7 @@ impl EventLoop {
             return;
         };
         while !connection.unwritten.is_empty() {
+            self.report.call("write");
             match connection.stream.write(&connection.unwritten) {
                 Ok(written) => {
                     connection.unwritten.drain(..written);
@@ -253,7 +271,13 @@ impl EventLoop {
                 let _ = connection.stream.shutdown(std::net::Shutdown::Write);
                 // Unread request bytes would turn the close into a reset.
                 let mut sink = [0u8; 1024];
-                while let Ok(1..) = connection.stream.read(&mut sink) {}
+                self.report.call("read");
+                while let Ok(1..) = connection.stream.read(&mut sink) {
+                    self.report.call("read");
+                }
+                for call in ["epoll_ctl", "shutdown", "close"] {
+                    self.report.call(call);
+                }
             }
             self.free.push(index);
         }
@@ -267,6 +291,7 @@ fn handle(
     index: usize,
     bytes: &[u8],
     timers: &mut Timers,
+    report: &mut SyscallReport,
 ) -> Option<usize> {
     let (route, keep_alive, used) = match parse(bytes) {
         Parsed::Complete {
@@ -282,6 +307,9 @@ fn handle(
         Parsed::Partial => (Route::HeadersTooLarge, false, bytes.len()),
         Parsed::Bad(route) => (route, false, bytes.len()),
     };
+    if route != Route::Report {
+        report.requests += 1;
+    }
     match route.delay() {
         Some(delay) => {
             // Not a thread per sleep: an entry in the timer heap.
@@ -295,7 +323,13 @@ fn handle(
                 keep_alive,
             )));
         }
-        None => answer(connection, &route.reply(), keep_alive),
+        None => {
+            let reply = match route {
+                Route::Report => report.to_reply(),
+                route => route.reply(),
+            };
+            answer(connection, &reply, keep_alive);
+        }
     }
     Some(used)
 }

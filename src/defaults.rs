@@ -43,3 +43,8 @@ pub const CHAPTER9_RUNTIME_PORT: u16 = 8009;
 pub const CHAPTER11_CORES_PORT: u16 = 8010;
 /// Chapter 12's server with its overload controls.
 pub const CHAPTER12_OVERLOAD_PORT: u16 = 8012;
+
+/// Chapter 13: the hand-written loop on completions (io_uring).
+pub const CHAPTER13_URING_PORT: u16 = 8013;
+/// Chapter 13: chapter 9's handler on monoio (io_uring underneath).
+pub const CHAPTER13_MONOIO_PORT: u16 = 8033;

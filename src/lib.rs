@@ -24,3 +24,4 @@ pub mod routes;
 pub mod server;
 pub mod sys;
 pub mod upstream;
+pub mod uring;

@@ -275,3 +275,74 @@ impl std::fmt::Display for Step {
         }
     }
 }
+
+/// A hand-written loop's own count of its system calls (chapters 8 and 13):
+/// each call it makes, by name, and what it got back for them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyscallReport {
+    /// `epoll` or `io_uring`, and the loop's buffers.
+    pub loop_kind: String,
+    /// Calls made since the server started, by system call.
+    pub calls: std::collections::BTreeMap<String, u64>,
+    /// Requests answered (this `/report` not counted).
+    pub requests: u64,
+    /// How many times the loop waited in the kernel (`epoll_wait`, or an
+    /// `io_uring_enter` that waited for completions).
+    pub waits: u64,
+    /// What those waits brought back: ready sockets, or completions.
+    pub events: u64,
+    /// io_uring only: operations handed to the kernel.
+    #[serde(default)]
+    pub submitted: u64,
+    /// io_uring with a buffer ring only: reads that found the ring empty.
+    #[serde(default)]
+    pub ring_empty: u64,
+}
+
+impl SyscallReport {
+    /// Counts one call of `name`.
+    pub fn call(&mut self, name: &'static str) {
+        // No allocation once the name is known: this runs on every call.
+        match self.calls.get_mut(name) {
+            Some(count) => *count += 1,
+            None => {
+                self.calls.insert(name.to_string(), 1);
+            }
+        }
+    }
+
+    /// Every system call, whatever its name.
+    pub fn total_calls(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    /// This report as the body of `GET /report`.
+    pub fn to_reply(&self) -> crate::routes::Reply {
+        crate::routes::Reply {
+            status: 200,
+            body: serde_json::to_string(self).unwrap_or_default() + "\n",
+        }
+    }
+}
+
+/// Chapter 13's measuring program: what a system call and an io_uring
+/// operation cost on this machine, in nanoseconds (medians of rounds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyscallCosts {
+    /// `getppid`: the cost of entering the kernel and coming back.
+    pub empty_call_ns: f64,
+    /// `recv` on a socket with nothing to read (an epoll loop's last read).
+    pub empty_read_ns: f64,
+    /// A 100-byte `send` and the `recv` that takes it, on a loopback TCP pair.
+    pub send_recv_ns: f64,
+    /// One no-op through io_uring: submitted, waited for, reaped (one enter).
+    pub uring_nop_ns: f64,
+    /// Per no-op, with a batch of [`SyscallCosts::BATCH`] per enter.
+    pub uring_batched_nop_ns: f64,
+    /// Rounds each median is taken over.
+    pub rounds: u32,
+}
+
+impl SyscallCosts {
+    pub const BATCH: u32 = 32;
+}

@@ -26,6 +26,9 @@ pub struct Chapter {
     pub views: fn(&ChapterRecord) -> Vec<View>,
     /// Facts of the machine its record keeps beside the measurements.
     pub facts: fn() -> Vec<Limit>,
+    /// Why this machine cannot run the chapter (a kernel feature it lacks),
+    /// or `None`: the run then skips it with that line and goes on.
+    pub unavailable: fn() -> Option<String>,
 }
 
 fn no_experiments(_plan: Plan) -> Vec<Experiment> {
@@ -42,6 +45,10 @@ fn no_views(_record: &ChapterRecord) -> Vec<View> {
 
 fn no_facts() -> Vec<Limit> {
     Vec::new()
+}
+
+fn always_available() -> Option<String> {
+    None
 }
 
 impl Chapter {
@@ -61,6 +68,7 @@ impl Chapter {
             programs: no_programs,
             views: no_views,
             facts: no_facts,
+            unavailable: always_available,
         }
     }
 
@@ -79,6 +87,7 @@ impl Chapter {
             programs: no_programs,
             views: no_views,
             facts: no_facts,
+            unavailable: always_available,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod progress;
 pub mod record;
 pub mod reproducing;
 pub mod room;
+pub mod rounds;
 pub mod run;
 pub mod run_times;
 pub mod runner;
@@ -37,6 +38,7 @@ pub mod sample;
 pub mod seeds;
 pub mod slow;
 pub mod spec;
+pub mod strace;
 pub mod view;
 pub mod views;
 
@@ -44,6 +46,7 @@ pub mod chapter1;
 pub mod chapter10;
 pub mod chapter11;
 pub mod chapter12;
+pub mod chapter13;
 pub mod chapter2;
 pub mod chapter3;
 pub mod chapter4;
@@ -74,6 +77,7 @@ pub const ALL: &[Chapter] = &[
     chapter10::CHAPTER,
     chapter11::CHAPTER,
     chapter12::CHAPTER,
+    chapter13::CHAPTER,
     Chapter::page(
         "Appendix: inside the load client",
         "appendix_load_client.md",

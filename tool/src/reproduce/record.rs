@@ -206,6 +206,10 @@ pub struct ExperimentRecord {
     /// more than once (its first run is the rest of this record).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<Trial>,
+    /// The server's system calls as strace counted them during the loads,
+    /// where the experiment asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<super::strace::SyscallCount>,
 }
 
 /// One further trial's first load: its rate, median and p99.

@@ -51,6 +51,9 @@ impl Experiment {
             Some(spinner) => Some(Fillers::start(spinner)?),
             None => None,
         };
+        let tracer = self
+            .count_syscalls
+            .then(|| super::strace::Tracer::attach(server.pid()));
         let overflows_before = sample::listen_overflows();
         let sampler = Sampler::start(server.pid());
         let started = std::time::Instant::now();
@@ -100,6 +103,11 @@ impl Experiment {
             loads.push(outcome);
         }
         let cpu = clock.and_then(sample::CpuClock::finish);
+        // Detached before `/report` is asked for, so that request is not counted.
+        let syscalls = tracer.map(|tracer| match tracer {
+            Ok(tracer) => tracer.finish(),
+            Err(skipped) => skipped,
+        });
         let fillers = fillers.map(Fillers::stop);
         let slow_clients = match slow.map(|slow| slow.join()) {
             None => None,
@@ -157,6 +165,7 @@ impl Experiment {
             slow_clients,
             fillers,
             trials: Vec::new(),
+            syscalls,
         })
     }
 }

@@ -127,19 +127,28 @@ fn measure(options: &Options) -> bool {
             None
         }
     };
-    let planned: Vec<Experiment> = options
-        .chapters
+    // A chapter this machine cannot run (a kernel feature it lacks) is
+    // skipped with one line; the others go on.
+    let mut chapters = Vec::new();
+    for &chapter in &options.chapters {
+        match super::find(chapter).and_then(|c| (c.unavailable)()) {
+            Some(why) => say(Event::Warning {
+                message: format!("chapter {chapter} skipped: {why}"),
+            }),
+            None => chapters.push(chapter),
+        }
+    }
+    let planned: Vec<Experiment> = chapters
         .iter()
         .flat_map(|&chapter| super::experiments(chapter, Plan::here(scale)))
         .collect();
-    let programs: Vec<Program> = options
-        .chapters
+    let programs: Vec<Program> = chapters
         .iter()
         .flat_map(|&chapter| super::programs(chapter, scale))
         .collect();
     let steps = planned.len() + programs.len();
     let mut all_ran = true;
-    for &chapter in &options.chapters {
+    for &chapter in &chapters {
         let measured_at = now_utc();
         let started = std::time::Instant::now();
         let mut records = Vec::new();

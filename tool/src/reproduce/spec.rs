@@ -317,6 +317,8 @@ pub struct Experiment {
     pub varies_because: Option<&'static str>,
     /// Where chance sets its figures: the lowest and highest the model allows.
     pub chance_range: Option<super::judge::ChanceRange>,
+    /// Count the server's system calls with strace while the loads run.
+    pub count_syscalls: bool,
 }
 
 /// A spinner on a core the server leaves idle.
@@ -405,6 +407,7 @@ impl Experiment {
             family: None,
             varies_because: None,
             chance_range: None,
+            count_syscalls: false,
         }
     }
 
@@ -460,6 +463,13 @@ impl Experiment {
     /// The same experiment, asking the server for `/report` after the loads.
     pub fn with_report(mut self) -> Experiment {
         self.fetch_report = true;
+        self
+    }
+
+    /// The same experiment, its server's system calls counted by strace
+    /// while the loads run (the server runs slower meanwhile).
+    pub fn with_syscalls_counted(mut self) -> Experiment {
+        self.count_syscalls = true;
         self
     }
 

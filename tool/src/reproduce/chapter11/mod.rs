@@ -316,11 +316,7 @@ fn views(record: &ChapterRecord) -> Vec<View> {
 }
 
 /// Server CPU per completed request, µs.
-pub(super) fn cpu_us(experiment: &ExperimentRecord) -> Option<f64> {
-    let samples = experiment.samples.as_ref()?;
-    let completed = experiment.load()?.measured.requests.completed;
-    (samples.cpu_ms > 0 && completed > 0).then(|| samples.cpu_ms as f64 * 1000.0 / completed as f64)
-}
+pub(super) use super::rounds::cpu_us;
 
 /// The threads that run requests: what `/report` says, else the row's x.
 fn threads_serving(experiment: &ExperimentRecord) -> usize {

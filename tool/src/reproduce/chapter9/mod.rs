@@ -19,6 +19,7 @@ use super::held::{self, HeldServer};
 use super::model::Capacity;
 use super::record::Group;
 use super::record::{ChapterRecord, ExperimentRecord, ProgramRecord};
+use super::rounds::{by_series, cpu_us, median, median_cpu};
 use super::spec::{Experiment, LoadSpec, Plan, Program, ServerUnderTest, scaled};
 use super::views::{self, View, stamp, thousands};
 use evt::defaults;
@@ -225,50 +226,6 @@ fn views(record: &ChapterRecord) -> Vec<View> {
 }
 
 // ----- Runtime against runtime -----
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[middle]
-    } else {
-        (values[middle - 1] + values[middle]) / 2.0
-    })
-}
-
-/// Server CPU per completed request, µs (None if unsampled or under a tick).
-fn cpu_us(experiment: &ExperimentRecord) -> Option<f64> {
-    let samples = experiment.samples.as_ref()?;
-    let completed = experiment.load()?.measured.requests.completed;
-    (samples.cpu_ms > 0 && completed > 0).then(|| samples.cpu_ms as f64 * 1000.0 / completed as f64)
-}
-
-/// Per server (in the order first seen): its rows.
-fn by_series<'a>(members: &[&'a ExperimentRecord]) -> Vec<(String, Vec<&'a ExperimentRecord>)> {
-    let mut out: Vec<(String, Vec<&ExperimentRecord>)> = Vec::new();
-    for experiment in members {
-        let series = views::row_label(experiment).to_string();
-        match out.iter_mut().find(|(name, _)| *name == series) {
-            Some((_, rows)) => rows.push(experiment),
-            None => out.push((series, vec![experiment])),
-        }
-    }
-    out
-}
-
-/// The median CPU per request of the rows of `series`.
-fn median_cpu(members: &[&ExperimentRecord], series: &str) -> Option<f64> {
-    median(
-        members
-            .iter()
-            .filter(|e| views::row_label(e) == series)
-            .filter_map(|e| cpu_us(e))
-            .collect(),
-    )
-}
 
 /// The size of a connection's future, from the `/report` of the runtime's rows.
 fn future_bytes(members: &[&ExperimentRecord], runtime: &str) -> Option<usize> {
