@@ -216,6 +216,8 @@ struct Loop {
     free: Vec<usize>,
     /// Timespecs of timers queued since the last enter: the kernel copies a
     /// timer's timespec when the operation is submitted, so each lives until then.
+    /// Boxed: a growing vector moves its items, a box does not.
+    #[allow(clippy::vec_box)]
     timespecs: Vec<Box<types::Timespec>>,
     report: SyscallReport,
     failures: AcceptFailures,

@@ -278,6 +278,7 @@ pub fn checks(examples_dir: &Path, examples: &[&str]) -> Vec<Check> {
     if online > 0 && usable > 0 {
         out.push(cores_check(usable, online as usize));
     }
+    out.push(uring_check(evt::uring::refusal()));
     if on_battery() {
         out.push(check(
             Verdict::Warn,
@@ -361,6 +362,28 @@ fn cores_check(usable: usize, online: usize) -> Check {
             format!("all {online} cores usable"),
             None,
         )
+    }
+}
+
+/// Whether io_uring can be used (chapter 13): without it that chapter's
+/// examples exit with one line and the reproduce run skips the chapter.
+fn uring_check(refusal: Option<String>) -> Check {
+    match refusal {
+        None => check(
+            Verdict::Ok,
+            "io_uring",
+            "a ring can be set up: chapter 13 runs".to_string(),
+            None,
+        ),
+        Some(why) => check(
+            Verdict::Warn,
+            "io_uring",
+            format!("{why}: chapter 13's examples cannot run, and the reproduce run skips it"),
+            Some(
+                "on Linux 6.6+ `sudo sysctl kernel.io_uring_disabled=0`; in Docker, a seccomp \
+                 profile that allows io_uring_setup, io_uring_enter and io_uring_register",
+            ),
+        ),
     }
 }
 
@@ -451,5 +474,10 @@ mod tests {
                 .starts_with("this process may use 1 of the machine's 2 cores")
         );
         assert_eq!(cores_check(2, 2).verdict, Verdict::Ok);
+        let refused = uring_check(Some("io_uring is refused here".into()));
+        assert_eq!(refused.verdict, Verdict::Warn);
+        assert!(refused.detail.contains("skips"), "{}", refused.detail);
+        assert!(refused.fix.is_some());
+        assert_eq!(uring_check(None).verdict, Verdict::Ok);
     }
 }

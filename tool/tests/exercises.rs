@@ -86,6 +86,44 @@ fn chapter12s_solution_closes_slow_clients_after_its_header_timeout() {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
+fn chapter13s_solution_closes_a_silent_client_at_its_read_deadline() {
+    common::examples_built();
+    let server = ServerProcess::start(
+        "exercise13_read_deadline",
+        &[
+            "--port".into(),
+            "0".into(),
+            "--deadline".into(),
+            "500ms".into(),
+        ],
+    )
+    .unwrap();
+    let addr = server
+        .base_url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let record = SlowClients {
+        connections: 5,
+        after: Duration::ZERO,
+        hold: Duration::from_millis(2500),
+    }
+    .run(addr, Instant::now());
+    assert_eq!(record.opened, 5);
+    assert_eq!(record.closed_by_server, 5, "{record:?}");
+    // The kernel cancelled each read at its deadline, not before.
+    assert!(record.first_closed_after_s.unwrap() >= 0.45, "{record:?}");
+    // A whole request is answered, twice on one connection, and a route
+    // it does not serve is a status, not a hang.
+    assert_eq!(get(&server, "/").0, 200);
+    assert_eq!(get(&server, "/nope").0, 404);
+    let target = evt::load::Target::parse(&server.url("/")).unwrap();
+    let results = evt::load::run(evt::load::LoadConfig::new(target, 200, 4)).unwrap();
+    assert_eq!(results.completed(), 200);
+}
+
+#[test]
 fn chapter4s_two_fixes_keep_the_loop_answering_during_cpu_work() {
     for fix in ["offload", "slices"] {
         common::examples_built();
