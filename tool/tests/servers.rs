@@ -98,7 +98,7 @@ fn a_sleeper_stalls_the_activer_on_one_thread_only() {
 
 #[test]
 fn bad_requests_are_answered_and_the_servers_keep_serving() {
-    for (example, _) in evt_book::reproduce::servers() {
+    for (example, _) in evt_book::reproduce::servers_here() {
         let example = example.name;
         let server = start(example);
         let big_header = format!(
@@ -148,7 +148,7 @@ fn bad_requests_are_answered_and_the_servers_keep_serving() {
 
 #[test]
 fn a_taken_port_is_one_clear_line() {
-    for (example, _) in evt_book::reproduce::servers() {
+    for (example, _) in evt_book::reproduce::servers_here() {
         let example = example.name;
         let first = start(example);
         let port = first.base_url.rsplit(':').next().unwrap().to_string();
@@ -188,7 +188,7 @@ fn servers_explain_their_flags() {
 
 #[test]
 fn without_flags_a_server_listens_on_its_default_port() {
-    for (example, server) in evt_book::reproduce::servers() {
+    for (example, server) in evt_book::reproduce::servers_here() {
         let port = server.default_port;
         match start_with(example.name, &[]) {
             Ok(running) => assert_eq!(running.base_url, format!("http://127.0.0.1:{port}")),
@@ -258,7 +258,7 @@ fn held_connections(
 #[test]
 fn every_server_answers_clients_that_hold_their_connections_open() {
     const DELAY_MS: u64 = 20;
-    for (example, server) in evt_book::reproduce::servers() {
+    for (example, server) in evt_book::reproduce::servers_here() {
         let example = example.name;
         let running = start_with(example, &["--port", "0"]).unwrap();
         for count in [5u64, 16, 64] {
@@ -290,7 +290,7 @@ fn every_server_answers_clients_that_hold_their_connections_open() {
 #[test]
 fn every_server_answers_http_1_0_with_a_status() {
     // ab speaks HTTP/1.0 and counts a silent close as a complete request.
-    for (example, _) in evt_book::reproduce::servers() {
+    for (example, _) in evt_book::reproduce::servers_here() {
         let server = start(example.name);
         let answer = raw(&server, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
         let status = status_line(&answer);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::chapter::{Chapter, Example};
 use super::chapter8;
 use super::chapter9;
+use super::figure::Figure;
 use super::held::{self, HeldServer};
 use super::judge::{Probe, SetBy};
 use super::model::Capacity;
@@ -582,4 +583,27 @@ fn summary(record: &ChapterRecord) -> String {
     out.push('\n');
     out.push_str(&stamp(record));
     out
+}
+
+/// The hello rounds of one of the chapter's servers (`epoll`, `uring`,
+/// `uring_interrupt`...): figures the decision table reads.
+pub fn hello_rounds(name: &str) -> Vec<Figure> {
+    (1..=HELLO_ROUNDS)
+        .map(|round| Figure::experiment(13, format!("hello_{name}_{round}")))
+        .collect()
+}
+
+/// One of the chapter's servers with 10,000 connections idle.
+pub fn idle_at_ten_thousand(name: &str) -> Figure {
+    Figure::experiment(13, held::slug(true, name, 10_000))
+}
+
+/// Every figure other chapters read from this one.
+pub fn figures_read(_plan: Plan) -> Vec<Figure> {
+    let mut figures: Vec<Figure> = ["epoll", "uring", "uring_interrupt"]
+        .into_iter()
+        .flat_map(hello_rounds)
+        .collect();
+    figures.extend(["uring", "uring_per_read"].map(idle_at_ten_thousand));
+    figures
 }

@@ -141,6 +141,19 @@ pub fn servers() -> impl Iterator<Item = (&'static Example, Server)> {
     examples().filter_map(|(_, example)| example.server.map(|server| (example, server)))
 }
 
+/// Every server example this machine can run: a chapter it cannot run (a
+/// kernel feature it lacks) is left out with one line on stderr saying why.
+pub fn servers_here() -> impl Iterator<Item = (&'static Example, Server)> {
+    examples().filter_map(|(chapter, example)| {
+        let server = example.server?;
+        if let Some(why) = (chapter.unavailable)() {
+            eprintln!("{} left out here: {why}", example.name);
+            return None;
+        }
+        Some((example, server))
+    })
+}
+
 /// Every figure one chapter reads from another's record (the decision
 /// table's), as the chapters that measure them make them.
 pub fn figures_read(plan: spec::Plan) -> Vec<figure::Figure> {
@@ -148,6 +161,7 @@ pub fn figures_read(plan: spec::Plan) -> Vec<figure::Figure> {
     figures.extend(chapter9::figures_read(plan));
     figures.extend(chapter11::figures_read(plan));
     figures.extend(chapter12::figures_read(plan));
+    figures.extend(chapter13::figures_read(plan));
     figures
 }
 

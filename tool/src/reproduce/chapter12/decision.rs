@@ -7,8 +7,10 @@ use std::fmt::Write;
 use super::super::chapter8::{self, Held};
 use super::super::chapter9;
 use super::super::chapter11::{self, Scaling};
+use super::super::chapter13;
 use super::super::figure::Missing;
 use super::super::record::ChapterRecord;
+use super::super::rounds::cpu_us;
 use super::super::views::{View, format_opt_ms, stamp, thousands};
 use super::{CALL_MS, DEADLINE, Read, SLOTS, goodput};
 use evt::report::SwitchCosts;
@@ -135,6 +137,22 @@ pub mod rules {
     /// the abandoned handlers as the threads do.
     pub fn cancel(loop_finished: f64, threads_finished: f64) -> bool {
         2.0 * loop_finished < threads_finished
+    }
+
+    /// Small requests on completions: the io_uring loop (task work
+    /// deferred, a ring of buffers) within a fifth of the epoll loop's CPU
+    /// per request, the kernel's default (interrupted) above both, and the
+    /// ring holding less per idle connection than a buffer per read.
+    pub fn completion(
+        epoll: f64,
+        ring: f64,
+        interrupted: f64,
+        ring_kib: f64,
+        per_read_kib: f64,
+    ) -> bool {
+        (ring - epoll).abs() <= 0.2 * epoll
+            && interrupted > ring.max(epoll)
+            && ring_kib < per_read_kib
     }
 
     /// Switching: a thread's hop (less the baseline) costs more than a
@@ -448,6 +466,35 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
             chapter: 9,
         },
         Row {
+            situation: "Small requests on Linux: readiness (epoll) or completion (io_uring)",
+            choose: "either, for the CPU: the kernel's TCP work dwarfs the system calls io_uring saves; with io_uring, defer its task work to the loop's waits, and lend a ring of buffers where many connections wait",
+            verdict: Some((|| {
+                let cpu = |name| -> Result<f64, Missing> {
+                    let rounds = chapter13::hello_rounds(name)
+                        .iter()
+                        .map(|figure| figure.value(records, cpu_us))
+                        .collect::<Result<Vec<f64>, Missing>>()?;
+                    Ok(median(rounds).unwrap_or(f64::NAN))
+                };
+                let idle = |name| {
+                    chapter13::idle_at_ten_thousand(name)
+                        .value(records, chapter8::memory_per_connection_kib)
+                };
+                let (epoll, ring, interrupted) =
+                    (cpu("epoll")?, cpu("uring")?, cpu("uring_interrupt")?);
+                let (ring_kib, per_read_kib) = (idle("uring")?, idle("uring_per_read")?);
+                Ok(Verdict {
+                    figures: format!(
+                        "CPU per hello request (medians of rounds): the epoll loop {epoll:.1} µs, the io_uring loop {ring:.1} µs, interrupted by the kernel (its default) {interrupted:.1} µs; resident and kernel memory per idle connection at 10,000: a ring of buffers {ring_kib:.1} KiB, a buffer per read {per_read_kib:.1} KiB"
+                    ),
+                    rule: "the io_uring loop within a fifth of epoll's CPU, the default setting above both, the ring under a buffer per read",
+                    holds: rules::completion(epoll, ring, interrupted, ring_kib, per_read_kib),
+                })
+            })()),
+            judgment: "",
+            chapter: 13,
+        },
+        Row {
             situation: "Simple code, readable stack traces, blocking libraries",
             choose: "threads",
             verdict: None,
@@ -550,6 +597,10 @@ mod tests {
         assert!(!rules::busy(31.0, &[32.0, 0.2]));
         assert!(rules::cancel(0.0, 50.0));
         assert!(!rules::cancel(50.0, 50.0));
+        assert!(rules::completion(4.2, 4.0, 6.0, 0.6, 4.2));
+        assert!(!rules::completion(4.2, 3.0, 6.0, 0.6, 4.2));
+        assert!(!rules::completion(4.2, 4.0, 4.1, 0.6, 4.2));
+        assert!(!rules::completion(4.2, 4.0, 6.0, 5.0, 4.2));
         assert!(rules::switching(&[(20.0, 4.0), (10.0, 4.0)]));
         assert!(!rules::switching(&[(20.0, 4.0), (3.0, 4.0)]));
     }
