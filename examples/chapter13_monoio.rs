@@ -143,7 +143,7 @@ mod on_monoio {
             match read {
                 Ok(1..) => unread.extend_from_slice(&chunk),
                 // Closed by the client, or broken: nothing more to answer.
-                _ => return,
+                _ => break,
             }
         }
         close(stream).await;

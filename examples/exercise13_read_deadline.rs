@@ -68,8 +68,9 @@ mod linked {
         /// The kernel's while a read is in flight.
         buffer: Box<[u8]>,
         unread: Vec<u8>,
-        /// The kernel's while a send is in flight.
+        /// The kernel's while a send is in flight; `sent` of it taken so far.
         answer: Vec<u8>,
+        sent: usize,
         reading: bool,
         sending: bool,
         /// Close once the send in flight is done.
@@ -103,9 +104,21 @@ mod linked {
                 .collect();
             for (tag, result) in done {
                 let (kind, index) = (tag & 3, (tag >> 2) as usize);
-                if kind == ACCEPT {
+                if kind == ACCEPT && index == 1 {
+                    // The back-off after a failed accept is over.
                     push(&mut ring, accept(listener));
-                    if result >= 0 {
+                    continue;
+                }
+                if kind == ACCEPT {
+                    if result < 0 {
+                        // Out of file descriptors, most often: back off, then accept again.
+                        static BACKOFF: types::Timespec = types::Timespec::new().nsec(10_000_000);
+                        let backoff = opcode::Timeout::new(&BACKOFF).build();
+                        push(&mut ring, backoff.user_data((1 << 2) | ACCEPT));
+                        continue;
+                    }
+                    push(&mut ring, accept(listener));
+                    {
                         let free = connections.iter().position(Option::is_none);
                         let index = free.unwrap_or_else(|| {
                             connections.push(None);
@@ -116,6 +129,7 @@ mod linked {
                             buffer: vec![0; 4096].into_boxed_slice(),
                             unread: Vec::new(),
                             answer: Vec::new(),
+                            sent: 0,
                             reading: false,
                             sending: false,
                             closing: false,
@@ -141,7 +155,25 @@ mod linked {
                             .unread
                             .extend_from_slice(&connection.buffer[..read]);
                     }
-                    SEND => connection.sending = false,
+                    SEND if result < 0 => {
+                        connection.sending = false;
+                        connection.closing = true;
+                    }
+                    SEND => {
+                        connection.sent += result as usize;
+                        if connection.sent < connection.answer.len() {
+                            // The socket took part of it: send the rest.
+                            let rest = &connection.answer[connection.sent..];
+                            let send = opcode::Send::new(
+                                types::Fd(connection.fd),
+                                rest.as_ptr(),
+                                rest.len() as u32,
+                            );
+                            push(&mut ring, send.build().user_data(tag));
+                            continue;
+                        }
+                        connection.sending = false;
+                    }
                     _ => continue,
                 }
                 if !connection.sending {
@@ -188,6 +220,14 @@ mod linked {
         let timeout = opcode::LinkTimeout::new(deadline)
             .build()
             .user_data(IGNORED);
+        // The two must reach the kernel in one submission to stay linked.
+        let free = {
+            let queue = ring.submission();
+            queue.capacity() - queue.len()
+        };
+        if free < 2 {
+            let _ = ring.submit();
+        }
         push(ring, read);
         push(ring, timeout);
     }
@@ -229,6 +269,7 @@ mod linked {
             return;
         }
         connection.sending = true;
+        connection.sent = 0;
         let bytes = &connection.answer;
         let send = opcode::Send::new(types::Fd(connection.fd), bytes.as_ptr(), bytes.len() as u32);
         push(ring, send.build().user_data(((index as u64) << 2) | SEND));

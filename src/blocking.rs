@@ -31,16 +31,47 @@ pub struct Request {
     pub keep_alive: bool,
 }
 
+// ANCHOR: stream
+/// What a blocking connection needs of its socket: std's `TcpStream`, or a
+/// socket whose reads block only the coroutine that makes them (chapter 14).
+pub trait Stream: Read + Write {
+    fn set_nodelay(&self, on: bool) -> io::Result<()>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+    /// Reads and throws away whatever the client sent and we did not read,
+    /// without waiting for more.
+    fn discard_unread(&mut self);
+}
+// ANCHOR_END: stream
+
+impl Stream for TcpStream {
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        TcpStream::set_nodelay(self, on)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+    fn discard_unread(&mut self) {
+        if self.set_nonblocking(true).is_ok() {
+            let mut sink = [0u8; 4096];
+            while let Ok(1..) = self.read(&mut sink) {}
+        }
+    }
+}
+
 /// A client connection on a blocking socket.
-pub struct Connection {
-    stream: TcpStream,
+pub struct Connection<S: Stream = TcpStream> {
+    stream: S,
     buffer: Vec<u8>,
     /// Bytes read but not yet used: `buffer[..filled]`.
     filled: usize,
 }
 
-impl Connection {
-    pub fn new(stream: TcpStream) -> Connection {
+impl<S: Stream> Connection<S> {
+    pub fn new(stream: S) -> Connection<S> {
         // Small answers go out at once rather than waiting for more to send.
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
@@ -104,12 +135,9 @@ impl Connection {
     /// send our FIN first and throw away anything the client had sent that
     /// we did not read (closing with unread bytes would send a reset, and a
     /// reset can destroy the answer before the client reads it).
-    pub fn close(self) {
+    pub fn close(mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
-        if self.stream.set_nonblocking(true).is_ok() {
-            let mut sink = [0u8; 4096];
-            while let Ok(1..) = (&self.stream).read(&mut sink) {}
-        }
+        self.stream.discard_unread();
     }
 
     /// How long a read may wait: while a request comes in, [`READ_TIMEOUT`];
@@ -169,7 +197,7 @@ impl Connection {
 }
 
 #[cfg(unix)]
-impl std::os::fd::AsRawFd for Connection {
+impl std::os::fd::AsRawFd for Connection<TcpStream> {
     /// The socket, for a poller (chapter 2's pool waits on idle connections with poll(2)).
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.stream.as_raw_fd()

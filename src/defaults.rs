@@ -48,3 +48,5 @@ pub const CHAPTER12_OVERLOAD_PORT: u16 = 8012;
 pub const CHAPTER13_URING_PORT: u16 = 8013;
 /// Chapter 13: chapter 9's handler on monoio (io_uring underneath).
 pub const CHAPTER13_MONOIO_PORT: u16 = 8033;
+/// Chapter 14: chapter 8's blocking code on stackful coroutines (may).
+pub const CHAPTER14_COROUTINES_PORT: u16 = 8014;

@@ -346,3 +346,47 @@ pub struct SyscallCosts {
 impl SyscallCosts {
     pub const BATCH: u32 = 32;
 }
+
+/// Chapter 14's coroutine server: how it was set up, and what it saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CoroutineReport {
+    /// Threads running the coroutines.
+    pub workers: usize,
+    /// Each coroutine's stack, in KiB.
+    pub stack_kib: u32,
+    /// Requests answered (this `/report` not counted).
+    pub answered: u64,
+    /// Requests whose coroutine slept on one thread and woke on another.
+    pub moved: u64,
+}
+
+impl CoroutineReport {
+    /// This report as the body of `GET /report`.
+    pub fn to_reply(&self) -> crate::routes::Reply {
+        crate::routes::Reply {
+            status: 200,
+            body: serde_json::to_string(self).unwrap_or_default() + "\n",
+        }
+    }
+}
+
+/// Chapter 14's brigade and friends, on may's coroutines
+/// (`chapter14_switch --json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoroutineCosts {
+    pub workers: u32,
+    pub rounds: u32,
+    /// Each coroutine's stack, in KiB.
+    pub stack_kib: u32,
+    /// One thread, one socket pair: a write and a read, nobody to wake (ns).
+    pub baseline_hop_ns: f64,
+    /// A hop between coroutines on one carrier thread (ns).
+    pub hop_ns: f64,
+    /// Starting a coroutine that returns at once, and joining it (ns).
+    pub spawn_ns: f64,
+    /// Resident memory and address space each waiting coroutine adds, its
+    /// socket pair included: the slopes over `waiting` (bytes).
+    pub coroutine_bytes: f64,
+    pub coroutine_address_bytes: f64,
+    pub waiting: Vec<usize>,
+}

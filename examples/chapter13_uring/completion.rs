@@ -38,6 +38,7 @@ enum Op {
     Shutdown,
     Close,
     AcceptAgain,
+    Cancel,
 }
 
 fn tag(op: Op, index: usize) -> u64 {
@@ -53,6 +54,7 @@ fn untag(user_data: u64) -> (Option<Op>, usize) {
         5 => Op::Shutdown,
         6 => Op::Close,
         7 => Op::AcceptAgain,
+        8 => Op::Cancel,
         _ => return (None, 0),
     };
     (Some(op), (user_data >> 8) as usize)
@@ -81,6 +83,10 @@ struct Connection {
     /// The answer of the request sleeping on a timer, and whether to keep
     /// the connection open after it.
     asleep: Option<(Reply, bool)>,
+    /// The sleeping request's timer: the kernel reads it when the timer
+    /// operation is submitted, so it stays (boxed: the table of
+    /// connections may move) until the timer completes.
+    timer: Option<Box<types::Timespec>>,
     receiving: bool,
     send_in_flight: bool,
     shutdown_in_flight: bool,
@@ -106,6 +112,7 @@ impl Connection {
             sent: 0,
             outgoing: Vec::new(),
             asleep: None,
+            timer: None,
             receiving: false,
             send_in_flight: false,
             shutdown_in_flight: false,
@@ -214,11 +221,9 @@ struct Loop {
     ring_buffers: Option<BufferRing>,
     connections: Vec<Option<Connection>>,
     free: Vec<usize>,
-    /// Timespecs of timers queued since the last enter: the kernel copies a
-    /// timer's timespec when the operation is submitted, so each lives until then.
-    /// Boxed: a growing vector moves its items, a box does not.
-    #[allow(clippy::vec_box)]
-    timespecs: Vec<Box<types::Timespec>>,
+    /// Connections whose multishot read ended for want of a ring buffer:
+    /// read again once the batch in hand has given its buffers back.
+    starved: Vec<usize>,
     report: SyscallReport,
     failures: AcceptFailures,
 }
@@ -235,7 +240,8 @@ pub fn serve(flags: &Flags) {
         // The kernel interrupts the loop to finish an operation (copy the
         // data, post the completion) as soon as the socket is ready.
         TaskRun::Interrupt => {}
-        // No interrupt: the work waits for the loop's next entry into the kernel.
+        // No interrupt of its own: the work waits until the thread next
+        // returns from the kernel anyway (a system call, a timer tick).
         TaskRun::Cooperative => {
             builder.setup_coop_taskrun();
         }
@@ -264,8 +270,8 @@ pub fn serve(flags: &Flags) {
         Buffers::Ring => Some(
             BufferRing::new(&ring, flags.ring_buffers).unwrap_or_else(|error| {
                 eprintln!(
-                    "error: this kernel refused a ring of provided buffers ({error}); they need \
-                 Linux 5.19 or later: try --buffers per-read"
+                    "error: this kernel refused a ring of provided buffers ({error}); with \
+                     multishot reads they need Linux 6.0 or later: try --buffers per-read"
                 );
                 std::process::exit(2);
             }),
@@ -288,7 +294,7 @@ pub fn serve(flags: &Flags) {
         ring_buffers,
         connections: Vec::new(),
         free: Vec::new(),
-        timespecs: Vec::new(),
+        starved: Vec::new(),
         report: SyscallReport {
             loop_kind,
             ..SyscallReport::default()
@@ -318,7 +324,6 @@ impl Loop {
                     std::process::exit(1);
                 }
             }
-            self.timespecs.clear();
             self.report.waits += 1;
             // Copy the completions out of the shared queue (which frees
             // their places for the kernel), then handle each.
@@ -326,6 +331,10 @@ impl Loop {
             self.report.events += completions.len() as u64;
             for completion in completions.drain(..) {
                 self.complete(&completion);
+            }
+            // The buffers of this batch are back in the ring: read again.
+            for index in std::mem::take(&mut self.starved) {
+                self.receive(index);
             }
         }
     }
@@ -336,6 +345,7 @@ impl Loop {
             (Some(Op::Accept), _) => self.accepted(result, flags),
             (Some(Op::AcceptAgain), _) => self.accept(),
             (Some(Op::Recv), index) => self.received(index, result, flags),
+            (Some(Op::Cancel), _) => {}
             (Some(Op::Send), index) => self.sent(index, result),
             (Some(Op::Timer), index) => self.woke(index),
             (Some(Op::Shutdown), index) => {
@@ -356,8 +366,8 @@ impl Loop {
     /// Queues one operation. The caller keeps every buffer it points to
     /// alive and in place until its completion (see [`Connection`]).
     fn push(&mut self, entry: squeue::Entry) {
-        // SAFETY: the buffers and timespecs entries point to are owned by the
-        // loop as the comments on `Connection` and `timespecs` say.
+        // SAFETY: the buffers and timers entries point to are owned by their
+        // connections, as the comments on `Connection` say.
         while unsafe { self.ring.submission().push(&entry) }.is_err() {
             // The submission queue is full: hand the kernel what is queued.
             self.report.call("io_uring_enter");
@@ -447,37 +457,57 @@ impl Loop {
     /// error), in the connection's buffer or in the ring's buffer the
     /// completion's flags name.
     fn received(&mut self, index: usize, result: i32, flags: u32) {
+        let chosen = cqueue::buffer_select(flags);
         let Some(connection) = self.connections.get_mut(index).and_then(Option::as_mut) else {
+            if let (Some(id), Some(ring)) = (chosen, &mut self.ring_buffers) {
+                ring.give_back(id);
+            }
             return;
         };
         // A multishot read stays armed while the kernel says "more".
         connection.receiving = connection.buffer.is_none() && cqueue::more(flags);
         if result > 0 {
             let length = result as usize;
-            match (
-                &connection.buffer,
-                cqueue::buffer_select(flags),
-                &mut self.ring_buffers,
-            ) {
-                (Some(buffer), _, _) => connection.unread.extend_from_slice(&buffer[..length]),
-                (None, Some(id), Some(ring)) => {
-                    connection.unread.extend_from_slice(ring.filled(id, length));
-                    // Copied out: the buffer goes straight back to the ring.
-                    ring.give_back(id);
-                }
-                _ => {}
+            let bytes = match (&connection.buffer, chosen, &self.ring_buffers) {
+                (Some(buffer), _, _) => &buffer[..length],
+                (None, Some(id), Some(ring)) => ring.filled(id, length),
+                _ => &[][..],
+            };
+            // A connection being closed reads to its end, keeping nothing.
+            if !connection.gone {
+                connection.unread.extend_from_slice(bytes);
             }
-            if connection.unread.len() > UNREAD_LIMIT {
-                connection.gone = true;
-                connection.closing = true;
+            if let (Some(id), Some(ring)) = (chosen, &mut self.ring_buffers) {
+                // Copied out: the buffer goes straight back to the ring.
+                ring.give_back(id);
             }
         } else if result == -libc::ENOBUFS {
-            // Every ring buffer was taken at once: read again once they are back.
+            // Every ring buffer was taken at once: read again once this
+            // batch has given its buffers back.
             self.report.ring_empty += 1;
+            self.starved.push(index);
+            return;
+        } else if result == -libc::EINVAL && connection.buffer.is_none() {
+            eprintln!(
+                "error: this kernel refused a multishot read (it needs Linux 6.0 or later): \
+                 try --buffers per-read"
+            );
+            std::process::exit(2);
         } else {
             // Closed by the client, or broken: nothing more to answer.
             connection.gone = true;
             connection.closing = true;
+        }
+        if connection.unread.len() > UNREAD_LIMIT && !connection.gone {
+            // Sent more than a sleeping request leaves room for: stop reading
+            // (the read in flight is cancelled) and close.
+            connection.gone = true;
+            connection.closing = true;
+            connection.unread = Vec::new();
+            if connection.receiving {
+                let cancel = opcode::AsyncCancel::new(tag(Op::Recv, index));
+                self.push(cancel.build().user_data(tag(Op::Cancel, index)));
+            }
         }
         self.serve_unread(index);
         let keep_reading = self
@@ -534,9 +564,10 @@ impl Loop {
         if let Some(delay) = timer {
             // Not a thread per sleep, nor a heap of our own: a timer
             // operation, whose completion is the wake-up.
-            let timespec = Box::new(types::Timespec::from(delay));
-            let entry = opcode::Timeout::new(&*timespec).build();
-            self.timespecs.push(timespec);
+            let timer = connection
+                .timer
+                .insert(Box::new(types::Timespec::from(delay)));
+            let entry = opcode::Timeout::new(&**timer).build();
             self.push(entry.user_data(tag(Op::Timer, index)));
         }
         self.flush(index);
@@ -549,6 +580,7 @@ impl Loop {
         let Some(connection) = self.connection(index) else {
             return;
         };
+        connection.timer = None;
         if let Some((reply, keep_alive)) = connection.asleep.take() {
             if !connection.gone {
                 answer(connection, &reply, keep_alive);

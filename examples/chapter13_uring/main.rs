@@ -41,7 +41,8 @@ pub enum Buffers {
     /// A buffer of its own per connection, held by its pending read.
     PerRead,
     /// A ring of buffers shared by every connection; the kernel picks one
-    /// when data arrives (a provided-buffer ring, Linux 5.19).
+    /// when data arrives (a provided-buffer ring read by multishot reads,
+    /// Linux 6.0).
     Ring,
 }
 
@@ -51,8 +52,9 @@ pub enum TaskRun {
     /// At once: the kernel interrupts the loop's thread to do it (io_uring's
     /// default).
     Interrupt,
-    /// At the loop's next entry into the kernel, without an interrupt
-    /// (IORING_SETUP_COOP_TASKRUN, Linux 5.19).
+    /// When the thread next returns from the kernel anyway (a system call,
+    /// a timer tick), with no interrupt of its own (IORING_SETUP_COOP_TASKRUN,
+    /// Linux 5.19).
     Cooperative,
     /// Only when the loop waits for completions, one thread submitting
     /// (IORING_SETUP_DEFER_TASKRUN with SINGLE_ISSUER, Linux 6.1).

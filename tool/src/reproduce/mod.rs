@@ -47,6 +47,7 @@ pub mod chapter10;
 pub mod chapter11;
 pub mod chapter12;
 pub mod chapter13;
+pub mod chapter14;
 pub mod chapter2;
 pub mod chapter3;
 pub mod chapter4;
@@ -78,6 +79,7 @@ pub const ALL: &[Chapter] = &[
     chapter11::CHAPTER,
     chapter12::CHAPTER,
     chapter13::CHAPTER,
+    chapter14::CHAPTER,
     Chapter::page(
         "Appendix: inside the load client",
         "appendix_load_client.md",
