@@ -16,18 +16,20 @@
 //! `--sleep-blocks-thread` sleeps with `std::thread::sleep`, as a blocking
 //! library would, and the carrier thread stops with every coroutine on it.
 
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+#[path = "common/may_stream.rs"]
+mod may_stream;
+
 use clap::Parser;
-use evt::blocking::{Connection, READ_TIMEOUT, Stream};
+use evt::blocking::{Connection, READ_TIMEOUT};
 use evt::defaults;
 use evt::report::CoroutineReport;
 use evt::routes::Route;
 use evt::server::{ACCEPT_BACKOFF, AcceptFailures, ServerArgs, announce, parse_flags};
+use may_stream::Coroutined;
 
 /// The stack this server's handler was measured to need, in KiB, rounded
 /// up (`--show-stack-use` prints it; a test keeps this figure true). A
@@ -179,42 +181,3 @@ fn serve_connection(
     connection.close();
 }
 // ANCHOR_END: serve_connection
-
-// ANCHOR: stream
-/// may's socket, as the blocking connection code wants it: its reads and
-/// writes block the coroutine, not the thread.
-struct Coroutined(may::net::TcpStream);
-
-impl Read for Coroutined {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buffer)
-    }
-}
-
-impl Write for Coroutined {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.write(bytes)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl Stream for Coroutined {
-    fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.0.set_nodelay(on)
-    }
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.0.set_read_timeout(timeout)
-    }
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.0.shutdown(how)
-    }
-    fn discard_unread(&mut self) {
-        // The socket underneath is non-blocking (may's reads wait on epoll):
-        // read it directly until it is empty.
-        let mut sink = [0u8; 1024];
-        while let Ok(1..) = self.0.inner().read(&mut sink) {}
-    }
-}
-// ANCHOR_END: stream

@@ -50,3 +50,5 @@ pub const CHAPTER13_URING_PORT: u16 = 8013;
 pub const CHAPTER13_MONOIO_PORT: u16 = 8033;
 /// Chapter 14: chapter 8's blocking code on stackful coroutines (may).
 pub const CHAPTER14_COROUTINES_PORT: u16 = 8014;
+/// Chapter 14's peer: Go's net/http, where go is installed.
+pub const CHAPTER14_GO_PORT: u16 = 8034;

@@ -167,7 +167,7 @@ fn a_taken_port_is_one_clear_line() {
 
 #[test]
 fn servers_explain_their_flags() {
-    for (server_example, _) in evt_book::reproduce::servers() {
+    for (server_example, _) in evt_book::reproduce::book_servers() {
         let example_name = server_example.name;
         let output = std::process::Command::new(example(example_name))
             .arg("--help")
@@ -203,7 +203,7 @@ fn without_flags_a_server_listens_on_its_default_port() {
 
 #[test]
 fn the_experiments_know_each_example_default_port() {
-    for (server_example, server) in evt_book::reproduce::servers() {
+    for (server_example, server) in evt_book::reproduce::book_servers() {
         let output = std::process::Command::new(example(server_example.name))
             .arg("--help")
             .output()

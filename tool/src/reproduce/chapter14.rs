@@ -28,6 +28,45 @@ pub const COROUTINES: Example = Example::server(
     Capacity::Unlimited,
 );
 
+pub const GO: Example = Example::server(
+    "chapter14_go",
+    "Go's net/http with the book's routes, a goroutine per connection (where go is installed)",
+    defaults::CHAPTER14_GO_PORT,
+    Capacity::Unlimited,
+)
+.as_peer()
+.needing(go_missing);
+
+/// Why Go's peer cannot run here, or `None` when `go` is installed.
+pub fn go_missing() -> Option<String> {
+    match std::process::Command::new("go").arg("version").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some(
+            "go is not installed here: apt-get install golang-go, dnf install golang, \
+             brew install go, or https://go.dev/dl"
+                .into(),
+        ),
+    }
+}
+
+fn go_version() -> String {
+    std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_else(|| "not installed".into())
+}
+
+fn go_server() -> HeldServer {
+    (
+        "go",
+        "goroutines (Go's net/http)",
+        ServerUnderTest::of(&GO).with_args(&[], "Go's net/http, a goroutine per connection"),
+    )
+}
+
 pub const SWITCH: Example = Example::client(
     "chapter14_switch",
     "what a switch, a start and a waiting coroutine cost (chapter 9's brigade, on may)",
@@ -35,10 +74,11 @@ pub const SWITCH: Example = Example::client(
 
 pub const CHAPTER: Chapter = Chapter {
     page: Some("chapter14_coroutines.md"),
-    examples: &[COROUTINES, SWITCH],
+    examples: &[COROUTINES, SWITCH, GO],
     experiments,
     programs,
     views,
+    facts: go_facts,
     ..Chapter::planned(14, "Threads that are a loop: stackful coroutines")
 };
 
@@ -98,11 +138,30 @@ fn held_servers() -> Vec<HeldServer> {
             "chapter 9's async fn handler on tokio's current-thread runtime",
         ),
     ));
+    servers.extend(go_rows());
     servers
 }
 
+/// Whether Go was there for the peer's rows when the chapter ran.
+fn go_facts() -> Vec<evt::sys::Limit> {
+    vec![evt::sys::Limit {
+        name: "go".into(),
+        value: go_version(),
+        meaning: go_missing().unwrap_or_else(|| "Go's peer was measured beside may".into()),
+    }]
+}
+
+/// The Go peer's rows, where go is installed.
+fn go_rows() -> Vec<HeldServer> {
+    if go_missing().is_none() {
+        vec![go_server()]
+    } else {
+        Vec::new()
+    }
+}
+
 fn hello_servers() -> Vec<HeldServer> {
-    vec![
+    let mut servers = vec![
         (
             "may_1",
             "coroutines on one thread",
@@ -129,7 +188,9 @@ fn hello_servers() -> Vec<HeldServer> {
                 "chapter 9's handler on tokio, one thread",
             ),
         ),
-    ]
+    ];
+    servers.extend(go_rows());
+    servers
 }
 
 fn experiments(plan: Plan) -> Vec<Experiment> {
@@ -139,6 +200,13 @@ fn experiments(plan: Plan) -> Vec<Experiment> {
             .of_seed("000")
             .with_report(),
     ];
+    for (_, _, go) in go_rows() {
+        let mut on_go = five_sleeps(go, scale);
+        on_go.slug = "go_five_sleeps".into();
+        on_go.seed = "";
+        on_go.title = format!("{}, Go's net/http", on_go.title);
+        experiments.push(on_go);
+    }
     // The same five sleeps when the sleep blocks the carrier thread.
     for workers in [1, 2] {
         let mut blocked = five_sleeps(blocking(workers), scale);
@@ -227,6 +295,7 @@ fn views(record: &ChapterRecord) -> Vec<View> {
     let file = |name: &str| format!("chapter{}_{name}", record.chapter);
     let mut out: Vec<View> = [
         "five_sleeps",
+        "go_five_sleeps",
         "blocked_five_sleeps_1",
         "blocked_five_sleeps_2",
         "blocked_sleeper_activer",
@@ -435,6 +504,9 @@ fn summary(record: &ChapterRecord) -> String {
             "- Five sleeps on {} carrier threads: {} of {} requests woke on another thread than they slept on.",
             report.workers, report.moved, report.answered
         );
+    }
+    if let Some(go) = record.limits.iter().find(|limit| limit.name == "go") {
+        let _ = writeln!(out, "- Go's peer: {} ({}).", go.meaning, go.value);
     }
     if out.is_empty() {
         out.push_str("*This record has none of chapter 14's measurements.*\n");

@@ -143,12 +143,20 @@ pub fn servers() -> impl Iterator<Item = (&'static Example, Server)> {
     examples().filter_map(|(_, example)| example.server.map(|server| (example, server)))
 }
 
-/// Every server example this machine can run: a chapter it cannot run (a
-/// kernel feature it lacks) is left out with one line on stderr saying why.
+/// Every server example of the book's own, peers from other languages left
+/// out: each keeps the book's contract (the route table, the flags, one
+/// line for a bad input).
+pub fn book_servers() -> impl Iterator<Item = (&'static Example, Server)> {
+    servers().filter(|(example, _)| !example.peer)
+}
+
+/// Every server example of the book's own this machine can run: a chapter
+/// it cannot run (a kernel feature it lacks) is left out with one line on
+/// stderr saying why.
 pub fn servers_here() -> impl Iterator<Item = (&'static Example, Server)> {
     examples().filter_map(|(chapter, example)| {
-        let server = example.server?;
-        if let Some(why) = (chapter.unavailable)() {
+        let server = example.server.filter(|_| !example.peer)?;
+        if let Some(why) = (chapter.unavailable)().or_else(|| example.why_unavailable()) {
             eprintln!("{} left out here: {why}", example.name);
             return None;
         }

@@ -16,6 +16,11 @@ pub struct Example {
     pub what: &'static str,
     /// For a server: its default port and how many requests it works on at once.
     pub server: Option<Server>,
+    /// Why it cannot run here (a tool it needs is missing), or `None`.
+    pub unavailable: Option<fn() -> Option<String>>,
+    /// A peer from another language, measured beside the book's servers
+    /// but not bound by their contract (the whole route table, the flags).
+    pub peer: bool,
 }
 
 /// What the harness and the model need to know of a server example.
@@ -41,7 +46,26 @@ impl Example {
                 default_port,
                 capacity,
             }),
+            unavailable: None,
+            peer: false,
         }
+    }
+
+    /// The same server, as a peer from another language.
+    pub const fn as_peer(mut self) -> Example {
+        self.peer = true;
+        self
+    }
+
+    /// The same example, which `check` may say cannot run here.
+    pub const fn needing(mut self, check: fn() -> Option<String>) -> Example {
+        self.unavailable = Some(check);
+        self
+    }
+
+    /// Why it cannot run on this machine, or `None`.
+    pub fn why_unavailable(&self) -> Option<String> {
+        self.unavailable.and_then(|check| check())
     }
 
     /// A program that is not a server (a client).
@@ -50,6 +74,8 @@ impl Example {
             name,
             what,
             server: None,
+            unavailable: None,
+            peer: false,
         }
     }
 }

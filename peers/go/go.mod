@@ -1,0 +1,3 @@
+module evt.book/peers/go
+
+go 1.19
