@@ -13,7 +13,7 @@ use evt::report::SyscallReport;
 use evt_book::reproduce::harness::{ServerProcess, http_get};
 
 mod common;
-use common::{example, get, start_with};
+use common::{ab, ab_number, example, get, start_with};
 
 /// The servers of the chapter, with the flags that change their I/O path.
 const SERVERS: &[(&str, &[&str])] = &[
@@ -41,30 +41,6 @@ fn start(name: &str, flags: &[&str]) -> ServerProcess {
     let mut args = vec!["--port", "0"];
     args.extend_from_slice(flags);
     start_with(name, &args).unwrap_or_else(|error| panic!("{error}"))
-}
-
-/// `ab`'s output, or `None` where it is not installed (CI installs it: there
-/// a missing ab fails the test).
-fn ab(args: &[&str]) -> Option<String> {
-    match Command::new("ab").args(args).output() {
-        Ok(out) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
-        Err(_) if std::env::var_os("CI").is_none() => {
-            eprintln!(
-                "ab is not installed (apt-get install -y apache2-utils): the peer check is skipped here"
-            );
-            None
-        }
-        Err(error) => panic!("ab is needed in CI: {error}"),
-    }
-}
-
-/// A number `ab` printed after `label`.
-fn ab_number(out: &str, label: &str) -> u64 {
-    out.lines()
-        .find_map(|line| line.strip_prefix(label))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {label:?} in ab's output:\n{out}"))
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::chapter::{Chapter, Example};
 use super::chapter8;
 use super::chapter9;
+use super::figure::Figure;
 use super::held::{self, HeldServer};
 use super::model::Capacity;
 use super::record::{ChapterRecord, ExperimentRecord, Group, ProgramRecord};
@@ -514,4 +515,30 @@ fn summary(record: &ChapterRecord) -> String {
     out.push('\n');
     out.push_str(&stamp(record));
     out
+}
+
+/// One of the chapter's servers with 10,000 connections idle (`may`,
+/// `threads`): a figure the decision table reads.
+pub fn idle_at_ten_thousand(name: &str) -> Figure {
+    Figure::experiment(14, held::slug(true, name, 10_000))
+}
+
+/// The brigade of coroutines with may's default stack, and chapter 9's
+/// program run beside it.
+pub fn switch_programs() -> (Figure, Figure) {
+    (
+        Figure::programs(14, "switch_32"),
+        Figure::programs(14, "switch_threads_tasks"),
+    )
+}
+
+/// Every figure other chapters read from this one.
+pub fn figures_read(_plan: Plan) -> Vec<Figure> {
+    let (coroutines, threads_tasks) = switch_programs();
+    vec![
+        idle_at_ten_thousand("may"),
+        idle_at_ten_thousand("threads"),
+        coroutines,
+        threads_tasks,
+    ]
 }

@@ -172,6 +172,7 @@ pub fn figures_read(plan: spec::Plan) -> Vec<figure::Figure> {
     figures.extend(chapter11::figures_read(plan));
     figures.extend(chapter12::figures_read(plan));
     figures.extend(chapter13::figures_read(plan));
+    figures.extend(chapter14::figures_read(plan));
     figures
 }
 

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -101,4 +102,28 @@ pub fn run_example(name: &str, args: &[&str]) -> (i32, String) {
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
+}
+
+/// `ab`'s output, or `None` where it is not installed (CI installs it: there
+/// a missing ab fails the test).
+pub fn ab(args: &[&str]) -> Option<String> {
+    match Command::new("ab").args(args).output() {
+        Ok(out) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "ab is not installed (apt-get install -y apache2-utils): the peer check is skipped here"
+            );
+            None
+        }
+        Err(error) => panic!("ab is needed in CI: {error}"),
+    }
+}
+
+/// A number `ab` printed after `label`.
+pub fn ab_number(out: &str, label: &str) -> u64 {
+    out.lines()
+        .find_map(|line| line.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in ab's output:\n{out}"))
 }

@@ -8,12 +8,13 @@ use super::super::chapter8::{self, Held};
 use super::super::chapter9;
 use super::super::chapter11::{self, Scaling};
 use super::super::chapter13;
+use super::super::chapter14;
 use super::super::figure::Missing;
 use super::super::record::ChapterRecord;
 use super::super::rounds::cpu_us;
 use super::super::views::{View, format_opt_ms, stamp, thousands};
 use super::{CALL_MS, DEADLINE, Read, SLOTS, goodput};
-use evt::report::SwitchCosts;
+use evt::report::{CoroutineCosts, SwitchCosts};
 
 /// The file the table is written to.
 pub const FILE: &str = "chapter12_decision.md";
@@ -153,6 +154,17 @@ pub mod rules {
         (ring - epoll).abs() <= 0.2 * epoll
             && interrupted > ring.max(epoll)
             && ring_kib < per_read_kib
+    }
+
+    /// Blocking code, many connections: a coroutine's idle connection
+    /// under half a thread's memory, and its hop within twice a task's.
+    pub fn coroutines(
+        thread_kib: f64,
+        coroutine_kib: f64,
+        coroutine_hop: f64,
+        task_hop: f64,
+    ) -> bool {
+        coroutine_kib < 0.5 * thread_kib && coroutine_hop <= 2.0 * task_hop
     }
 
     /// Switching: a thread's hop (less the baseline) costs more than a
@@ -467,7 +479,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
         },
         Row {
             situation: "Small requests on Linux: readiness (epoll) or completion (io_uring)",
-            choose: "either, for the CPU: the kernel's TCP work dwarfs the system calls io_uring saves; with io_uring, defer its task work to the loop's waits, and lend a ring of buffers where many connections wait",
+            choose: "either, for the CPU: the kernel's TCP work dwarfs the system calls io_uring saves; with io_uring, keep its task work from interrupting the loop (cooperative or deferred), and lend a ring of buffers where many connections wait",
             verdict: Some((|| {
                 let cpu = |name| -> Result<f64, Missing> {
                     let rounds = chapter13::hello_rounds(name)
@@ -485,7 +497,7 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
                 let (ring_kib, per_read_kib) = (idle("uring")?, idle("uring_per_read")?);
                 Ok(Verdict {
                     figures: format!(
-                        "CPU per hello request (medians of rounds): the epoll loop {epoll:.1} µs, the io_uring loop {ring:.1} µs, interrupted by the kernel (its default) {interrupted:.1} µs; resident and kernel memory per idle connection at 10,000: a ring of buffers {ring_kib:.1} KiB, a buffer per read {per_read_kib:.1} KiB"
+                        "CPU per hello request (medians of rounds): the epoll loop {epoll:.1} µs, the io_uring loop {ring:.1} µs, interrupted by the kernel (its default) {interrupted:.1} µs; resident memory, kernel stacks and page tables per idle connection at 10,000: a ring of buffers {ring_kib:.1} KiB, a buffer per read {per_read_kib:.1} KiB (the sockets' kernel slab, about the same for both, beside them)"
                     ),
                     rule: "the io_uring loop within a fifth of epoll's CPU, the default setting above both, the ring under a buffer per read",
                     holds: rules::completion(epoll, ring, interrupted, ring_kib, per_read_kib),
@@ -493,6 +505,47 @@ fn rows(records: &[ChapterRecord]) -> Vec<Row> {
             })()),
             judgment: "",
             chapter: 13,
+        },
+        Row {
+            situation: "Blocking code, many connections",
+            choose: "stackful coroutines (may here, goroutines in Go): blocking-style code at a fraction of a thread's memory and close to a task's switch, as long as every blocking call is the runtime's own",
+            verdict: Some((|| {
+                let idle = |name| {
+                    chapter14::idle_at_ten_thousand(name)
+                        .value(records, chapter8::memory_per_connection_kib)
+                };
+                let (thread_kib, coroutine_kib) = (idle("threads")?, idle("may")?);
+                let (coroutines, threads_tasks) = chapter14::switch_programs();
+                let hop = coroutines
+                    .runs(records)?
+                    .first()
+                    .and_then(|p| p.output::<CoroutineCosts>())
+                    .map(|c| c.hop_ns)
+                    .ok_or(Missing::NoValue {
+                        chapter: 14,
+                        slug: "switch_32".into(),
+                    })?;
+                let task = threads_tasks
+                    .runs(records)?
+                    .first()
+                    .and_then(|p| p.output::<SwitchCosts>())
+                    .map(|c| c.task_hop_ns)
+                    .ok_or(Missing::NoValue {
+                        chapter: 14,
+                        slug: "switch_threads_tasks".into(),
+                    })?;
+                Ok(Verdict {
+                    figures: format!(
+                        "resident memory, kernel stacks and page tables per idle connection at 10,000: a thread {thread_kib:.1} KiB, a coroutine {coroutine_kib:.1} KiB; a hop along 500: a coroutine {:.2} µs, a tokio task {:.2} µs (same session)",
+                        hop / 1000.0,
+                        task / 1000.0
+                    ),
+                    rule: "a coroutine's idle connection under half a thread's, its hop within twice a task's",
+                    holds: rules::coroutines(thread_kib, coroutine_kib, hop, task),
+                })
+            })()),
+            judgment: "",
+            chapter: 14,
         },
         Row {
             situation: "Simple code, readable stack traces, blocking libraries",
@@ -597,6 +650,9 @@ mod tests {
         assert!(!rules::busy(31.0, &[32.0, 0.2]));
         assert!(rules::cancel(0.0, 50.0));
         assert!(!rules::cancel(50.0, 50.0));
+        assert!(rules::coroutines(32.7, 12.7, 2.5, 2.2));
+        assert!(!rules::coroutines(32.7, 20.0, 2.5, 2.2));
+        assert!(!rules::coroutines(32.7, 12.7, 5.0, 2.2));
         assert!(rules::completion(4.2, 4.0, 6.0, 0.6, 4.2));
         assert!(!rules::completion(4.2, 3.0, 6.0, 0.6, 4.2));
         assert!(!rules::completion(4.2, 4.0, 4.1, 0.6, 4.2));
