@@ -540,8 +540,8 @@ fn summary(record: &ChapterRecord) -> String {
             let _ = writeln!(
                 out,
                 "- At {:.0} ns for an empty call and {:.0} ns for a read that finds nothing, the \
-                 epoll loop's {epoll_calls:.2} calls per request cost it at most about {:.2} µs of \
-                 its {epoll_cpu:.1} µs ({:.0} %): the most fewer calls could save.",
+                 epoll loop's {epoll_calls:.2} calls per request cost it about {:.2} µs of \
+                 its {epoll_cpu:.1} µs ({:.0} %): about what fewer calls can save, before io_uring's own cost per operation.",
                 costs.empty_call_ns,
                 costs.empty_read_ns,
                 epoll_calls * costs.empty_read_ns / 1000.0,
