@@ -36,7 +36,8 @@ use may_stream::Coroutined;
 /// smaller `--stack-kib` is warned about: a coroutine that outgrows its
 /// stack hits the guard page below it, and the whole process dies of a
 /// segmentation fault.
-const HANDLER_STACK_KIB: usize = 8;
+/// (An unoptimised build's frames are larger.)
+const HANDLER_STACK_KIB: usize = if cfg!(debug_assertions) { 16 } else { 8 };
 
 #[derive(Debug, Parser)]
 struct Flags {
@@ -107,7 +108,11 @@ fn main() {
     announce(addr);
     // The accept loop is a coroutine too: its accept yields like any read.
     let accepting = may::go!(move || accept_loop(listener, keep_alive, blocks, report));
+    // The accept loop never ends; if its coroutine does (a panic, a stack
+    // it outgrew), the server can take no more connections: say so, stop.
     let _ = accepting.join();
+    eprintln!("error: the accept loop stopped (a panic, or its coroutine overflowed its stack)");
+    std::process::exit(1);
 }
 
 // ANCHOR: spawn_per_connection

@@ -411,6 +411,12 @@ const NUMBERS_NOT_MEASURED: &[&str] = &[
     "2 KiB",
     // A page of memory.
     "4 KiB",
+    // Chapter 13's read buffers (monoio's handler reads 1 KiB at a time).
+    "1 KiB",
+    // Chapter 14's coroutine stacks (inputs: --stack-kib).
+    "8 KiB",
+    "32 KiB",
+    "256 KiB",
     "250 ms",
     "100 ms",
     "0.5 s",
