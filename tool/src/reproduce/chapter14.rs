@@ -357,7 +357,7 @@ fn hello_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String 
                 _ => "—".into(),
             },
             rate.map_or("—".into(), |r| thousands(r.round() as u64)),
-            peak.map_or("—".into(), |t| thousands(t)),
+            peak.map_or("—".into(), thousands),
         );
     }
     let _ = writeln!(
