@@ -9,6 +9,7 @@ mod cancel;
 pub mod decision;
 mod figures;
 mod hol;
+pub mod rules;
 mod slow;
 mod timers;
 

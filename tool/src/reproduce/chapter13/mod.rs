@@ -9,6 +9,10 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+mod tables;
+
+use tables::{cost_table, held_calls_table};
+
 use super::chapter::{Chapter, Example};
 use super::chapter8;
 use super::chapter9;
@@ -307,13 +311,13 @@ fn syscall_costs(record: &ChapterRecord) -> Option<SyscallCosts> {
 
 /// What a loop counted of itself: system calls and waits per request,
 /// completions (or ready sockets) per wait.
-struct Counted {
-    calls: f64,
-    waits: f64,
-    per_wait: f64,
+pub(super) struct Counted {
+    pub(super) calls: f64,
+    pub(super) waits: f64,
+    pub(super) per_wait: f64,
 }
 
-fn counted(report: &SyscallReport) -> Option<Counted> {
+pub(super) fn counted(report: &SyscallReport) -> Option<Counted> {
     let requests = report.requests as f64;
     (requests > 0.0 && report.waits > 0).then(|| Counted {
         calls: report.total_calls() as f64 / requests,
@@ -428,80 +432,6 @@ fn strace_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String
     );
     out.push_str(&views::row_commands(members));
     out.push('\n');
-    out.push_str(&stamp(record));
-    out
-}
-
-fn held_calls_table(record: &ChapterRecord, members: &[&ExperimentRecord]) -> String {
-    let mut out = String::from(
-        "| loop | connections | system calls per request | waits per request | events per wait | \
-         reads that found the ring empty |\n|---|---|--:|--:|--:|--:|\n",
-    );
-    for experiment in members {
-        let Some(report) = experiment.report::<SyscallReport>() else {
-            continue;
-        };
-        let Some(c) = counted(&report) else {
-            continue;
-        };
-        let held = experiment.load().map_or("", |l| {
-            if held::held_idle(l) {
-                "idle after one request"
-            } else {
-                "busy"
-            }
-        });
-        let _ = writeln!(
-            out,
-            "| {} | {held} | {:.2} | {:.3} | {:.1} | {} |",
-            views::row_label(experiment),
-            c.calls,
-            c.waits,
-            c.per_wait,
-            if report.loop_kind.contains("ring") {
-                thousands(report.ring_empty)
-            } else {
-                "—".into()
-            },
-        );
-    }
-    out.push_str(
-        "\nFrom each loop's `/report` after the load: its own count of its system calls (the \
-         setsockopt that turns Nagle off is one per connection) and what each wait brought back.\n\n",
-    );
-    out.push_str(&stamp(record));
-    out
-}
-
-fn cost_table(record: &ChapterRecord, costs: &SyscallCosts) -> String {
-    let rows = [
-        ("an empty system call (`getppid`)", costs.empty_call_ns),
-        (
-            "a read that finds nothing (`recv`, EAGAIN)",
-            costs.empty_read_ns,
-        ),
-        (
-            "100 bytes sent and read back over loopback TCP",
-            costs.send_recv_ns,
-        ),
-        (
-            "an io_uring no-op, one per `io_uring_enter`",
-            costs.uring_nop_ns,
-        ),
-        (
-            "an io_uring no-op, 32 per `io_uring_enter` (each)",
-            costs.uring_batched_nop_ns,
-        ),
-    ];
-    let mut out = String::from("| what | **cost** |\n|---|--:|\n");
-    for (what, ns) in rows {
-        let _ = writeln!(out, "| {what} | **{ns:.0} ns** |");
-    }
-    let _ = writeln!(
-        out,
-        "\nMedians of {} rounds; `cargo run --release --example chapter13_syscall_cost`.\n",
-        costs.rounds
-    );
     out.push_str(&stamp(record));
     out
 }
